@@ -1,0 +1,37 @@
+# Two entry points for a fresh Debian machine with Python 3.11: `make demo` and `make test`.
+PYTHON ?= python3
+VENV ?= .venv
+PY := $(VENV)/bin/python
+PIP_QUIET ?= -q
+SYSTEM_PACKAGES := nwchem slurm-wlm munge openmpi-bin libopenmpi-dev
+
+.PHONY: demo test bench system-deps venv clean
+
+venv: $(VENV)/.installed
+
+$(VENV)/.installed: pyproject.toml
+	$(PYTHON) -m venv $(VENV)
+	$(PY) -m pip install $(PIP_QUIET) --upgrade pip
+	$(PY) -m pip install $(PIP_QUIET) -e ".[test,mpi]"
+	touch $@
+
+# Engines, scheduler and MPI for the tests, from Debian's packages (only where we are root with apt).
+system-deps:
+	@if [ "$$(id -u)" = 0 ] && command -v apt-get >/dev/null; then \
+		apt-get update -q && \
+		DEBIAN_FRONTEND=noninteractive apt-get install -y -q --no-install-recommends $(SYSTEM_PACKAGES); \
+	else \
+		echo "not root or no apt-get: tests needing $(SYSTEM_PACKAGES) will skip"; \
+	fi
+
+demo: venv
+	$(PY) examples/water_cluster_demo.py
+
+test: system-deps venv
+	$(PY) -m pytest
+
+bench: venv
+	$(PY) bench/run.py
+
+clean:
+	rm -rf $(VENV) runinfo .pytest_cache

@@ -1,0 +1,44 @@
+"""qcmb_parsl: QCManyBody many-body expansions with fragments run in parallel through Parsl.
+
+``ManyBodyComputer.from_manybodyinput(mbin, executor=ParslExecutor("slurm"))`` returns upstream's
+``ManyBodyResult``; fragments run as Parsl apps, and a disk cache keeps every finished fragment.
+Importing the package registers the project's PySCF harness with QCEngine as program ``"pyscf"``.
+"""
+
+from importlib.metadata import version
+
+from .pyscf_harness import register_pyscf_harness
+
+register_pyscf_harness()
+
+from .computer import ManyBodyComputer  # noqa: E402
+from .errors import (  # noqa: E402
+    CacheError,
+    ConfigurationError,
+    FragmentsFailedError,
+    InputError,
+    QcmbParslError,
+)
+from .executor import ParslExecutor, RunReport, SequentialExecutor  # noqa: E402
+from .plan import FragmentTask, plan_tasks, specifications_from_input  # noqa: E402
+from .results import TaskResult  # noqa: E402
+from .shortcuts import ExecutorConfig  # noqa: E402
+
+__version__ = version("qcmb_parsl")
+
+__all__ = [
+    "ManyBodyComputer",
+    "ParslExecutor",
+    "SequentialExecutor",
+    "ExecutorConfig",
+    "FragmentTask",
+    "TaskResult",
+    "RunReport",
+    "plan_tasks",
+    "specifications_from_input",
+    "QcmbParslError",
+    "ConfigurationError",
+    "InputError",
+    "CacheError",
+    "FragmentsFailedError",
+]

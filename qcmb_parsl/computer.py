@@ -1,0 +1,130 @@
+"""``ManyBodyComputer`` with an ``executor``: upstream's computer, fragments run elsewhere.
+
+Upstream builds the core and validates the input (``from_manybodyinput(..., build_tasks=False)``);
+this module plans the fragments, hands them to an executor, and gives the results back to upstream's
+``analyze`` and ``get_results``, so the ManyBodyResult is upstream's own, field for field.
+"""
+
+from __future__ import annotations
+
+import logging
+import time
+from typing import Any, ClassVar, Literal
+
+import qcmanybody
+import qcmanybody.v2
+from qcelemental.models import v1 as qcel_v1
+from qcelemental.models import v2 as qcel_v2
+
+from .errors import FragmentsFailedError, InputError
+from .executor import FragmentExecutor, ProgressCallback, RunReport
+from .inputs import normalize_input, one_line_validation_error
+from .plan import iterate_labels, plan_tasks, specifications_from_input
+from .shortcuts import ExecutorConfig, choose_executor
+
+logger = logging.getLogger(__name__)
+
+FailurePolicy = Literal["raise", "return"]
+
+
+class ParallelComputerMixin:
+    """What the v1 and v2 computers add to upstream's: the executor and the assembly of its results."""
+
+    schema_version: ClassVar[int]
+    atomic_result_model: ClassVar[type]
+
+    @classmethod
+    def from_manybodyinput(
+        cls,
+        input_model: Any,
+        build_tasks: bool = True,
+        *,
+        executor: FragmentExecutor | None = None,
+        parallel: bool = False,
+        n_workers: int | None = None,
+        executor_config: ExecutorConfig | None = None,
+        progress_callback: ProgressCallback | None = None,
+        on_failure: FailurePolicy = "raise",
+    ) -> Any:
+        """Run the many-body expansion of ``input_model`` and return upstream's ManyBodyResult.
+
+        Parameters
+        ----------
+        input_model
+            A ManyBodyInput of this computer's schema version, or its dict / JSON form.
+        build_tasks
+            As upstream: ``False`` returns the validated computer without running anything.
+        executor
+            Where fragments run: a :class:`~qcmb_parsl.ParslExecutor`, or ``None`` for the sequential
+            in-process reference path.
+        parallel, n_workers, executor_config
+            Shortcuts for a local HighThroughputExecutor (all cores unless ``n_workers``), sized and
+            tuned by :class:`~qcmb_parsl.ExecutorConfig`.
+        progress_callback
+            ``callback(label, completed, total)`` once per finished fragment, cache hits included.
+        on_failure
+            ``"raise"`` (default): after every other fragment finished and was cached, raise one
+            :class:`~qcmb_parsl.errors.FragmentsFailedError` naming each failure. ``"return"``: return
+            the :class:`~qcmb_parsl.executor.RunReport` of what succeeded and failed instead.
+        """
+        start = time.perf_counter()
+        input_model = normalize_input(input_model, cls.schema_version)
+        try:
+            computer = super().from_manybodyinput(input_model, build_tasks=False)  # type: ignore[misc]
+        except (ValueError, TypeError, AssertionError) as exc:  # pydantic errors are ValueErrors
+            raise InputError(one_line_validation_error(exc, "ManyBodyInput")) from None
+        if not build_tasks:
+            return computer
+
+        chosen, owned = choose_executor(executor, parallel, n_workers, executor_config)
+        try:
+            plan_start = time.perf_counter()
+            tasks = plan_tasks(computer.qcmb_core, specifications_from_input(computer), cls.schema_version)
+            plan_time = time.perf_counter() - plan_start
+            logger.info("planned %d fragment tasks in %.2f s", len(tasks), plan_time)
+            report = chosen.run(tasks, progress_callback)
+        finally:
+            if owned:
+                chosen.close()
+
+        report.summary.driver_time_per_task_ms = 1000 * plan_time / max(len(tasks), 1)
+        if report.failures:
+            if on_failure == "return":
+                return report
+            raise FragmentsFailedError(report.failures, len(tasks), report)
+        result = computer.assemble(report)
+        result.extras["qcmb_parsl"] = {**report.summary.as_dict(), "wall_time": time.perf_counter() - start}
+        return result
+
+    def assemble(self, report: RunReport) -> Any:
+        """Upstream's analyze and get_results over the fragments' AtomicResults, in upstream's order."""
+        component_results = {}
+        component_properties = {}
+        for _, label, _, _ in iterate_labels(self.qcmb_core):
+            task_result = report.results[label]
+            data = dict(task_result.result)
+            data["extras"] = {**(data.get("extras") or {}), "qcmb_parsl": task_result.provenance}
+            atomic = self.atomic_result_model(**data)
+            component_results[label] = atomic
+            component_properties[label] = {
+                name: value
+                for name in ("energy", "gradient", "hessian")
+                if (value := getattr(atomic.properties, f"return_{name}", None)) is not None
+            }
+        analyzed = self.qcmb_core.analyze(component_properties)
+        analyzed["nbody_number"] = len(component_properties)
+        return self.get_results(external_results=analyzed, component_results=component_results)
+
+
+class ManyBodyComputer(ParallelComputerMixin, qcmanybody.ManyBodyComputer):
+    """QCSchema v1 computer: ``qcmanybody.ManyBodyComputer`` whose fragments run on an executor."""
+
+    schema_version: ClassVar[int] = 1
+    atomic_result_model: ClassVar[type] = qcel_v1.AtomicResult
+
+
+class ManyBodyComputerV2(ParallelComputerMixin, qcmanybody.v2.ManyBodyComputer):
+    """QCSchema v2 computer: ``qcmanybody.v2.ManyBodyComputer`` whose fragments run on an executor."""
+
+    schema_version: ClassVar[int] = 2
+    atomic_result_model: ClassVar[type] = qcel_v2.AtomicResult

@@ -1,0 +1,204 @@
+"""Turn a QCManyBody core into fragment tasks: the plan.
+
+QCManyBody stays the authority on *which* fragment calculations exist (``ManyBodyCore.compute_map``)
+and on their labels. What this module makes fast is the construction of each fragment's molecule
+and AtomicInput: upstream builds a fully validated qcelemental ``Molecule`` per fragment (milliseconds
+each, carrying every ghost atom), while a campaign needs tens of thousands of them. Here each input is
+a plain QCSchema dict sliced out of the parent molecule's arrays, field for field what
+``Molecule.get_fragment(real, ghost, orient=False, group_fragments=False)`` would be given, so the
+engine side validates it into the very same molecule.
+"""
+
+from __future__ import annotations
+
+import copy
+import json
+import logging
+from collections.abc import Iterator, Mapping
+from dataclasses import dataclass, field
+from typing import Any, Literal
+
+import numpy as np
+from qcmanybody import ManyBodyCore
+from qcmanybody.utils import labeler
+
+from .cost import estimate_cost
+from .errors import InputError
+
+logger = logging.getLogger(__name__)
+
+SchemaVersion = Literal[1, 2]
+
+
+@dataclass(slots=True)
+class FragmentTask:
+    """One fragment calculation, ready to submit.
+
+    ``atomic_input`` is QCSchema JSON (plain dicts, lists and numbers) for ``qcengine.compute``:
+    it crosses process and node boundaries as data, never as a pickled model.
+    """
+
+    label: str
+    mc: str
+    program: str
+    real: tuple[int, ...]
+    basis: tuple[int, ...]
+    atomic_input: dict[str, Any]
+    cost: float = 1.0
+    meta: dict[str, Any] = field(default_factory=dict)
+
+    @property
+    def nbody(self) -> int:
+        return len(self.real)
+
+    @property
+    def method(self) -> str:
+        return str(self._model()["method"]).lower()
+
+    @property
+    def basis_set(self) -> str | None:
+        basis = self._model().get("basis")
+        return None if basis is None else str(basis).lower()
+
+    @property
+    def driver(self) -> str:
+        spec = self.atomic_input.get("specification", self.atomic_input)
+        return str(spec["driver"])
+
+    def _model(self) -> Mapping[str, Any]:
+        spec = self.atomic_input.get("specification", self.atomic_input)
+        return spec["model"]
+
+
+def specifications_from_input(computer: Any) -> dict[str, dict[str, Any]]:
+    """Per model chemistry: program and the atomic specification, with the many-body driver imposed.
+
+    Mirrors how upstream's ``from_manybodyinput`` prepares them, serialised to JSON-ready dicts.
+    """
+    specs: dict[str, dict[str, Any]] = {}
+    driver = getattr(computer.driver, "value", computer.driver)
+    for mc, spec in computer.input_data.specification.specification.items():
+        data = json.loads(spec.model_dump_json())
+        program = data.pop("program")
+        data.pop("schema_name", None)
+        data.pop("schema_version", None)
+        data["driver"] = driver
+        specs[mc] = {"program": program, "specification": data}
+    return specs
+
+
+class FragmentMoleculeBuilder:
+    """Slices fragment molecules out of a parent molecule without re-validating the parent each time."""
+
+    def __init__(self, molecule: Any):
+        self.name = molecule.name
+        self.symbols = list(molecule.symbols)
+        self.geometry = np.asarray(molecule.geometry, dtype=float).reshape(-1, 3)
+        self.masses = [float(m) for m in molecule.masses]
+        self.fragments = [list(map(int, frag)) for frag in molecule.fragments]
+        self.fragment_charges = [float(c) for c in molecule.fragment_charges]
+        self.fragment_multiplicities = [int(m) for m in molecule.fragment_multiplicities]
+        self.fix_c1 = molecule.fix_symmetry == "c1"
+
+    def build(self, real: tuple[int, ...], basis: tuple[int, ...]) -> dict[str, Any]:
+        """The molecule of ``real`` fragments with ghosts on ``basis - real`` (1-indexed, as in labels)."""
+        real0 = [ifr - 1 for ifr in real]
+        ghost0 = [ifr - 1 for ifr in list(set(basis) - set(real))]
+        present = sorted(real0 + ghost0)
+        real_set = set(real0)
+
+        atoms: list[int] = []
+        fragments: list[list[int]] = []
+        charges: list[float] = []
+        multiplicities: list[int] = []
+        real_flags: list[bool] = []
+        for ifr in present:
+            start = len(atoms)
+            atoms.extend(self.fragments[ifr])
+            fragments.append(list(range(start, len(atoms))))
+            is_real = ifr in real_set
+            real_flags.extend([is_real] * len(self.fragments[ifr]))
+            charges.append(self.fragment_charges[ifr] if is_real else 0)
+            multiplicities.append(self.fragment_multiplicities[ifr] if is_real else 1)
+
+        molecule = {
+            "name": (self.name or "") + " (" + str(real0) + "," + str(ghost0) + ")",
+            "symbols": [self.symbols[i] for i in atoms],
+            "geometry": self.geometry[atoms].ravel().tolist(),
+            "masses": [self.masses[i] for i in atoms],
+            "real": real_flags,
+            "fragments": fragments,
+            "fragment_charges": charges,
+            "fragment_multiplicities": multiplicities,
+            "fix_com": True,
+            "fix_orientation": True,
+        }
+        if self.fix_c1:
+            molecule["fix_symmetry"] = "c1"
+        return molecule
+
+
+def iterate_labels(core: ManyBodyCore) -> Iterator[tuple[str, str, tuple[int, ...], tuple[int, ...]]]:
+    """(model chemistry, label, real, basis) for each distinct fragment, in upstream's order."""
+    seen: set[str] = set()
+    for mc, compute_dict in core.compute_map.items():
+        for compute_list in compute_dict["all"].values():
+            for real, basis in compute_list:
+                label = labeler(mc, real, basis)
+                if label not in seen:
+                    seen.add(label)
+                    yield mc, label, tuple(real), tuple(basis)
+
+
+def plan_tasks(
+    core: ManyBodyCore,
+    specifications: Mapping[str, Mapping[str, Any]],
+    schema_version: SchemaVersion = 2,
+) -> list[FragmentTask]:
+    """Every fragment task of ``core``: all n-body levels and model chemistries at once, no barriers.
+
+    ``specifications`` maps each model chemistry of the core to ``{"program": ..., "specification":
+    {...}}`` as :func:`specifications_from_input` returns. Tasks come sorted by estimated cost, most
+    expensive first, so that whatever executes them in order finishes the long ones early.
+    """
+    missing = [mc for mc in core.mc_levels if mc not in specifications]
+    if missing:
+        raise InputError(f"no specification for model chemistry {missing[0]!r}; given: {sorted(specifications)}")
+
+    builder = FragmentMoleculeBuilder(core.molecule)
+    tasks = []
+    for mc, label, real, basis in iterate_labels(core):
+        program = specifications[mc]["program"]
+        spec = copy.deepcopy(specifications[mc]["specification"])
+        molecule = builder.build(real, basis)
+        if core.embedding_charges:
+            _attach_embedding_charges(core, builder, molecule, spec, basis, program)
+        if schema_version == 1:
+            atomic_input = {"molecule": molecule, **spec}
+        else:
+            atomic_input = {"molecule": molecule, "specification": spec}
+        model = spec["model"]
+        cost = estimate_cost(molecule["symbols"], model.get("method", ""), model.get("basis"))
+        tasks.append(FragmentTask(label, mc, program, real, basis, atomic_input, cost))
+    tasks.sort(key=lambda t: -t.cost)
+    return tasks
+
+
+def _attach_embedding_charges(
+    core: ManyBodyCore,
+    builder: FragmentMoleculeBuilder,
+    molecule: dict[str, Any],
+    spec: dict[str, Any],
+    basis: tuple[int, ...],
+    program: str,
+) -> None:
+    """Point charges of the absent fragments, passed on the way upstream passes them (Psi4 only)."""
+    if program != "psi4":
+        raise InputError(f"embedding charges are supported by upstream for psi4 only, not {program!r}")
+    charges = []
+    for ifr in sorted(set(range(1, core.nfragments + 1)) - set(basis)):
+        positions = builder.geometry[builder.fragments[ifr - 1]].tolist()
+        charges.extend([[chg, pos] for pos, chg in zip(positions, core.embedding_charges[ifr])])
+    molecule["extras"] = {"embedding_charges": charges}
+    keywords = spec.setdefault("keywords", {})
+    keywords.setdefault("function_kwargs", {}).update({"external_potentials": charges})
