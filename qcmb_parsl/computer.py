@@ -18,7 +18,7 @@ from qcelemental.models import v2 as qcel_v2
 
 from .errors import FragmentsFailedError, InputError
 from .executor import FragmentExecutor, ProgressCallback, RunReport
-from .inputs import normalize_input, one_line_validation_error
+from .inputs import check_manybody_input, normalize_input, one_line_validation_error
 from .plan import iterate_labels, plan_tasks, specifications_from_input
 from .shortcuts import ExecutorConfig, choose_executor
 
@@ -69,6 +69,7 @@ class ParallelComputerMixin:
         """
         start = time.perf_counter()
         input_model = normalize_input(input_model, cls.schema_version)
+        check_manybody_input(input_model)
         try:
             computer = super().from_manybodyinput(input_model, build_tasks=False)  # type: ignore[misc]
         except (ValueError, TypeError, AssertionError) as exc:  # pydantic errors are ValueErrors

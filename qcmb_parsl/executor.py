@@ -25,12 +25,12 @@ from parsl.executors import HighThroughputExecutor
 
 from .app import compute_fragment, fragment_app
 from .config_loader import ConfigSource, resolve_config
-from .errors import ConfigurationError, FragmentFailure, InputError
+from .errors import CacheError, ConfigurationError, FragmentFailure, InputError
 from .plan import FragmentTask
 from .preflight import check_programs, program_versions
 from .progress import ProgressDisplay, make_progress
 from .resources import WorkerResources, thread_environment
-from .results import TaskResult
+from .results import TaskResult, in_schema_version
 from .retry import classify_exception, retry_cost
 
 if TYPE_CHECKING:
@@ -257,15 +257,19 @@ class FragmentExecutor:
     def _store(
         self, task: FragmentTask, result: TaskResult, result_json: str, key: str, versions: dict[str, str | None]
     ) -> None:
-        self.cache.put(
-            key,
-            program=task.program,
-            program_version=versions.get(task.program),
-            atomic_input=task.atomic_input,
-            result_json=result_json,
-            wall_time=result.wall_time,
-            provenance=result.provenance,
-        )
+        """Keep ``result`` now; a cache that cannot be written costs reruns, never this run's results."""
+        try:
+            self.cache.put(
+                key,
+                program=task.program,
+                program_version=versions.get(task.program),
+                atomic_input=task.atomic_input,
+                result_json=result_json,
+                wall_time=result.wall_time,
+                provenance=result.provenance,
+            )
+        except CacheError as exc:
+            logger.error("fragment %s not cached: %s", task.label, exc)
 
 
 class SequentialExecutor(FragmentExecutor):
@@ -460,7 +464,7 @@ def _result_from_cache(task: FragmentTask, hit: Any, executor: str) -> TaskResul
     return TaskResult(
         task.label,
         True,
-        json.loads(hit.result_json),
+        in_schema_version(json.loads(hit.result_json), task.schema_version),
         wall_time=hit.wall_time,
         attempts=0,
         cached=True,

@@ -95,3 +95,43 @@ def fill_fragment_charges(molecule: Any) -> None:
 
 def _element(symbol: str) -> str:
     return "".join(ch for ch in symbol if ch.isalpha()).capitalize()
+
+
+def check_manybody_input(model: Any) -> None:
+    """Catch, with one line each, the input mistakes upstream reports obscurely or only mid-run."""
+    molecule = model.molecule
+    natom = len(molecule.symbols)
+    fragments = [list(map(int, frag)) for frag in molecule.fragments]
+    if len(fragments) < 2:
+        raise InputError(
+            "molecule has no fragmentation: set molecule.fragments to one list of atom indices per fragment"
+        )
+    owner: dict[int, int] = {}
+    for ifr, atoms in enumerate(fragments, start=1):
+        for atom in atoms:
+            if atom in owner:
+                raise InputError(f"atom {atom} is in fragments {owner[atom]} and {ifr}: fragments must not overlap")
+            owner[atom] = ifr
+    missing = sorted(set(range(natom)) - set(owner))
+    if missing:
+        raise InputError(f"atoms {missing[:10]} belong to no fragment: every atom must be in one fragment")
+
+    keywords = model.specification.keywords
+    nfr = len(fragments)
+    max_nbody = keywords.max_nbody
+    if max_nbody is not None and not 1 <= max_nbody <= nfr:
+        raise InputError(f"max_nbody={max_nbody} must be between 1 and {nfr} (the number of fragments)")
+    levels = keywords.levels or {}
+    nbody_levels = sorted(int(k) for k in levels if k != "supersystem")
+    if nbody_levels and nbody_levels[-1] > nfr:
+        raise InputError(f"levels go up to {nbody_levels[-1]}-body but the molecule has only {nfr} fragments")
+    if nbody_levels and max_nbody is not None and nbody_levels[-1] != max_nbody:
+        raise InputError(f"levels go up to {nbody_levels[-1]}-body but max_nbody={max_nbody}: make them agree")
+    bsse = [getattr(b, "value", b) for b in keywords.bsse_type]
+    if "supersystem" in levels and "vmfc" in bsse:
+        raise InputError("bsse_type vmfc cannot be combined with a supersystem level: use cp or nocp")
+    specs = model.specification.specification
+    if levels and isinstance(specs, dict):
+        unknown = sorted(set(levels.values()) - set(specs))
+        if unknown:
+            raise InputError(f"levels name model chemistry {unknown[0]!r}, not among specifications {sorted(specs)}")

@@ -61,6 +61,10 @@ class FragmentTask:
         return None if basis is None else str(basis).lower()
 
     @property
+    def schema_version(self) -> int:
+        return 2 if "specification" in self.atomic_input else 1
+
+    @property
     def driver(self) -> str:
         spec = self.atomic_input.get("specification", self.atomic_input)
         return str(spec["driver"])

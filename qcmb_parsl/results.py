@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -24,3 +25,13 @@ class TaskResult:
     cached: bool = False
     provenance: dict[str, Any] = field(default_factory=dict)
 
+
+
+def in_schema_version(result: dict[str, Any], version: int) -> dict[str, Any]:
+    """``result`` as QCSchema v1 or v2 JSON: a cached fragment may have been computed for the other one."""
+    if int(result.get("schema_version", 1)) == version:
+        return result
+    from qcelemental.models import v1, v2
+
+    model = (v1.AtomicResult if version == 2 else v2.AtomicResult)(**result)
+    return json.loads(model.convert_v(version).model_dump_json())

@@ -1,0 +1,190 @@
+"""MPI presets: ``mpi`` (worker pools started by mpiexec inside an allocation the user already holds)
+and ``slurm-mpi`` (Parsl's MPIExecutor on Slurm, each fragment a multi-rank MPI program).
+
+``mpi`` is for a driver that itself runs inside ``salloc``/``qsub -I``/a batch script: mpiexec puts
+one worker pool on each host of the allocation, no scheduler is called. ``slurm-mpi`` is for engines
+that scale across ranks (NWChem): a fragment's ranks are chosen per task by
+:func:`ranks_for_fragment`, and :func:`qcmb_parsl.mpi.mpi_task_config` hands them to QCEngine.
+"""
+
+from __future__ import annotations
+
+import logging
+import math
+import os
+from pathlib import Path
+from typing import TYPE_CHECKING, Any, Literal
+
+from parsl.config import Config
+from parsl.executors import MPIExecutor
+from parsl.launchers import MpiExecLauncher, SimpleLauncher
+from parsl.providers import LocalProvider
+from pydantic import Field, model_validator
+
+from ..errors import ConfigurationError
+from ..mpi import one_pool_per_node_options
+from . import Preset, python_env_init, register_preset
+from .schedulers import ALLOCATION_HOSTFILE_INIT, ClusterOptions, cluster_config, cluster_htex, worker_sizing
+from .slurm import SlurmOptions, slurm_provider
+
+if TYPE_CHECKING:
+    from ..plan import FragmentTask
+
+logger = logging.getLogger(__name__)
+
+
+def allocation_node_count() -> int:
+    """Nodes of the allocation this process runs in (Slurm, PBS, LSF), 1 outside any."""
+    if os.environ.get("SLURM_JOB_NUM_NODES"):
+        return int(os.environ["SLURM_JOB_NUM_NODES"])
+    for variable in ("PBS_NODEFILE", "LSB_DJOB_HOSTFILE"):
+        path = os.environ.get(variable)
+        if path and Path(path).is_file():
+            return max(len({line.strip() for line in Path(path).read_text().splitlines() if line.strip()}), 1)
+    return 1
+
+
+class MpiOptions(ClusterOptions):
+    """Options of the ``mpi`` preset."""
+
+    nodes: int | None = Field(
+        None, ge=1, description="Worker pools to start (one per node); default: the allocation's node count."
+    )
+    hostfile: str | None = Field(
+        None, description="Host list for mpiexec; default: the allocation's ($PBS_NODEFILE, Slurm's or LSF's hosts)."
+    )
+    mpiexec_bind_cmd: str = Field("--bind-to", description="mpiexec's binding option (MPICH/Cray: --cpu-bind).")
+    mpiexec_overrides: str | None = Field(
+        None, description="Further mpiexec options; default: one pool per host, in the syntax of this mpiexec."
+    )
+
+
+def build_mpi(options: MpiOptions) -> Config:
+    """HTEX + LocalProvider + MpiExecLauncher: one block, the allocation's hosts, one pool per host."""
+    init = [ALLOCATION_HOSTFILE_INIT, options.worker_init]
+    if options.hostfile:
+        hostfile = Path(options.hostfile).expanduser().resolve()
+        if not hostfile.is_file():
+            raise ConfigurationError(f"preset 'mpi': hostfile {str(hostfile)!r} does not exist")
+        init.insert(0, f"export PBS_NODEFILE={hostfile}")
+    overrides = one_pool_per_node_options() if options.mpiexec_overrides is None else options.mpiexec_overrides
+    nodes = options.nodes or allocation_node_count()
+    logger.info("mpi preset: %d worker pool(s) via mpiexec %s %s", nodes, options.mpiexec_bind_cmd, overrides)
+    provider = LocalProvider(
+        nodes_per_block=nodes,
+        init_blocks=1,
+        min_blocks=0,
+        max_blocks=1,
+        worker_init=python_env_init("\n".join(filter(None, init))),
+        launcher=MpiExecLauncher(bind_cmd=options.mpiexec_bind_cmd, overrides=overrides),
+    )
+    return cluster_config(cluster_htex("mpi", options, provider, **worker_sizing(options)))
+
+
+class SlurmMpiOptions(SlurmOptions):
+    """Options of the ``slurm-mpi`` preset: blocks as in ``slurm``, plus how many ranks each fragment gets."""
+
+    max_workers: int | None = Field(
+        None,
+        ge=1,
+        description="Fragments at once per block; default nodes_per_block (Parsl gives each MPI task whole nodes).",
+    )
+    ranks_per_node: int = Field(..., ge=1, description="MPI ranks each node of a block offers (usually its cores).")
+    ranks_per_fragment_min: int = Field(1, ge=1, description="Ranks of the smallest fragment (one fragment's basis).")
+    ranks_per_fragment_max: int | None = Field(
+        None, ge=1, description="Ranks of the largest fragments; default: every rank of a block."
+    )
+    cores_per_rank: int = Field(1, ge=1, description="Threads of each rank (hybrid MPI/OpenMP engines).")
+    mpi_launcher: Literal["srun", "mpiexec", "aprun"] = Field("srun", description="Launcher of each fragment.")
+    launcher_options: str | None = Field(
+        None, description="Options of each fragment's launch; default for srun: --mpi=pmix (needed by Open MPI)."
+    )
+
+    @model_validator(mode="after")
+    def _ranks(self) -> SlurmMpiOptions:
+        if self.ranks_per_fragment_min > self.max_ranks():
+            raise ValueError(
+                f"ranks_per_fragment_min ({self.ranks_per_fragment_min}) exceeds the ranks of a block "
+                f"({self.ranks_per_node} x {self.nodes_per_block} nodes)"
+            )
+        if self.ranks_per_fragment_max is not None and self.ranks_per_fragment_max < self.ranks_per_fragment_min:
+            raise ValueError("ranks_per_fragment_max is below ranks_per_fragment_min")
+        return self
+
+    def workers_per_node(self, cores: int | None = None) -> int:
+        """One: a fragment holds its nodes alone, so it may size its memory to the whole node."""
+        return 1
+
+    def fragment_launcher_options(self) -> str:
+        """launcher_options, or srun's PMIx default: Open MPI built without Slurm's PMI fails otherwise."""
+        if self.launcher_options is not None:
+            return self.launcher_options
+        return "--mpi=pmix" if self.mpi_launcher == "srun" else ""
+
+    def max_ranks(self) -> int:
+        """Ranks the largest fragment gets: the option, capped by what one block holds."""
+        block = self.ranks_per_node * self.nodes_per_block
+        return min(self.ranks_per_fragment_max or block, block)
+
+
+def ranks_for_fragment(task: FragmentTask, options: SlurmMpiOptions) -> dict[str, Any]:
+    """MPIExecutor resource specification: more ranks for fragments with more basis functions.
+
+    The size measure is the number of fragments whose basis functions are present (``len(task.basis)``):
+    a counterpoise monomer in the dimer basis costs about what the dimer costs. Ranks grow linearly
+    from ``ranks_per_fragment_min`` for one fragment's basis and are capped by ``max_ranks``; beyond one
+    node they are rounded down to whole nodes. Parsl's MPIExecutor gives each task whole nodes, so ranks
+    short of a node leave that node's other cores idle while the fragment runs.
+    """
+    ranks = min(options.ranks_per_fragment_min * len(task.basis), options.max_ranks())
+    nodes = math.ceil(ranks / options.ranks_per_node)
+    if nodes > 1:
+        ranks = (ranks // options.ranks_per_node) * options.ranks_per_node
+        nodes = ranks // options.ranks_per_node
+    logger.debug("%s: %d ranks on %d node(s)", task.label, ranks, nodes)
+    return {
+        "num_nodes": nodes,
+        "ranks_per_node": ranks // nodes,
+        "num_ranks": ranks,
+        "launcher_options": options.fragment_launcher_options(),
+    }
+
+
+def build_slurm_mpi(options: SlurmMpiOptions) -> Config:
+    """MPIExecutor on SlurmProvider: one worker pool per block, each fragment an MPI launch from it."""
+    provider = slurm_provider(
+        options,
+        launcher=SimpleLauncher(),
+        scheduler_options=f"#SBATCH --ntasks-per-node={options.ranks_per_node}\n"
+        f"#SBATCH --cpus-per-task={options.cores_per_rank}",
+    )
+    executor = cluster_htex(
+        "slurm-mpi",
+        options,
+        provider,
+        executor_class=MPIExecutor,
+        mpi_launcher=options.mpi_launcher,
+        max_workers_per_block=options.max_workers or options.nodes_per_block,
+    )
+    return cluster_config(executor)
+
+
+register_preset(
+    Preset(
+        "mpi",
+        "HighThroughputExecutor with worker pools started by mpiexec on the hosts of the current allocation",
+        "an MPI's mpiexec; run the driver inside the allocation (salloc, qsub -I, a batch script)",
+        MpiOptions,
+        build_mpi,
+    )
+)
+register_preset(
+    Preset(
+        "slurm-mpi",
+        "MPIExecutor on Slurm batch jobs: each fragment a multi-rank MPI program (ranks by fragment size)",
+        "Slurm with srun --mpi=pmix (or mpiexec) and an MPI build of the engine (NWChem)",
+        SlurmMpiOptions,
+        build_slurm_mpi,
+        ranks_for_fragment,
+    )
+)

@@ -1,0 +1,74 @@
+"""The ``slurm`` preset: worker pools in Slurm batch jobs, started with srun on every node of a block.
+
+The shape of Parsl's own Slurm configs (``parsl/configs/frontera.py``): a HighThroughputExecutor on a
+SlurmProvider with an SrunLauncher. The driver stays on the login node and submits blocks; each
+fragment runs in one worker slot of ``cores_per_worker`` cores.
+"""
+
+from __future__ import annotations
+
+from parsl.config import Config
+from parsl.launchers import SrunLauncher
+from parsl.providers import SlurmProvider
+from pydantic import Field
+
+from . import Preset, python_env_init, register_preset
+from .schedulers import SCHEDULER_CMD_TIMEOUT, BatchOptions, cluster_config, cluster_htex, worker_sizing
+
+#: srun options of the step that starts the worker pools. Since Slurm 22.05 a step no longer inherits
+#: the job's --cpus-per-task, so without this each pool's step is one CPU wide (and, where Slurm
+#: confines steps with cgroups, its workers share that CPU).
+POOL_STEP_OPTIONS = "--cpus-per-task=$SLURM_CPUS_ON_NODE"
+
+
+class SlurmOptions(BatchOptions):
+    """Options of the ``slurm`` preset (QCFractal's names where it has one)."""
+
+    partition: str | None = Field(None, description="Partition the jobs go to; default: the cluster's default.")
+    qos: str | None = Field(None, description="Quality of service of the jobs.")
+    constraint: str | None = Field(None, description="Node features the jobs need (--constraint).")
+    exclusive: bool = Field(True, description="Whole nodes for each job (--exclusive).")
+
+
+def slurm_provider(options: SlurmOptions, *, launcher, scheduler_options: str = "",
+                   cores_per_node: int | None = None) -> SlurmProvider:
+    """The SlurmProvider both Slurm presets share; they differ in launcher and directives."""
+    return SlurmProvider(
+        partition=options.partition,
+        account=options.account,
+        qos=options.qos,
+        constraint=options.constraint,
+        exclusive=options.exclusive,
+        nodes_per_block=options.nodes_per_block,
+        cores_per_node=cores_per_node,
+        mem_per_node=options.requested_memory_per_node(),
+        init_blocks=options.init_blocks,
+        min_blocks=0,
+        max_blocks=options.max_blocks,
+        walltime=options.walltime,
+        scheduler_options="\n".join(filter(None, [scheduler_options, options.scheduler_options])),
+        worker_init=python_env_init(options.worker_init),
+        cmd_timeout=SCHEDULER_CMD_TIMEOUT,
+        launcher=launcher,
+    )
+
+
+def build_slurm(options: SlurmOptions) -> Config:
+    """HTEX + SlurmProvider + SrunLauncher: one worker pool per node, fragments in its worker slots."""
+    provider = slurm_provider(
+        options,
+        launcher=SrunLauncher(overrides=POOL_STEP_OPTIONS),
+        cores_per_node=options.requested_cores_per_node(),
+    )
+    return cluster_config(cluster_htex("slurm", options, provider, **worker_sizing(options)))
+
+
+register_preset(
+    Preset(
+        "slurm",
+        "HighThroughputExecutor on Slurm batch jobs (SlurmProvider, SrunLauncher)",
+        "Slurm (sbatch, squeue, srun) reachable from the driver",
+        SlurmOptions,
+        build_slurm,
+    )
+)
