@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import os
 import socket
+import threading
 import time
 from typing import Any
 
@@ -16,6 +17,19 @@ from parsl.app.python import PythonApp
 
 #: QCEngine error types worth another attempt; everything else is deterministic for the same input.
 RETRYABLE_ERROR_TYPES = frozenset({"random_error"})
+
+_PROCESS_READY = threading.Lock()
+
+
+def _prepare_process() -> None:
+    """Once per process: our PySCF harness, and QCEngine's host probe (racy when first run in threads)."""
+    import qcengine.config
+
+    from qcmb_parsl.pyscf_harness import register_pyscf_harness
+
+    with _PROCESS_READY:
+        register_pyscf_harness()
+        qcengine.config.get_global()
 
 
 class RetryableEngineError(Exception):
@@ -49,9 +63,8 @@ def compute_fragment(
     import qcengine
 
     from qcmb_parsl.mpi import mpi_task_config
-    from qcmb_parsl.pyscf_harness import register_pyscf_harness
 
-    register_pyscf_harness()
+    _prepare_process()
     config, mpi_ranks = mpi_task_config(task_config)
 
     start = time.time()

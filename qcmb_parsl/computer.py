@@ -19,7 +19,7 @@ from qcelemental.models import v2 as qcel_v2
 from .errors import FragmentsFailedError, InputError
 from .executor import FragmentExecutor, ProgressCallback, RunReport
 from .inputs import check_manybody_input, normalize_input, one_line_validation_error
-from .plan import iterate_labels, plan_tasks, specifications_from_input
+from .plan import FragmentTask, iterate_labels, plan_tasks, specifications_from_input
 from .shortcuts import ExecutorConfig, choose_executor
 
 logger = logging.getLogger(__name__)
@@ -68,37 +68,46 @@ class ParallelComputerMixin:
             the :class:`~qcmb_parsl.executor.RunReport` of what succeeded and failed instead.
         """
         start = time.perf_counter()
-        input_model = normalize_input(input_model, cls.schema_version)
-        check_manybody_input(input_model)
-        try:
-            computer = super().from_manybodyinput(input_model, build_tasks=False)  # type: ignore[misc]
-        except (ValueError, TypeError, AssertionError) as exc:  # pydantic errors are ValueErrors
-            raise InputError(one_line_validation_error(exc, "ManyBodyInput")) from None
+        computer = cls.prepare(input_model)
         if not build_tasks:
             return computer
 
         chosen, owned = choose_executor(executor, parallel, n_workers, executor_config)
         try:
             plan_start = time.perf_counter()
-            tasks = plan_tasks(computer.qcmb_core, specifications_from_input(computer), cls.schema_version)
+            tasks = computer.fragment_tasks()
             plan_time = time.perf_counter() - plan_start
-            logger.info("planned %d fragment tasks in %.2f s", len(tasks), plan_time)
             report = chosen.run(tasks, progress_callback)
+            report.summary.plan_time = plan_time
         finally:
             if owned:
                 chosen.close()
 
-        report.summary.driver_time_per_task_ms = 1000 * plan_time / max(len(tasks), 1)
         if report.failures:
             if on_failure == "return":
                 return report
             raise FragmentsFailedError(report.failures, len(tasks), report)
-        result = computer.assemble(report)
-        result.extras["qcmb_parsl"] = {**report.summary.as_dict(), "wall_time": time.perf_counter() - start}
-        return result
+        return computer.assemble(report, wall_time=time.perf_counter() - start)
 
-    def assemble(self, report: RunReport) -> Any:
-        """Upstream's analyze and get_results over the fragments' AtomicResults, in upstream's order."""
+    @classmethod
+    def prepare(cls, input_model: Any) -> Any:
+        """Validated computer with upstream's core, nothing run: ``from_manybodyinput(build_tasks=False)``."""
+        input_model = normalize_input(input_model, cls.schema_version)
+        check_manybody_input(input_model)
+        try:
+            return super().from_manybodyinput(input_model, build_tasks=False)  # type: ignore[misc]
+        except (ValueError, TypeError, AssertionError) as exc:  # pydantic errors are ValueErrors
+            raise InputError(one_line_validation_error(exc, "ManyBodyInput")) from None
+
+    def fragment_tasks(self) -> list[FragmentTask]:
+        """Every fragment task of this expansion, most expensive first."""
+        return plan_tasks(self.qcmb_core, specifications_from_input(self), self.schema_version)
+
+    def assemble(self, report: RunReport, wall_time: float | None = None) -> Any:
+        """Upstream's analyze and get_results over the fragments' AtomicResults, in upstream's order.
+
+        The run's summary goes into ``extras["qcmb_parsl"]``, with ``wall_time`` from input to result.
+        """
         component_results = {}
         component_properties = {}
         for _, label, _, _ in iterate_labels(self.qcmb_core):
@@ -114,7 +123,12 @@ class ParallelComputerMixin:
             }
         analyzed = self.qcmb_core.analyze(component_properties)
         analyzed["nbody_number"] = len(component_properties)
-        return self.get_results(external_results=analyzed, component_results=component_results)
+        result = self.get_results(external_results=analyzed, component_results=component_results)
+        summary = report.summary.as_dict()
+        if wall_time is not None:
+            summary["wall_time"] = wall_time
+        result.extras["qcmb_parsl"] = summary
+        return result
 
 
 class ManyBodyComputer(ParallelComputerMixin, qcmanybody.ManyBodyComputer):

@@ -15,7 +15,7 @@ import time
 from collections.abc import Callable, Iterable, Iterator
 from concurrent.futures import Future, as_completed
 from contextlib import contextmanager
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from typing import TYPE_CHECKING, Any, Literal
 
 import psutil
@@ -24,6 +24,7 @@ from parsl.dataflow.dflow import DataFlowKernel
 from parsl.executors import HighThroughputExecutor
 
 from .app import compute_fragment, fragment_app
+from .cache import fragment_key
 from .config_loader import ConfigSource, resolve_config
 from .errors import CacheError, ConfigurationError, FragmentFailure, InputError
 from .plan import FragmentTask
@@ -50,14 +51,21 @@ class RunSummary:
     n_tasks: int = 0
     n_cached: int = 0
     n_executed: int = 0
+    n_shared: int = 0
     n_failed: int = 0
     wall_time: float = 0.0
     cache_dir: str | None = None
+    plan_time: float = 0.0
+    driver_cpu_time: float = 0.0
     driver_peak_rss_mib: float = 0.0
-    driver_time_per_task_ms: float = 0.0
+
+    @property
+    def driver_time_per_task_ms(self) -> float:
+        """Driver CPU (planning, keys, cache, submission, collection) per fragment task."""
+        return 1000 * (self.plan_time + self.driver_cpu_time) / max(self.n_tasks, 1)
 
     def as_dict(self) -> dict[str, Any]:
-        return dict(self.__dict__)
+        return {**self.__dict__, "driver_time_per_task_ms": self.driver_time_per_task_ms}
 
 
 @dataclass
@@ -119,8 +127,9 @@ class FragmentExecutor:
         return self.run(tasks, progress_callback).results
 
     def run(self, tasks: Iterable[FragmentTask], progress_callback: ProgressCallback | None = None) -> RunReport:
-        """Run ``tasks``: cached ones are answered from the cache, the rest submitted longest first."""
-        start = time.perf_counter()
+        """Run ``tasks``: cache hits answered at once, identical fragments computed once, the rest
+        submitted longest first, each result cached the moment it arrives."""
+        start, cpu_start = time.perf_counter(), time.thread_time()
         tasks = list(tasks)
         _check_unique_labels(tasks)
         summary = RunSummary(executor=self.label, n_tasks=len(tasks))
@@ -130,34 +139,38 @@ class FragmentExecutor:
             return RunReport({}, summary)
 
         versions = self._program_versions(tasks)
-        keys = self._cache_keys(tasks, versions)
-        hits = self.cache.get_many(list(keys.values())) if self.cache is not None else {}
+        keys = {task.label: fragment_key(task.program, versions.get(task.program), task.atomic_input) for task in tasks}
+        hits = self.cache.get_many(list(set(keys.values()))) if self.cache is not None else {}
+        sharing: dict[str, list[FragmentTask]] = {}
+        for task in tasks:
+            sharing.setdefault(keys[task.label], []).append(task)
 
         results: dict[str, TaskResult] = {}
         display = make_progress(self.progress, len(tasks), self.label)
-        completed = 0
 
         def record(result: TaskResult) -> None:
-            nonlocal completed
-            completed += 1
             results[result.label] = result
             display.update(result)
             if progress_callback is not None:
-                progress_callback(result.label, completed, len(tasks))
+                progress_callback(result.label, len(results), len(tasks))
 
         try:
-            for task in tasks:
-                hit = hits.get(keys.get(task.label, ""))
-                if hit is not None:
-                    record(_result_from_cache(task, hit, self.label))
-            pending = [task for task in tasks if task.label not in results]
+            for key, group in sharing.items():
+                if key in hits:
+                    for task in group:
+                        record(_result_from_cache(task, hits[key], self.label))
             summary.n_cached = len(results)
-            if pending:
+            leaders = [group[0] for key, group in sharing.items() if key not in hits]
+            summary.n_executed = len(leaders)
+            if leaders:
                 with self.session():
-                    for task, result, result_json in self._run_pending(pending, display):
+                    for task, result, result_json in self._run_pending(leaders, display):
+                        key = keys[task.label]
                         if result.success and self.cache is not None:
-                            self._store(task, result, result_json, keys[task.label], versions)
+                            self._store(task, result, result_json, key, versions)
                         record(result)
+                        for twin in sharing[key][1:]:
+                            record(_shared_result(twin, result))
         finally:
             display.close()
 
@@ -166,9 +179,10 @@ class FragmentExecutor:
             for task in tasks
             if not (r := results[task.label]).success
         ]
-        summary.n_executed = len(tasks) - summary.n_cached
         summary.n_failed = len(failures)
+        summary.n_shared = len(tasks) - summary.n_cached - summary.n_executed
         summary.wall_time = time.perf_counter() - start
+        summary.driver_cpu_time = time.thread_time() - cpu_start
         summary.driver_peak_rss_mib = psutil.Process().memory_info().rss / 2**20
         ordered = {task.label: results[task.label] for task in tasks}
         return RunReport(ordered, summary, failures)
@@ -246,13 +260,6 @@ class FragmentExecutor:
         if self.check_programs:
             check_programs(programs)
         return program_versions(programs) if self.cache is not None else {}
-
-    def _cache_keys(self, tasks: list[FragmentTask], versions: dict[str, str | None]) -> dict[str, str]:
-        if self.cache is None:
-            return {}
-        from .cache import fragment_key
-
-        return {task.label: fragment_key(task.program, versions.get(task.program), task.atomic_input) for task in tasks}
 
     def _store(
         self, task: FragmentTask, result: TaskResult, result_json: str, key: str, versions: dict[str, str | None]
@@ -457,6 +464,13 @@ def _check_unique_labels(tasks: list[FragmentTask]) -> None:
         if task.label in seen:
             raise InputError(f"fragment label {task.label} appears twice in the task list")
         seen.add(task.label)
+
+
+def _shared_result(task: FragmentTask, computed: TaskResult) -> TaskResult:
+    """The result of an identical fragment computed under another label (another input, say)."""
+    result = None if computed.result is None else in_schema_version(computed.result, task.schema_version)
+    provenance = {**computed.provenance, "shared_with": computed.label}
+    return replace(computed, label=task.label, result=result, provenance=provenance)
 
 
 def _result_from_cache(task: FragmentTask, hit: Any, executor: str) -> TaskResult:

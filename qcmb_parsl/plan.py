@@ -185,6 +185,7 @@ def plan_tasks(
         cost = estimate_cost(molecule["symbols"], model.get("method", ""), model.get("basis"))
         tasks.append(FragmentTask(label, mc, program, real, basis, atomic_input, cost))
     tasks.sort(key=lambda t: -t.cost)
+    logger.info("planned %d fragment tasks", len(tasks))
     return tasks
 
 
