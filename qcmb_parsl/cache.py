@@ -29,6 +29,7 @@ from pathlib import Path
 from typing import Any
 
 import diskcache
+import numpy as np
 import platformdirs
 from diskcache.core import MODE_PICKLE, UNKNOWN
 
@@ -61,14 +62,14 @@ def default_cache_dir() -> Path:
     return platformdirs.user_cache_path("qcmb_parsl") / "fragments"
 
 
-def _rounded(values: Sequence[Any], decimals: int) -> list[float]:
-    """Flattened and rounded, with -0.0 made 0.0, so re-parsed coordinates give identical JSON.
+def _rounded_digest(values: Sequence[Any], decimals: int) -> str:
+    """Digest of the values flattened and rounded, -0.0 made 0.0, so re-parsed numbers agree.
 
-    Plain Python rather than numpy: fragments are small, and this is several times faster there.
+    A digest of the rounded float64 bytes rather than their JSON: a ghost-laden CP fragment carries
+    the whole cluster's coordinates, and encoding them as text dominated planning-time key cost.
     """
-    nested = len(values) > 0 and hasattr(values[0], "__len__")
-    flat = (x for row in values for x in row) if nested else values
-    return [round(float(x), decimals) + 0.0 for x in flat]
+    array = np.round(np.asarray(values, dtype=np.float64).ravel(), decimals) + 0.0
+    return hashlib.sha256(array.tobytes()).hexdigest()
 
 
 def _canonical_protocols(protocols: Mapping[str, Any] | None) -> dict[str, Any]:
@@ -96,11 +97,11 @@ def _canonical_molecule(molecule: Mapping[str, Any]) -> dict[str, Any]:
     canonical = {
         "symbols": [str(symbol).capitalize() for symbol in molecule["symbols"]],
         "real": [bool(flag) for flag in molecule.get("real", [True] * natom)],
-        "geometry": _rounded(molecule["geometry"], 6),
+        "geometry": _rounded_digest(molecule["geometry"], 6),
         "fragments": [[int(i) for i in fragment] for fragment in molecule.get("fragments", [range(natom)])],
         "fragment_charges": None if charges is None else [float(c) for c in charges],
         "fragment_multiplicities": None if multiplicities is None else [float(m) for m in multiplicities],
-        "masses": None if masses is None else _rounded(masses, 4),
+        "masses": None if masses is None else _rounded_digest(masses, 4),
         "fix_com": bool(molecule.get("fix_com", False)),
         "fix_orientation": bool(molecule.get("fix_orientation", False)),
         "fix_symmetry": str(molecule.get("fix_symmetry") or "").lower() or None,
@@ -109,7 +110,7 @@ def _canonical_molecule(molecule: Mapping[str, Any]) -> dict[str, Any]:
         if molecule.get(name) is not None:
             canonical[name] = float(molecule[name])
     if point_charges is not None:
-        canonical["embedding_charges"] = [[float(q), _rounded(xyz, 6)] for q, xyz in point_charges]
+        canonical["embedding_charges"] = [[float(q), _rounded_digest(xyz, 6)] for q, xyz in point_charges]
     return canonical
 
 

@@ -62,8 +62,8 @@ def resolve_config(source: ConfigSource, options: dict[str, Any]) -> ResolvedCon
     if suffix in (".yaml", ".yml"):
         from .presets.site import load_site_file
 
-        config, site_options = load_site_file(text, **options)
-        return ResolvedConfig(config, site_options, Path(text).stem)
+        config, site_options, preset = load_site_file(text, **options)
+        return ResolvedConfig(config, site_options, Path(text).stem, preset)
     preset = get_preset(text)
     config, validated = build_preset(text, **options)
     return ResolvedConfig(config, validated, text, preset)

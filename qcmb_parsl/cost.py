@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import logging
 import re
-from collections.abc import Iterable, Sequence
+from collections.abc import Iterable
 from functools import lru_cache
 
 logger = logging.getLogger(__name__)
@@ -57,7 +57,6 @@ def count_basis_functions(symbols: Iterable[str], basis: str | None) -> int:
     return sum(basis_functions(symbol, basis) for symbol in symbols)
 
 
-def estimate_cost(symbols: Sequence[str], method: str, basis: str | None) -> float:
-    """Relative cost of a fragment: basis functions to the method's scaling power."""
-    nbf = max(count_basis_functions(symbols, basis), 1)
-    return float(nbf) ** method_exponent(method)
+def scaled_cost(nbf: int, method: str) -> float:
+    """Relative cost of a fragment: its basis functions to the method's scaling power."""
+    return float(max(nbf, 1)) ** method_exponent(method)

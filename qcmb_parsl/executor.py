@@ -305,6 +305,10 @@ class ParslExecutor(FragmentExecutor):
         Seconds before a fragment is abandoned and reported as a timeout.
     progress
         ``"auto"``: a live bar on a terminal, log lines otherwise; ``"bar"``, ``"log"`` or ``False``.
+    resource_specification
+        ``callable(task) -> dict``: Parsl's per-task resource specification, for a config file or
+        Config whose executor needs one (MPIExecutor: ``num_ranks``, ``ranks_per_node``, ...).
+        Presets bring their own.
     **preset_options
         Further options of the preset (``partition``, ``walltime``, ...): unknown ones are an error.
 
@@ -327,6 +331,7 @@ class ParslExecutor(FragmentExecutor):
         timeout_per_task: float | None = None,
         progress: bool | Literal["auto", "bar", "log"] = "auto",
         check_programs: bool = True,
+        resource_specification: Callable[[FragmentTask], dict[str, Any]] | None = None,
         **preset_options: Any,
     ):
         if max_retries < 0:
@@ -344,6 +349,10 @@ class ParslExecutor(FragmentExecutor):
         self.options = resolved.options
         self.preset = resolved.preset
         self.label = resolved.label
+        self.resource_specification = resource_specification
+        if resource_specification is None and self.preset is not None and self.preset.resource_specification:
+            preset, options = self.preset, self.options
+            self.resource_specification = lambda task: preset.resource_specification(task, options)
         self.max_retries = max_retries
         resources = WorkerResources(
             cores_per_worker=self.options.cores_per_worker,
@@ -418,8 +427,8 @@ class ParslExecutor(FragmentExecutor):
 
     def _submit(self, task: FragmentTask, priority: int) -> Future:
         spec: dict[str, Any] = {}
-        if self.preset is not None and self.preset.resource_specification is not None:
-            spec.update(self.preset.resource_specification(task, self.options))
+        if self.resource_specification is not None:
+            spec.update(self.resource_specification(task))
         if self._prioritise:
             spec["priority"] = priority
         return self._app(

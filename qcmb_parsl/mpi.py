@@ -35,14 +35,14 @@ _RANK_OPTIONS: dict[str, tuple[str, str]] = {
 }
 
 
-@functools.lru_cache(maxsize=None)
+@functools.cache
 def mpi_flavour(mpiexec: str = "mpiexec") -> MpiFlavour:
     """Which MPI ``mpiexec`` belongs to: Open MPI and MPICH spell their options differently."""
     path = shutil.which(mpiexec)
     if path is None:
         return "unknown"
     try:
-        out = subprocess.run([path, "--version"], capture_output=True, text=True, timeout=20)
+        out = subprocess.run([path, "--version"], capture_output=True, text=True, timeout=20, check=False)
     except (OSError, subprocess.TimeoutExpired):
         return "unknown"
     text = (out.stdout + out.stderr).lower()
@@ -110,9 +110,10 @@ def mpi_task_config(task_config: dict[str, Any]) -> tuple[dict[str, Any], int | 
     """task_config for this worker, and the rank count when the fragment runs under MPI.
 
     Outside an MPIExecutor (no ``$PARSL_MPI_PREFIX``) the task_config is returned unchanged. Inside,
-    QCEngine is told to launch the engine with ``use_mpiexec`` on the ranks Parsl allotted: ``ncores``
-    becomes ranks per node times ``cores_per_rank``, since QCEngine derives ranks from cores. A
-    ``mpiexec_command`` already in ``task_config`` (a site's own launcher line) is kept.
+    QCEngine is told to launch the engine with ``use_mpiexec`` on the ranks Parsl allotted. The
+    worker's ``ncores`` (the preset's cores_per_worker, which also set OMP_NUM_THREADS) become the
+    cores of each rank, and ``ncores`` ranks per node times that, since QCEngine derives ranks from
+    cores. A ``mpiexec_command`` already in ``task_config`` (a site's own launcher line) is kept.
     """
     prefix = os.environ.get("PARSL_MPI_PREFIX")
     if not prefix:
@@ -120,7 +121,7 @@ def mpi_task_config(task_config: dict[str, Any]) -> tuple[dict[str, Any], int | 
     nodes = _count("PARSL_NUM_NODES")
     ranks_per_node = _count("PARSL_RANKS_PER_NODE")
     total = _count("PARSL_NUM_RANKS")
-    cores_per_rank = int(task_config.get("cores_per_rank", 1))
+    cores_per_rank = int(task_config.get("cores_per_rank") or task_config.get("ncores") or 1)
     config = {
         **task_config,
         "use_mpiexec": True,
@@ -150,7 +151,7 @@ def rank_probe(parsl_resource_specification: dict[str, Any] | None = None) -> di
     """
     prefix = os.environ["PARSL_MPI_PREFIX"]
     command = f"{prefix} {shlex.quote(sys.executable)} -c {shlex.quote(_PROBE)}"
-    done = subprocess.run(command, shell=True, capture_output=True, text=True, timeout=120)
+    done = subprocess.run(command, shell=True, capture_output=True, text=True, timeout=120, check=False)
     if done.returncode != 0:
         raise RuntimeError(f"{command!r} exited {done.returncode}: {done.stderr.strip()[-2000:]}")
     rows = json.loads(done.stdout.strip().splitlines()[-1])

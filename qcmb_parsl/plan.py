@@ -22,7 +22,7 @@ import numpy as np
 from qcmanybody import ManyBodyCore
 from qcmanybody.utils import labeler
 
-from .cost import estimate_cost
+from .cost import count_basis_functions, scaled_cost
 from .errors import InputError
 
 logger = logging.getLogger(__name__)
@@ -92,44 +92,77 @@ def specifications_from_input(computer: Any) -> dict[str, dict[str, Any]]:
 
 
 class FragmentMoleculeBuilder:
-    """Slices fragment molecules out of a parent molecule without re-validating the parent each time."""
+    """Slices fragment molecules out of a parent molecule, one precomputed chunk per parent fragment.
 
-    def __init__(self, molecule: Any):
+    Fragment molecules are concatenations of whole parent fragments, so symbols, coordinates, masses
+    and basis-function counts are prepared once per parent fragment and joined per fragment task.
+    """
+
+    def __init__(self, molecule: Any, basis: str | None = None):
         self.name = molecule.name
-        self.symbols = list(molecule.symbols)
-        self.geometry = np.asarray(molecule.geometry, dtype=float).reshape(-1, 3)
-        self.masses = [float(m) for m in molecule.masses]
+        geometry = np.asarray(molecule.geometry, dtype=float).reshape(-1, 3)
         self.fragments = [list(map(int, frag)) for frag in molecule.fragments]
         self.fragment_charges = [float(c) for c in molecule.fragment_charges]
         self.fragment_multiplicities = [int(m) for m in molecule.fragment_multiplicities]
+        self.geometry = geometry
         self.fix_c1 = molecule.fix_symmetry == "c1"
+        symbols, masses = list(molecule.symbols), [float(m) for m in molecule.masses]
+        self._symbols = [[symbols[i] for i in frag] for frag in self.fragments]
+        self._masses = [[masses[i] for i in frag] for frag in self.fragments]
+        self._geometry = [geometry[frag].ravel().tolist() for frag in self.fragments]
+        self._real = [[True] * len(frag) for frag in self.fragments]
+        self._ghost = [[False] * len(frag) for frag in self.fragments]
+        self._full_layout: tuple[list[str], list[float], list[float], list[list[int]]] | None = None
+
+    def fragment_symbols(self, ifr: int) -> list[str]:
+        """Symbols of parent fragment ``ifr`` (0-indexed)."""
+        return self._symbols[ifr]
+
+    def _layout(self, present: list[int]) -> tuple[list[str], list[float], list[float], list[list[int]]]:
+        """Symbols, flat geometry, masses and fragment atom lists of the parent fragments ``present``."""
+        symbols: list[str] = []
+        geometry: list[float] = []
+        masses: list[float] = []
+        fragments: list[list[int]] = []
+        for ifr in present:
+            start = len(symbols)
+            symbols += self._symbols[ifr]
+            geometry += self._geometry[ifr]
+            masses += self._masses[ifr]
+            fragments.append(list(range(start, len(symbols))))
+        return symbols, geometry, masses, fragments
 
     def build(self, real: tuple[int, ...], basis: tuple[int, ...]) -> dict[str, Any]:
-        """The molecule of ``real`` fragments with ghosts on ``basis - real`` (1-indexed, as in labels)."""
+        """The molecule of ``real`` fragments with ghosts on ``basis - real`` (1-indexed, as in labels).
+
+        Fragments in the whole cluster's basis (every CP and VMFC fragment) share one layout: the
+        lists are the same objects in every such task, never mutated, so they cost nothing per task.
+        """
         real0 = [ifr - 1 for ifr in real]
         ghost0 = [ifr - 1 for ifr in list(set(basis) - set(real))]
         present = sorted(real0 + ghost0)
-        real_set = set(real0)
+        if len(present) == len(self.fragments):
+            if self._full_layout is None:
+                self._full_layout = self._layout(present)
+            symbols, geometry, masses, fragments = self._full_layout
+        else:
+            symbols, geometry, masses, fragments = self._layout(present)
 
-        atoms: list[int] = []
-        fragments: list[list[int]] = []
+        real_set = set(real0)
+        real_flags: list[bool] = []
         charges: list[float] = []
         multiplicities: list[int] = []
-        real_flags: list[bool] = []
         for ifr in present:
-            start = len(atoms)
-            atoms.extend(self.fragments[ifr])
-            fragments.append(list(range(start, len(atoms))))
             is_real = ifr in real_set
-            real_flags.extend([is_real] * len(self.fragments[ifr]))
+            real_flags += self._real[ifr] if is_real else self._ghost[ifr]
             charges.append(self.fragment_charges[ifr] if is_real else 0)
             multiplicities.append(self.fragment_multiplicities[ifr] if is_real else 1)
 
         molecule = {
             "name": (self.name or "") + " (" + str(real0) + "," + str(ghost0) + ")",
-            "symbols": [self.symbols[i] for i in atoms],
-            "geometry": self.geometry[atoms].ravel().tolist(),
-            "masses": [self.masses[i] for i in atoms],
+            "symbols": symbols,
+            "geometry": geometry,
+            "masses": masses,
             "real": real_flags,
             "fragments": fragments,
             "fragment_charges": charges,
@@ -170,23 +203,42 @@ def plan_tasks(
         raise InputError(f"no specification for model chemistry {missing[0]!r}; given: {sorted(specifications)}")
 
     builder = FragmentMoleculeBuilder(core.molecule)
+    costs = FragmentCosts(builder, specifications)
     tasks = []
     for mc, label, real, basis in iterate_labels(core):
         program = specifications[mc]["program"]
-        spec = copy.deepcopy(specifications[mc]["specification"])
+        spec = specifications[mc]["specification"]  # shared by the tasks of a level: never mutated
         molecule = builder.build(real, basis)
         if core.embedding_charges:
+            spec = copy.deepcopy(spec)
             _attach_embedding_charges(core, builder, molecule, spec, basis, program)
         if schema_version == 1:
             atomic_input = {"molecule": molecule, **spec}
         else:
             atomic_input = {"molecule": molecule, "specification": spec}
-        model = spec["model"]
-        cost = estimate_cost(molecule["symbols"], model.get("method", ""), model.get("basis"))
-        tasks.append(FragmentTask(label, mc, program, real, basis, atomic_input, cost))
+        tasks.append(FragmentTask(label, mc, program, real, basis, atomic_input, costs.cost(mc, basis)))
     tasks.sort(key=lambda t: -t.cost)
     logger.info("planned %d fragment tasks", len(tasks))
     return tasks
+
+
+class FragmentCosts:
+    """Estimated cost per (model chemistry, basis fragments), from basis-function counts per parent fragment."""
+
+    def __init__(self, builder: FragmentMoleculeBuilder, specifications: Mapping[str, Mapping[str, Any]]):
+        self.builder = builder
+        self.models = {mc: spec["specification"]["model"] for mc, spec in specifications.items()}
+        self._nbf: dict[str, list[int]] = {}
+
+    def cost(self, mc: str, basis: tuple[int, ...]) -> float:
+        model = self.models[mc]
+        if mc not in self._nbf:
+            self._nbf[mc] = [
+                count_basis_functions(self.builder.fragment_symbols(ifr), model.get("basis"))
+                for ifr in range(len(self.builder.fragments))
+            ]
+        nbf = sum(self._nbf[mc][ifr - 1] for ifr in basis)
+        return scaled_cost(nbf, model.get("method", ""))
 
 
 def _attach_embedding_charges(

@@ -26,8 +26,10 @@ that a keyword meant for another engine is never silently ignored):
 keyword        default meaning
 =============  ======  ========================================================================
 conv_tol       1e-10   SCF energy threshold (Eh); also the CCSD energy threshold
-conv_tol_grad  1e-7    SCF orbital-gradient threshold; also the CCSD amplitude threshold.
-                       Tighter than PySCF's default so gradients and MBE sums hold to 1e-6
+conv_tol_grad  1e-6    SCF orbital-gradient threshold; also the CCSD amplitude threshold.
+                       Tighter than PySCF's sqrt(conv_tol): gradients then lie within 1e-7
+                       of fully converged ones (measured: water dimer B3LYP, MP2 with
+                       ghosts); 1e-7 stalls near-degenerate open shells (UKS OH radical)
 max_cycle      100     SCF iteration limit; an SCF that has not converged is a failed result
 cartesian      False   cartesian (6d, 10f) instead of spherical basis functions
 frozen_core    False   freeze PySCF's chemical core (``pyscf.data.elements.chemcore``) in
@@ -67,7 +69,7 @@ logger = logging.getLogger(__name__)
 
 KEYWORD_DEFAULTS: Dict[str, Any] = {
     "conv_tol": 1e-10,
-    "conv_tol_grad": 1e-7,
+    "conv_tol_grad": 1e-6,
     "max_cycle": 100,
     "cartesian": False,
     "frozen_core": False,
@@ -214,7 +216,12 @@ def _run_scf(mol: gto.Mole, family: str, xc: str, options: Dict[str, Any]) -> sc
     mf.conv_tol_grad = options["conv_tol_grad"]
     mf.max_cycle = options["max_cycle"]
     mf.kernel()
-    _require_converged(mf, f"{type(mf).__name__} SCF", "raise 'max_cycle' or check charge and multiplicity")
+    _require_converged(
+        mf,
+        f"{type(mf).__name__} SCF",
+        "raise 'max_cycle', loosen 'conv_tol_grad' if the orbital gradient stalls, "
+        "or check charge and multiplicity",
+    )
     return mf
 
 
@@ -266,7 +273,7 @@ def _correlate(mf: scf.hf.SCF, family: str, options: Dict[str, Any]) -> Tuple[Di
     ccsd.conv_tol = options["conv_tol"]
     ccsd.conv_tol_normt = options["conv_tol_grad"]
     ccsd.kernel()
-    _require_converged(ccsd, type(ccsd).__name__, "loosen 'conv_tol'/'conv_tol_grad' or check the reference")
+    _require_converged(ccsd, type(ccsd).__name__, "loosen 'conv_tol' and 'conv_tol_grad'")
     props = {
         "ccsd_correlation_energy": ccsd.e_corr,
         "ccsd_total_energy": ccsd.e_tot,

@@ -12,6 +12,7 @@ from __future__ import annotations
 import logging
 import math
 import os
+import shlex
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, Literal
 
@@ -51,11 +52,15 @@ class MpiOptions(ClusterOptions):
         None, ge=1, description="Worker pools to start (one per node); default: the allocation's node count."
     )
     hostfile: str | None = Field(
-        None, description="Host list for mpiexec; default: the allocation's ($PBS_NODEFILE, Slurm's or LSF's hosts)."
+        None,
+        description="Host list for mpiexec; default: the allocation's ($PBS_NODEFILE, Slurm or LSF hosts).",
     )
-    mpiexec_bind_cmd: str = Field("--bind-to", description="mpiexec's binding option (MPICH/Cray: --cpu-bind).")
+    mpiexec_bind_cmd: str = Field(
+        "--bind-to", description="mpiexec's binding option (MPICH/Cray: --cpu-bind)."
+    )
     mpiexec_overrides: str | None = Field(
-        None, description="Further mpiexec options; default: one pool per host, in the syntax of this mpiexec."
+        None,
+        description="Further mpiexec options; default: one pool per host, in the syntax of this mpiexec.",
     )
 
 
@@ -66,8 +71,10 @@ def build_mpi(options: MpiOptions) -> Config:
         hostfile = Path(options.hostfile).expanduser().resolve()
         if not hostfile.is_file():
             raise ConfigurationError(f"preset 'mpi': hostfile {str(hostfile)!r} does not exist")
-        init.insert(0, f"export PBS_NODEFILE={hostfile}")
-    overrides = one_pool_per_node_options() if options.mpiexec_overrides is None else options.mpiexec_overrides
+        init.insert(0, f"export PBS_NODEFILE={shlex.quote(str(hostfile))}")
+    overrides = (
+        one_pool_per_node_options() if options.mpiexec_overrides is None else options.mpiexec_overrides
+    )
     nodes = options.nodes or allocation_node_count()
     logger.info("mpi preset: %d worker pool(s) via mpiexec %s %s", nodes, options.mpiexec_bind_cmd, overrides)
     provider = LocalProvider(
@@ -87,17 +94,26 @@ class SlurmMpiOptions(SlurmOptions):
     max_workers: int | None = Field(
         None,
         ge=1,
-        description="Fragments at once per block; default nodes_per_block (Parsl gives each MPI task whole nodes).",
+        description="Fragments at once per block; default nodes_per_block (MPI tasks get whole nodes).",
     )
-    ranks_per_node: int = Field(..., ge=1, description="MPI ranks each node of a block offers (usually its cores).")
-    ranks_per_fragment_min: int = Field(1, ge=1, description="Ranks of the smallest fragment (one fragment's basis).")
+    ranks_per_node: int = Field(
+        ..., ge=1, description="MPI ranks each node of a block offers (usually its cores)."
+    )
+    ranks_per_fragment_min: int = Field(
+        1, ge=1, description="Ranks of the smallest fragment (one fragment's basis)."
+    )
     ranks_per_fragment_max: int | None = Field(
         None, ge=1, description="Ranks of the largest fragments; default: every rank of a block."
     )
-    cores_per_rank: int = Field(1, ge=1, description="Threads of each rank (hybrid MPI/OpenMP engines).")
-    mpi_launcher: Literal["srun", "mpiexec", "aprun"] = Field("srun", description="Launcher of each fragment.")
+    cores_per_worker: int = Field(
+        1, ge=1, description="Cores (threads) of each MPI rank: QCEngine's cores_per_rank, OMP_NUM_THREADS."
+    )
+    mpi_launcher: Literal["srun", "mpiexec", "aprun"] = Field(
+        "srun", description="Launcher of each fragment."
+    )
     launcher_options: str | None = Field(
-        None, description="Options of each fragment's launch; default for srun: --mpi=pmix (needed by Open MPI)."
+        None,
+        description="Options of each fragment's launch; default for srun: --mpi=pmix (needed by Open MPI).",
     )
 
     @model_validator(mode="after")
@@ -107,13 +123,20 @@ class SlurmMpiOptions(SlurmOptions):
                 f"ranks_per_fragment_min ({self.ranks_per_fragment_min}) exceeds the ranks of a block "
                 f"({self.ranks_per_node} x {self.nodes_per_block} nodes)"
             )
-        if self.ranks_per_fragment_max is not None and self.ranks_per_fragment_max < self.ranks_per_fragment_min:
+        if (
+            self.ranks_per_fragment_max is not None
+            and self.ranks_per_fragment_max < self.ranks_per_fragment_min
+        ):
             raise ValueError("ranks_per_fragment_max is below ranks_per_fragment_min")
         return self
 
     def workers_per_node(self, cores: int | None = None) -> int:
         """One: a fragment holds its nodes alone, so it may size its memory to the whole node."""
         return 1
+
+    def requested_memory_per_node(self) -> int | None:
+        """A fragment's memory is its node's: one fragment per node at a time."""
+        return None if self.memory_per_worker is None else math.ceil(self.memory_per_worker)
 
     def fragment_launcher_options(self) -> str:
         """launcher_options, or srun's PMIx default: Open MPI built without Slurm's PMI fails otherwise."""
@@ -156,7 +179,7 @@ def build_slurm_mpi(options: SlurmMpiOptions) -> Config:
         options,
         launcher=SimpleLauncher(),
         scheduler_options=f"#SBATCH --ntasks-per-node={options.ranks_per_node}\n"
-        f"#SBATCH --cpus-per-task={options.cores_per_rank}",
+        f"#SBATCH --cpus-per-task={options.cores_per_worker}",
     )
     executor = cluster_htex(
         "slurm-mpi",

@@ -63,11 +63,11 @@ class ClusterOptions(PresetOptions):
         None,
         ge=1,
         validation_alias=AliasChoices("max_workers", "workers_per_node"),
-        description="Fragments run at once per node (alias workers_per_node); default: cores / cores_per_worker.",
+        description="Fragments at once per node (alias workers_per_node); default: cores / cores_per_worker.",
     )
     address: str | None = Field(
         None,
-        description="Address of the driver that workers connect to; default: workers probe all of its addresses.",
+        description="Driver address the workers connect to; default: workers probe all of its addresses.",
     )
     interface: str | None = Field(
         None, description="Network interface whose address workers connect to (e.g. ib0), instead of address."
@@ -141,9 +141,13 @@ class BatchOptions(ClusterOptions):
         return math.ceil(self.max_workers * self.memory_per_worker)
 
 
-def cluster_htex(label: str, options: ClusterOptions, provider: ExecutionProvider,
-                 executor_class: type[HighThroughputExecutor] = HighThroughputExecutor,
-                 **settings: Any) -> HighThroughputExecutor:
+def cluster_htex(
+    label: str,
+    options: ClusterOptions,
+    provider: ExecutionProvider,
+    executor_class: type[HighThroughputExecutor] = HighThroughputExecutor,
+    **settings: Any,
+) -> HighThroughputExecutor:
     """The executor of a cluster preset: encrypted, short heartbeats, the user's extra options last.
 
     ``settings`` are the preset's own executor arguments; ``extra_executor_options`` override them.
@@ -158,8 +162,13 @@ def cluster_htex(label: str, options: ClusterOptions, provider: ExecutionProvide
         **settings,
         **options.extra_executor_options,
     }
-    logger.debug("%s: %s on %s, workers connect to %s", label, executor_class.__name__,
-                 type(provider).__name__, arguments["address"] or "any address of the driver")
+    logger.debug(
+        "%s: %s on %s, workers connect to %s",
+        label,
+        executor_class.__name__,
+        type(provider).__name__,
+        arguments["address"] or "any address of the driver",
+    )
     try:
         return executor_class(**arguments)
     except TypeError as exc:
@@ -189,7 +198,9 @@ class PBSProOptions(BatchOptions):
         None, ge=1, description="ncpus requested per node; default: max_workers * cores_per_worker."
     )
     select_options: str = Field("", description="Extra resources of the select statement (e.g. ngpus=4).")
-    mpiexec_bind_cmd: str = Field("--bind-to", description="mpiexec's binding option (MPICH/Cray: --cpu-bind).")
+    mpiexec_bind_cmd: str = Field(
+        "--bind-to", description="mpiexec's binding option (MPICH/Cray: --cpu-bind)."
+    )
     mpiexec_overrides: str | None = Field(
         None, description="Further mpiexec options; default: one worker pool per node in this MPI's syntax."
     )
@@ -230,12 +241,16 @@ class LSFOptions(BatchOptions):
     )
     queue: str | None = Field(None, description="Queue the jobs go to.")
     cores_per_node: int | None = Field(
-        None, ge=1, description="Cores per node; needed when request_by_nodes is false. Default: from workers."
+        None,
+        ge=1,
+        description="Cores per node; needed when request_by_nodes is false. Default: from workers.",
     )
     request_by_nodes: bool = Field(
         True, description="Request whole nodes (#BSUB -nnodes); false: cores with span[ptile=cores_per_node]."
     )
-    bsub_redirection: bool = Field(True, description="Submit as `bsub < script`, so that #BSUB lines are read.")
+    bsub_redirection: bool = Field(
+        True, description="Submit as `bsub < script`, so that #BSUB lines are read."
+    )
     mpiexec_bind_cmd: str = Field("--bind-to", description="mpiexec's binding option.")
     mpiexec_overrides: str | None = Field(
         None, description="Further mpiexec options; default: one worker pool per node in this MPI's syntax."
@@ -272,10 +287,20 @@ def build_lsf(options: LSFOptions) -> Config:
 
 
 register_preset(
-    Preset("pbspro", "HighThroughputExecutor on PBS Pro jobs, one worker pool per node via mpiexec",
-           "PBS Pro (qsub, qstat) and an MPI's mpiexec on the nodes", PBSProOptions, build_pbspro)
+    Preset(
+        "pbspro",
+        "HighThroughputExecutor on PBS Pro jobs, one worker pool per node via mpiexec",
+        "PBS Pro (qsub, qstat) and an MPI's mpiexec on the nodes",
+        PBSProOptions,
+        build_pbspro,
+    )
 )
 register_preset(
-    Preset("lsf", "HighThroughputExecutor on LSF jobs, one worker pool per node via mpiexec",
-           "LSF (bsub, bjobs) and an MPI's mpiexec on the nodes", LSFOptions, build_lsf)
+    Preset(
+        "lsf",
+        "HighThroughputExecutor on LSF jobs, one worker pool per node via mpiexec",
+        "LSF (bsub, bjobs) and an MPI's mpiexec on the nodes",
+        LSFOptions,
+        build_lsf,
+    )
 )

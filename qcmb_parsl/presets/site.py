@@ -114,7 +114,7 @@ def read_site_file(path: str | os.PathLike) -> dict[str, Any]:
         raise ConfigurationError(f"site file {str(path)!r}: cannot be read: {exc.strerror}") from None
     if not isinstance(data, dict):
         raise ConfigurationError(
-            f"site file {str(path)!r}: expected a mapping of fields (type: ..., ...), got {type(data).__name__}"
+            f"site file {str(path)!r}: expected a mapping of fields (type: ...), got {type(data).__name__}"
         )
     return data
 
@@ -137,8 +137,8 @@ def _one_line(path: Path, data: dict[str, Any], exc: ValidationError) -> str:
     return f"site file {str(path)!r}: {field + ': ' if field else ''}{message}"
 
 
-def load_site_file(path: str | os.PathLike, **overrides: Any) -> tuple[Config, PresetOptions]:
-    """The Parsl Config a site file describes and the validated options of its preset.
+def load_site_file(path: str | os.PathLike, **overrides: Any) -> tuple[Config, PresetOptions, Preset]:
+    """The Parsl Config a site file describes, the validated options, and the preset they are for.
 
     ``overrides`` (keyword options given next to the file, e.g. ``ParslExecutor("site.yaml",
     address="10.0.0.1")``) take precedence over the file's fields.
@@ -156,4 +156,4 @@ def load_site_file(path: str | os.PathLike, **overrides: Any) -> tuple[Config, P
     except ConfigurationError as exc:
         raise ConfigurationError(f"site file {str(path)!r}: {exc}") from None
     logger.info("site file %s: preset %r", path, preset.name)
-    return config, options
+    return config, options, preset

@@ -24,14 +24,17 @@ POOL_STEP_OPTIONS = "--cpus-per-task=$SLURM_CPUS_ON_NODE"
 class SlurmOptions(BatchOptions):
     """Options of the ``slurm`` preset (QCFractal's names where it has one)."""
 
-    partition: str | None = Field(None, description="Partition the jobs go to; default: the cluster's default.")
+    partition: str | None = Field(
+        None, description="Partition the jobs go to; default: the cluster's default."
+    )
     qos: str | None = Field(None, description="Quality of service of the jobs.")
     constraint: str | None = Field(None, description="Node features the jobs need (--constraint).")
     exclusive: bool = Field(True, description="Whole nodes for each job (--exclusive).")
 
 
-def slurm_provider(options: SlurmOptions, *, launcher, scheduler_options: str = "",
-                   cores_per_node: int | None = None) -> SlurmProvider:
+def slurm_provider(
+    options: SlurmOptions, *, launcher, scheduler_options: str = "", cores_per_node: int | None = None
+) -> SlurmProvider:
     """The SlurmProvider both Slurm presets share; they differ in launcher and directives."""
     return SlurmProvider(
         partition=options.partition,

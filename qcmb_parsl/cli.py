@@ -1,0 +1,469 @@
+"""The ``qcmb-parsl`` command: run one input or a campaign, look after the cache, list presets, draw reports.
+
+Commands::
+
+    qcmb-parsl run INPUT.json [--preset NAME | --config FILE] [--workers N] [--out RESULT.json]
+    qcmb-parsl campaign DIR_OR_FILES... [--out-dir D] [--force]
+    qcmb-parsl cache stats | list [INPUT.json] | invalidate [--program P] [--method M] [--input I] | clear
+    qcmb-parsl presets
+    qcmb-parsl report RESULT.json [--out-dir D]
+
+Exit status: 0 on success, 1 when fragments failed (or on an unexpected error), 2 for a bad input,
+configuration, cache directory or command line. A failure prints one line, ``qcmb-parsl: error: ...``,
+on stderr; ``--debug`` adds the traceback.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import logging
+import sys
+import time
+import traceback
+from collections.abc import Sequence
+from datetime import datetime
+from pathlib import Path
+from typing import Any
+
+PROG = "qcmb-parsl"
+DEFAULT_PRESET = "local"
+DEFAULT_CAMPAIGN_DIR = "campaign-results"
+
+logger = logging.getLogger("qcmb_parsl.cli")
+
+
+class UsageError(Exception):
+    """A command line argparse rejects: exit status 2."""
+
+
+class CampaignFailedError(Exception):
+    """Some inputs of a campaign had failed fragments: exit status 1."""
+
+
+class _Parser(argparse.ArgumentParser):
+    """argparse with the project's one-line errors instead of usage text plus an error."""
+
+    def error(self, message: str) -> None:  # type: ignore[override]
+        raise UsageError(f"{message} (see {self.prog} --help)")
+
+
+# -- the command line ------------------------------------------------------------------------------
+
+
+def _common_options() -> argparse.ArgumentParser:
+    """Options every command takes, before or after its name (defaults applied in :func:`main`)."""
+    common = argparse.ArgumentParser(add_help=False)
+    common.add_argument("-v", "--verbose", action="count", default=argparse.SUPPRESS,
+                        help="INFO log lines of qcmb_parsl on stderr (-vv: DEBUG)")
+    common.add_argument("-q", "--quiet", action="store_true", default=argparse.SUPPRESS,
+                        help="no progress display")
+    common.add_argument("--debug", action="store_true", default=argparse.SUPPRESS,
+                        help="show the traceback of an error")
+    return common
+
+
+def _executor_options() -> argparse.ArgumentParser:
+    options = argparse.ArgumentParser(add_help=False)
+    group = options.add_argument_group("where fragments run")
+    where = group.add_mutually_exclusive_group()
+    where.add_argument("--preset", metavar="NAME",
+                       help=f"executor preset (default {DEFAULT_PRESET!r}; `{PROG} presets` lists them)")
+    where.add_argument("--config", metavar="FILE",
+                       help="Parsl config file (.py defining `config`) or site file (.yaml, QCFractal field names)")
+    group.add_argument("--workers", type=int, metavar="N", help="fragments at once per node (max_workers)")
+    group.add_argument("--option", action="append", default=[], metavar="KEY=VALUE",
+                       help="further preset option, e.g. --option partition=debug --option walltime=02:00:00 "
+                            "(VALUE read as JSON when it parses, else as text); repeatable")
+    group.add_argument("--progress", choices=("auto", "bar", "log"), default="auto",
+                       help="live bar, log lines, or auto: a bar on a terminal, log lines otherwise (default)")
+    cache = options.add_argument_group("fragment cache")
+    which = cache.add_mutually_exclusive_group()
+    which.add_argument("--cache-dir", metavar="D", help="cache directory (default $QCMB_PARSL_CACHE_DIR or the user cache)")
+    which.add_argument("--no-cache", action="store_true", help="neither read nor write the fragment cache")
+    return options
+
+
+def _cache_dir_option() -> argparse.ArgumentParser:
+    options = argparse.ArgumentParser(add_help=False)
+    options.add_argument("--cache-dir", metavar="D",
+                         help="cache directory (default $QCMB_PARSL_CACHE_DIR or the user cache)")
+    return options
+
+
+def build_parser() -> argparse.ArgumentParser:
+    common = _common_options()
+    parser = _Parser(
+        prog=PROG,
+        parents=[common],
+        description="Run QCManyBody many-body expansions with fragments in parallel through Parsl, "
+        "with a persistent fragment cache.",
+        epilog=f"`{PROG} COMMAND --help` describes each command. Exit status: 0 success, 1 failed fragments, "
+        "2 bad input, configuration or command line.",
+    )
+    commands = parser.add_subparsers(dest="command", metavar="COMMAND", required=True)
+    executor = _executor_options()
+    cache_dir = _cache_dir_option()
+
+    run = commands.add_parser(
+        "run", parents=[common, executor], help="run one ManyBodyInput",
+        description="Run the many-body expansion of one ManyBodyInput JSON file (QCSchema v1 or v2, detected) "
+        "and write its ManyBodyResult JSON. Fragment results are kept in the result (protocols "
+        "component_results/cluster_results 'all') unless the input says otherwise.",
+    )
+    run.add_argument("input", metavar="INPUT.json", help="ManyBodyInput JSON file")
+    run.add_argument("--out", metavar="RESULT.json", help="result file (default INPUT.result.json next to the input)")
+    run.set_defaults(handler=cmd_run)
+
+    campaign = commands.add_parser(
+        "campaign", parents=[common, executor], help="run many inputs in one Parsl session",
+        description="Run many ManyBodyInputs in one Parsl session: the fragments of all inputs are planned "
+        "together and identical ones computed once. Writes INPUT.result.json per input and "
+        "campaign_summary.csv into --out-dir. Rerunning skips inputs whose result is there and valid "
+        "(unless --force) and answers finished fragments from the cache.",
+    )
+    campaign.add_argument("inputs", nargs="+", metavar="DIR_OR_FILE",
+                          help="input JSON files, or directories whose *.json files are inputs")
+    campaign.add_argument("--out-dir", default=DEFAULT_CAMPAIGN_DIR, metavar="D",
+                          help=f"where results and the summary go (default ./{DEFAULT_CAMPAIGN_DIR})")
+    campaign.add_argument("--force", action="store_true", help="recompute inputs that have a result already")
+    campaign.set_defaults(handler=cmd_campaign)
+
+    cache = commands.add_parser("cache", parents=[common], help="inspect or prune the fragment cache",
+                                description="Inspect or prune the fragment cache.")
+    actions = cache.add_subparsers(dest="action", metavar="ACTION", required=True)
+    stats = actions.add_parser("stats", parents=[common, cache_dir], help="directory, entries and size",
+                               description="Show the cache directory, its number of entries and its size.")
+    stats.set_defaults(handler=cmd_cache_stats)
+    listing = actions.add_parser("list", parents=[common, cache_dir], help="list entries (all, or an input's)",
+                                 description="List cache entries: all, or those of the fragments of an input.")
+    listing.add_argument("input", nargs="?", metavar="INPUT.json", help="list only this input's fragments")
+    listing.set_defaults(handler=cmd_cache_list)
+    invalidate = actions.add_parser(
+        "invalidate", parents=[common, cache_dir], help="delete entries by program, method or input",
+        description="Delete the entries matching every filter given (at least one).",
+    )
+    invalidate.add_argument("--program", help="entries of this program (e.g. pyscf)")
+    invalidate.add_argument("--method", help="entries of this method (e.g. mp2)")
+    invalidate.add_argument("--input", metavar="INPUT.json", help="entries of this input's fragments")
+    invalidate.set_defaults(handler=cmd_cache_invalidate)
+    clear = actions.add_parser("clear", parents=[common, cache_dir], help="delete every entry",
+                               description="Delete every entry (no question asked) and print how many.")
+    clear.set_defaults(handler=cmd_cache_clear)
+
+    presets = commands.add_parser("presets", parents=[common], help="list executor presets and their options",
+                                  description="List the executor presets: what each is, needs and accepts.")
+    presets.set_defaults(handler=cmd_presets)
+
+    report = commands.add_parser(
+        "report", parents=[common], help="draw the timeline and n-body convergence of a result",
+        description="Write RESULT_timeline.png (fragments per worker over time, coloured by n-body level, "
+        "cache hits at t=0) and RESULT_convergence.png (interaction energy per n-body level and BSSE "
+        "treatment, kcal/mol).",
+    )
+    report.add_argument("result", metavar="RESULT.json", help="ManyBodyResult JSON file")
+    report.add_argument("--out-dir", default=".", metavar="D", help="where the PNG files go (default: here)")
+    report.set_defaults(handler=cmd_report)
+    return parser
+
+
+# -- helpers --------------------------------------------------------------------------------------
+
+
+def _console() -> Any:
+    from rich.console import Console
+
+    console = Console()
+    return console if console.is_terminal else Console(width=160)
+
+
+def _progress(args: argparse.Namespace) -> Any:
+    return False if args.quiet else args.progress
+
+
+def _option_value(text: str) -> Any:
+    try:
+        return json.loads(text)
+    except json.JSONDecodeError:
+        return text
+
+
+def _preset_options(args: argparse.Namespace) -> dict[str, Any]:
+    from .errors import ConfigurationError
+
+    options: dict[str, Any] = {}
+    for item in args.option:
+        key, sep, value = item.partition("=")
+        if not sep or not key.strip():
+            raise ConfigurationError(f"--option {item!r}: write KEY=VALUE")
+        options[key.strip().replace("-", "_")] = _option_value(value)
+    if args.workers is not None:
+        if args.workers < 1:
+            raise ConfigurationError(f"--workers must be at least 1, got {args.workers}")
+        options["max_workers"] = args.workers
+    return options
+
+
+def make_executor(args: argparse.Namespace) -> Any:
+    """The ParslExecutor the options describe; it starts Parsl only when a fragment must be computed."""
+    from .executor import ParslExecutor
+
+    return ParslExecutor(
+        args.config or args.preset or DEFAULT_PRESET,
+        cache=not args.no_cache,
+        cache_dir=args.cache_dir,
+        progress=_progress(args),
+        **_preset_options(args),
+    )
+
+
+def _run_line(run: dict[str, Any]) -> str:
+    return (
+        f"{run['n_tasks']} fragments: {run['n_executed']} computed, {run['n_cached']} from the cache, "
+        f"{run['n_shared']} shared, {run['n_failed']} failed; wall time {run['wall_time']:.1f} s "
+        f"({run['executor']})"
+    )
+
+
+def _open_cache(args: argparse.Namespace) -> Any:
+    from .cache import FragmentCache
+
+    return FragmentCache(args.cache_dir)
+
+
+def _input_keys(path: str) -> list[str]:
+    """Cache keys of every fragment of an input, as the executor computes them."""
+    from .cache import fragment_key
+    from .campaign import prepare, read_input
+    from .preflight import program_versions
+
+    tasks = prepare(read_input(path)).fragment_tasks()
+    versions = program_versions(sorted({task.program for task in tasks}))
+    return [fragment_key(task.program, versions.get(task.program), task.atomic_input) for task in tasks]
+
+
+def _size(n_bytes: float) -> str:
+    for unit in ("B", "KiB", "MiB", "GiB"):
+        if n_bytes < 1024 or unit == "GiB":
+            return f"{n_bytes:.0f} {unit}" if unit == "B" else f"{n_bytes:.1f} {unit}"
+        n_bytes /= 1024
+    return f"{n_bytes:.1f} TiB"
+
+
+def _fmt(value: Any, spec: str) -> str:
+    return "" if value is None or value == "" else format(value, spec)
+
+
+# -- commands -------------------------------------------------------------------------------------
+
+
+def cmd_run(args: argparse.Namespace) -> int:
+    from .campaign import default_result_path, mark_input, prepare, read_input, write_result
+    from .errors import FragmentsFailedError
+    from .summary import energy_table
+
+    start = time.perf_counter()
+    input_file = read_input(args.input)
+    computer = prepare(input_file)
+    executor = make_executor(args)
+    try:
+        plan_start = time.perf_counter()
+        tasks = computer.fragment_tasks()
+        plan_time = time.perf_counter() - plan_start
+        report = executor.run(tasks)
+        report.summary.plan_time = plan_time
+    finally:
+        executor.close()
+    if report.failures:
+        raise FragmentsFailedError(report.failures, len(tasks), report)
+    result = mark_input(computer.assemble(report, wall_time=time.perf_counter() - start), input_file)
+    out = write_result(result, args.out or default_result_path(args.input))
+
+    console = _console()
+    console.print(energy_table(result))
+    console.print(_run_line(result.extras["qcmb_parsl"]))
+    console.print(f"result: {out}")
+    return 0
+
+
+def cmd_campaign(args: argparse.Namespace) -> int:
+    from rich.table import Table
+
+    from .campaign import run_campaign
+    from .report import KCAL_PER_HARTREE
+
+    executor = make_executor(args)
+    try:
+        outcome = run_campaign(args.inputs, executor, args.out_dir, force=args.force)
+    finally:
+        executor.close()
+
+    table = Table(title="Campaign (interaction energies through the highest n-body level, kcal/mol)")
+    for column in ("input", "status", "tasks", "executed", "cached", "shared", "failed", "CP IE", "no-CP IE"):
+        table.add_column(column, justify="left" if column in ("input", "status") else "right")
+    for entry in outcome.entries:
+        ie = {bsse: value * KCAL_PER_HARTREE for bsse, value in entry.interaction_energies.items()}
+        table.add_row(
+            entry.input, entry.status, str(entry.n_tasks), str(entry.n_executed), str(entry.n_cached),
+            str(entry.n_shared), str(entry.n_failed), _fmt(ie.get("cp"), ".4f"), _fmt(ie.get("nocp"), ".4f"),
+        )
+    console = _console()
+    console.print(table)
+    statuses = [entry.status for entry in outcome.entries]
+    line = ", ".join(f"{statuses.count(s)} {s}" for s in ("computed", "skipped", "failed") if s in statuses)
+    console.print(f"{len(statuses)} inputs: {line}")
+    if outcome.summary is not None:
+        console.print("this session: " + _run_line(outcome.summary.as_dict()))
+    console.print(f"summary: {outcome.summary_csv}")
+    if outcome.failed:
+        first = outcome.failed[0]
+        raise CampaignFailedError(
+            f"{len(outcome.failed)} of {len(outcome.entries)} inputs failed (see {outcome.summary_csv}); "
+            f"{first.input}: {first.error}"
+        )
+    return 0
+
+
+def cmd_cache_stats(args: argparse.Namespace) -> int:
+    with _open_cache(args) as cache:
+        stats = cache.stats()
+    print(f"directory: {stats.directory}")
+    print(f"entries:   {stats.entries}")
+    print(f"size:      {_size(stats.size_bytes)}")
+    return 0
+
+
+def cmd_cache_list(args: argparse.Namespace) -> int:
+    keys = _input_keys(args.input) if args.input else None
+    with _open_cache(args) as cache:
+        entries = cache.entries(keys)
+        directory = cache.directory
+    entries.sort(key=lambda e: (e.program, e.method, str(e.basis), e.nreal, e.natom, e.created))
+    header = f"{'key':<16}  {'program':<8} {'version':<10} {'method':<10} {'basis':<12} {'driver':<8} " \
+             f"{'real/atoms':>10} {'wall s':>8}  created"
+    print(header)
+    for e in entries:
+        created = datetime.fromtimestamp(e.created).isoformat(sep=" ", timespec="seconds")
+        print(
+            f"{e.key[:16]}  {e.program:<8} {str(e.program_version or '-'):<10} {e.method:<10} "
+            f"{str(e.basis or '-'):<12} {e.driver:<8} {f'{e.nreal}/{e.natom}':>10} {e.wall_time:>8.2f}  {created}"
+        )
+    if keys is None:
+        print(f"{len(entries)} entries in {directory}")
+    else:
+        print(f"{len(entries)} of {len(set(keys))} distinct fragments of {args.input} are cached in {directory}")
+    return 0
+
+
+def cmd_cache_invalidate(args: argparse.Namespace) -> int:
+    from .errors import ConfigurationError
+
+    if args.program is None and args.method is None and args.input is None:
+        raise ConfigurationError(f"give --program, --method or --input (or delete everything: {PROG} cache clear)")
+    keys = _input_keys(args.input) if args.input else None
+    with _open_cache(args) as cache:
+        count = cache.invalidate(program=args.program, method=args.method, keys=keys)
+        print(f"invalidated {count} entries in {cache.directory}")
+    return 0
+
+
+def cmd_cache_clear(args: argparse.Namespace) -> int:
+    with _open_cache(args) as cache:
+        count = cache.clear()
+        print(f"cleared {count} entries from {cache.directory}")
+    return 0
+
+
+def _type_name(annotation: Any) -> str:
+    return annotation.__name__ if isinstance(annotation, type) else str(annotation).replace("typing.", "")
+
+
+def cmd_presets(args: argparse.Namespace) -> int:
+    from .presets import PRESETS
+
+    for name, preset in PRESETS.items():
+        print(f"{name}: {preset.summary}")
+        print(f"  needs: {preset.needs}")
+        print("  options:")
+        for option, info in preset.options.model_fields.items():
+            default = "required" if info.is_required() else f"default {info.get_default(call_default_factory=True)!r}"
+            print(f"    {option} ({_type_name(info.annotation)}, {default}): {info.description or ''}")
+        print()
+    print(f"Use one with `{PROG} run INPUT.json --preset NAME --option KEY=VALUE`, or give a Parsl config "
+          "file (.py) or a site file (.yaml) with --config.")
+    return 0
+
+
+def cmd_report(args: argparse.Namespace) -> int:
+    from .report import write_report
+
+    written = write_report(args.result, args.out_dir)
+    for name, path in written.items():
+        print(f"{name}: {path}")
+    return 0
+
+
+# -- entry point ----------------------------------------------------------------------------------
+
+_handler: logging.Handler | None = None
+
+
+def configure_logging(verbose: int, quiet: bool) -> None:
+    """Warnings and errors on stderr; qcmb_parsl's INFO with -v, DEBUG with -vv; progress log lines
+    (when the progress display is log lines) unless --quiet."""
+    global _handler
+    root = logging.getLogger()
+    if _handler is not None:
+        root.removeHandler(_handler)
+    _handler = logging.StreamHandler(sys.stderr)
+    _handler.setFormatter(logging.Formatter("%(asctime)s %(levelname)s %(name)s: %(message)s", "%H:%M:%S"))
+    root.addHandler(_handler)
+    root.setLevel(logging.WARNING)
+    level = logging.DEBUG if verbose >= 2 else logging.INFO if verbose == 1 else logging.WARNING
+    logging.getLogger("qcmb_parsl").setLevel(level)
+    logging.getLogger("qcmb_parsl.progress").setLevel(logging.WARNING if quiet else min(level, logging.INFO))
+
+
+def _exit_status(exc: BaseException) -> int:
+    from .errors import CacheError, ConfigurationError, InputError
+
+    if isinstance(exc, (UsageError, InputError, ConfigurationError, CacheError)):
+        return 2
+    return 1
+
+
+def _one_line(exc: BaseException) -> str:
+    from .errors import QcmbParslError
+
+    text = " ".join(str(exc).split()) or type(exc).__name__
+    if isinstance(exc, (UsageError, CampaignFailedError, QcmbParslError)):
+        return text
+    return f"unexpected {type(exc).__name__}: {text} (rerun with --debug for the traceback)"
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    """Run the command line ``argv`` (default ``sys.argv[1:]``); return the exit status."""
+    argv = list(sys.argv[1:] if argv is None else argv)
+    debug = "--debug" in argv
+    try:
+        try:
+            args = build_parser().parse_args(argv)
+        except SystemExit as exc:  # --help, or argparse's own exit
+            return int(exc.code or 0)
+        for name, default in (("verbose", 0), ("quiet", False), ("debug", False)):
+            if not hasattr(args, name):
+                setattr(args, name, default)
+        configure_logging(args.verbose, args.quiet)
+        return args.handler(args)
+    except KeyboardInterrupt:
+        print(f"{PROG}: error: interrupted", file=sys.stderr)
+        return 130
+    except Exception as exc:  # noqa: BLE001 - every failure becomes one line and an exit status
+        if debug:
+            traceback.print_exc()
+        print(f"{PROG}: error: {_one_line(exc)}", file=sys.stderr)
+        return _exit_status(exc)
+
+
+if __name__ == "__main__":
+    sys.exit(main())

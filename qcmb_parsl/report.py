@@ -1,0 +1,257 @@
+"""Pictures of a ManyBodyResult: when and where each fragment ran, and how the expansion converges.
+
+Both come from what the result already holds: the timeline from the provenance qcmb_parsl puts in each
+fragment's AtomicResult (``extras["qcmb_parsl"]``: hostname, pid, started, wall_time, cache), present
+when the input kept the fragment results (``component_results: "all"`` in v1, ``cluster_results:
+"all"`` in v2; ``qcmb-parsl run`` and ``campaign`` set it); the convergence from the n-body interaction
+energies in the result's properties. Figures are drawn with matplotlib's Agg canvas (no display, no
+pyplot state) and written as PNG.
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+from collections.abc import Sequence
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import qcelemental
+from matplotlib.backends.backend_agg import FigureCanvasAgg
+from matplotlib.figure import Figure
+from matplotlib.lines import Line2D
+from matplotlib.patches import Patch
+from qcmanybody.utils import delabeler
+
+from .campaign import RESULT_SUFFIX, input_stem, load_result
+from .errors import InputError
+from .summary import BSSE_LABELS, nbody_energies
+
+logger = logging.getLogger(__name__)
+
+KCAL_PER_HARTREE = qcelemental.constants.conversion_factor("hartree", "kcal/mol")
+#: Seconds two fragments of one process may overlap and still share a lane (clock noise).
+_OVERLAP_SLACK = 1e-3
+_DPI = 120
+
+
+@dataclass(frozen=True)
+class FragmentRecord:
+    """Where and when one fragment ran, from its provenance."""
+
+    label: str
+    model_chemistry: str
+    nbody: int
+    worker: str
+    started: float
+    wall_time: float
+    cached: bool
+    shared_with: str | None = None
+
+
+def fragment_results(result: Any) -> dict[str, Any]:
+    """The fragments' AtomicResults of a v1 (``component_results``) or v2 (``cluster_results``) result."""
+    return dict(getattr(result, "component_results", None) or getattr(result, "cluster_results", None) or {})
+
+
+def fragment_records(result: Any) -> list[FragmentRecord]:
+    """One record per fragment with qcmb_parsl provenance; n-body level = number of real fragments."""
+    records = []
+    for label, atomic in fragment_results(result).items():
+        provenance = (atomic.extras or {}).get("qcmb_parsl")
+        if not provenance or "started" not in provenance:
+            continue
+        model_chemistry, real, _ = delabeler(label)
+        records.append(
+            FragmentRecord(
+                label=label,
+                model_chemistry=str(model_chemistry),
+                nbody=len(real),
+                worker=f"{provenance.get('hostname', '?')}:{provenance.get('pid', '?')}",
+                started=float(provenance["started"]),
+                wall_time=float(provenance.get("wall_time", 0.0)),
+                cached=provenance.get("cache") == "hit",
+                shared_with=provenance.get("shared_with"),
+            )
+        )
+    return records
+
+
+def assign_lanes(records: Sequence[FragmentRecord]) -> dict[str, str]:
+    """Label -> row of the timeline: the worker (``host:pid``), split into ``host:pid #k`` when one
+    process ran fragments side by side (the ``threads`` preset runs them all in the driver process)."""
+    by_worker: dict[str, list[FragmentRecord]] = {}
+    for record in records:
+        by_worker.setdefault(record.worker, []).append(record)
+    rows = {}
+    for worker, mine in by_worker.items():
+        lane_ends: list[float] = []
+        lanes = {}
+        for record in sorted(mine, key=lambda r: (r.started, r.label)):
+            for index, end in enumerate(lane_ends):
+                if record.started >= end - _OVERLAP_SLACK:
+                    break
+            else:
+                index = len(lane_ends)
+                lane_ends.append(0.0)
+            lane_ends[index] = record.started + record.wall_time
+            lanes[record.label] = index
+        for label, index in lanes.items():
+            rows[label] = worker if len(lane_ends) == 1 else f"{worker} #{index + 1}"
+    return rows
+
+
+def _nbody_color(nbody: int) -> Any:
+    from matplotlib import colormaps
+
+    return colormaps["tab10"]((nbody - 1) % 10)
+
+
+def plot_timeline(result: Any, path: str | os.PathLike) -> Path:
+    """PNG of the fragments per worker over time, coloured by n-body level; cache hits at t = 0.
+
+    Raises InputError when no fragment carries qcmb_parsl provenance (fragment results not kept).
+    """
+    records = fragment_records(result)
+    if not records:
+        raise InputError(
+            "the result holds no fragment provenance: keep fragment results (protocols component_results "
+            "'all' in v1, cluster_results 'all' in v2; qcmb-parsl run/campaign set it) and run again"
+        )
+    computed = [r for r in records if not r.cached]
+    hits = [r for r in records if r.cached]
+    rows = assign_lanes(computed)
+    t0 = min((r.started for r in computed), default=0.0)
+    order = sorted(set(rows.values()), key=lambda row: min(r.started for r in computed if rows[r.label] == row))
+    y_of = {row: index for index, row in enumerate(order)}
+    cache_row = len(order) if hits else None
+    n_rows = len(order) + bool(hits)
+
+    fig = Figure(figsize=(9, min(2.0 + 0.32 * n_rows, 24)), dpi=_DPI)
+    FigureCanvasAgg(fig)
+    ax = fig.subplots()
+    for record in computed:
+        ax.barh(
+            y_of[rows[record.label]],
+            max(record.wall_time, 1e-3),
+            left=record.started - t0,
+            height=0.8,
+            color=_nbody_color(record.nbody),
+            edgecolor="black",
+            linewidth=0.3,
+            hatch="///" if record.shared_with else None,
+        )
+    if hits:
+        for record in hits:
+            offset = 0.3 * ((record.nbody - 1) % 3 - 1)
+            ax.plot(0, cache_row + offset, marker="X", markersize=7, color=_nbody_color(record.nbody),
+                    markeredgecolor="black", markeredgewidth=0.4, linestyle="none")
+    labels = [*order, *([f"cache ({len(hits)} hits)"] if hits else [])]
+    ax.set_yticks(range(len(labels)), labels, fontsize=8 if n_rows < 30 else 6)
+    ax.set_ylim(n_rows - 0.5, -0.5)
+    span = max((r.started + r.wall_time - t0 for r in computed), default=1.0)
+    ax.set_xlim(-0.02 * span, span * 1.03)
+    ax.set_xlabel("time since the first fragment started (s)")
+    ax.set_ylabel("worker (hostname:pid)")
+    ax.grid(axis="x", alpha=0.3)
+
+    levels = sorted({r.nbody for r in records})
+    handles: list[Any] = [Patch(facecolor=_nbody_color(n), edgecolor="black", label=f"{n}-body") for n in levels]
+    if any(r.shared_with for r in computed):
+        handles.append(Patch(facecolor="white", edgecolor="black", hatch="///", label="shared (computed once)"))
+    if hits:
+        saved = sum(r.wall_time for r in hits)
+        handles.append(Line2D([], [], marker="X", color="grey", linestyle="none",
+                              label=f"cache hit ({len(hits)}, {saved:.1f} s saved)"))
+    ax.legend(handles=handles, loc="best", fontsize=8, framealpha=0.9)
+    executor = (result.extras or {}).get("qcmb_parsl", {}).get("executor", "")
+    ax.set_title(
+        f"{len(computed)} fragments computed by {len(order)} worker lanes"
+        f"{f' ({executor})' if executor else ''}, {len(hits)} from the cache",
+        fontsize=10,
+    )
+    fig.tight_layout()
+    return _save(fig, path)
+
+
+def model_label(result: Any) -> str:
+    """``hf/sto-3g``, or per n-body level for a multilevel expansion (``1: ccsd(t)/..., 2: mp2/...``)."""
+    spec = result.input_data.specification
+    specs = spec.specification if isinstance(spec.specification, dict) else {"(auto)": spec.specification}
+
+    def one(mc: str) -> str:
+        model = specs[mc].model
+        return "/".join(str(part) for part in (model.method, model.basis) if part)
+
+    levels = spec.keywords.levels or {}
+    if len(specs) == 1 or not levels:
+        return one(next(iter(specs)))
+    return ", ".join(f"{n}: {one(mc)}" for n, mc in sorted(levels.items(), key=lambda item: str(item[0])))
+
+
+def plot_convergence(result: Any, path: str | os.PathLike) -> Path:
+    """PNG of the interaction energy (kcal/mol) through each n-body level, one line per BSSE treatment."""
+    energies = nbody_energies(result)
+    if not any(values.get("interaction") is not None for per_n in energies.values() for values in per_n.values()):
+        raise InputError("the result holds no n-body interaction energies to plot")
+    fig = Figure(figsize=(6.4, 4.4), dpi=_DPI)
+    FigureCanvasAgg(fig)
+    ax = fig.subplots()
+    markers = {"cp": "o", "nocp": "s", "vmfc": "^"}
+    levels: set[int] = set()
+    for bsse, per_n in energies.items():
+        points = sorted((n, v["interaction"]) for n, v in per_n.items() if v.get("interaction") is not None)
+        xs = [n for n, _ in points]
+        ys = [value * KCAL_PER_HARTREE for _, value in points]
+        levels.update(xs)
+        ax.plot(xs, ys, marker=markers.get(bsse, "D"), label=f"{BSSE_LABELS.get(bsse, bsse)}: {ys[-1]:.3f} kcal/mol")
+    ax.axhline(0.0, color="grey", linewidth=0.6)
+    ax.set_xticks(sorted(levels))
+    ax.set_xlabel("n-body level")
+    ax.set_ylabel("interaction energy (kcal/mol)")
+    molecule = result.input_data.molecule
+    nfr = len(molecule.fragments)
+    ax.set_title(f"{molecule.name or molecule.get_molecular_formula()}, {nfr} fragments, {model_label(result)}",
+                 fontsize=10)
+    ax.grid(alpha=0.3)
+    ax.legend(fontsize=9)
+    fig.tight_layout()
+    return _save(fig, path)
+
+
+def _save(fig: Figure, path: str | os.PathLike) -> Path:
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fig.savefig(path, format="png")
+    return path
+
+
+def report_stem(result_path: str | os.PathLike) -> str:
+    """``dimer`` for ``dimer.result.json``, ``x`` for ``x.json``."""
+    name = Path(result_path).name
+    if name.endswith(RESULT_SUFFIX):
+        return name[: -len(RESULT_SUFFIX)]
+    return input_stem(name)
+
+
+def write_report(result_path: str | os.PathLike, out_dir: str | os.PathLike = ".") -> dict[str, Path]:
+    """Write ``<stem>_timeline.png`` and ``<stem>_convergence.png`` for a result file into ``out_dir``.
+
+    Returns the pictures written by name. A result without fragment provenance gets the convergence
+    picture only (a warning says why); InputError if neither can be drawn.
+    """
+    result = load_result(result_path)
+    out_dir = Path(out_dir)
+    stem = report_stem(result_path)
+    written: dict[str, Path] = {}
+    problems = []
+    for name, plot in (("timeline", plot_timeline), ("convergence", plot_convergence)):
+        try:
+            written[name] = plot(result, out_dir / f"{stem}_{name}.png")
+        except InputError as exc:
+            logger.warning("%s: no %s picture: %s", result_path, name, exc)
+            problems.append(f"{name}: {exc}")
+    if not written:
+        raise InputError(f"{result_path}: nothing to draw ({'; '.join(problems)})")
+    return written
