@@ -33,6 +33,7 @@ from .progress import ProgressDisplay, make_progress
 from .resources import WorkerResources, thread_environment
 from .results import TaskResult, in_schema_version
 from .retry import classify_exception, retry_cost
+from .schedule import Order, calibrate, estimate_seconds, log_plan, order_tasks
 
 if TYPE_CHECKING:
     from .cache import FragmentCache
@@ -95,6 +96,8 @@ class FragmentExecutor:
     check_programs
         Verify before submission that QCEngine finds each program on this machine. Turn off only
         when the programs exist on the compute nodes but not where the driver runs.
+    order
+        ``"cost"``: longest expected fragment first (default); ``"fifo"``: in planned order.
     """
 
     label = "sequential"
@@ -108,7 +111,10 @@ class FragmentExecutor:
         timeout_per_task: float | None = None,
         progress: bool | Literal["auto", "bar", "log"] = False,
         check_programs: bool = True,
+        order: Order = "cost",
     ):
+        if order not in ("cost", "fifo"):
+            raise ConfigurationError(f"order must be 'cost' or 'fifo', got {order!r}")
         if timeout_per_task is not None and timeout_per_task <= 0:
             raise ConfigurationError(f"timeout_per_task must be positive, got {timeout_per_task}")
         self.resources = resources or WorkerResources()
@@ -116,6 +122,7 @@ class FragmentExecutor:
         self.timeout_per_task = timeout_per_task
         self.progress = progress
         self.check_programs = check_programs
+        self.order = order
         self.cache = _open_cache(cache)
 
     # -- public API -----------------------------------------------------------------------------
@@ -160,7 +167,9 @@ class FragmentExecutor:
                     for task in group:
                         record(_result_from_cache(task, hits[key], self.label))
             summary.n_cached = len(results)
-            leaders = [group[0] for key, group in sharing.items() if key not in hits]
+            estimate_seconds(tasks, calibrate(tasks, {r.label: r.wall_time for r in results.values()}))
+            leaders = order_tasks([group[0] for key, group in sharing.items() if key not in hits], self.order)
+            log_plan(leaders, self.max_workers)
             summary.n_executed = len(leaders)
             if leaders:
                 with self.session():
@@ -331,6 +340,7 @@ class ParslExecutor(FragmentExecutor):
         timeout_per_task: float | None = None,
         progress: bool | Literal["auto", "bar", "log"] = "auto",
         check_programs: bool = True,
+        order: Order = "cost",
         resource_specification: Callable[[FragmentTask], dict[str, Any]] | None = None,
         **preset_options: Any,
     ):
@@ -366,6 +376,7 @@ class ParslExecutor(FragmentExecutor):
             timeout_per_task=timeout_per_task,
             progress=progress,
             check_programs=check_programs,
+            order=order,
         )
         self.dfk: DataFlowKernel | None = None
         self._app: Any = None

@@ -15,7 +15,7 @@ import copy
 import json
 import logging
 from collections.abc import Iterator, Mapping
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from typing import Any, Literal
 
 import numpy as np
@@ -45,7 +45,7 @@ class FragmentTask:
     basis: tuple[int, ...]
     atomic_input: dict[str, Any]
     cost: float = 1.0
-    meta: dict[str, Any] = field(default_factory=dict)
+    expected_seconds: float | None = None
 
     @property
     def nbody(self) -> int:
@@ -195,8 +195,8 @@ def plan_tasks(
     """Every fragment task of ``core``: all n-body levels and model chemistries at once, no barriers.
 
     ``specifications`` maps each model chemistry of the core to ``{"program": ..., "specification":
-    {...}}`` as :func:`specifications_from_input` returns. Tasks come sorted by estimated cost, most
-    expensive first, so that whatever executes them in order finishes the long ones early.
+    {...}}`` as :func:`specifications_from_input` returns. Tasks come in upstream's order, each with
+    its estimated relative ``cost``; executors decide the submission order.
     """
     missing = [mc for mc in core.mc_levels if mc not in specifications]
     if missing:
@@ -217,7 +217,6 @@ def plan_tasks(
         else:
             atomic_input = {"molecule": molecule, "specification": spec}
         tasks.append(FragmentTask(label, mc, program, real, basis, atomic_input, costs.cost(mc, basis)))
-    tasks.sort(key=lambda t: -t.cost)
     logger.info("planned %d fragment tasks", len(tasks))
     return tasks
 

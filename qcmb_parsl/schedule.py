@@ -1,0 +1,66 @@
+"""Order of submission: longest expected fragment first, so the last worker is not left with a giant.
+
+Estimates start as relative costs from the plan (basis functions to the method's power). Fragments
+of the same model chemistry that the cache already holds carry measured wall times; their ratio of
+seconds to cost calibrates the others, so that fragments of different methods compare in seconds.
+"""
+
+from __future__ import annotations
+
+import logging
+import statistics
+from collections.abc import Mapping, Sequence
+from typing import Literal
+
+from .plan import FragmentTask
+
+logger = logging.getLogger(__name__)
+
+Order = Literal["cost", "fifo"]
+
+
+def family(task: FragmentTask) -> tuple[str, str, str | None]:
+    """Fragments whose cost units are comparable: same program, method and basis."""
+    return task.program, task.method, task.basis_set
+
+
+def calibrate(tasks: Sequence[FragmentTask], measured: Mapping[str, float]) -> dict[tuple, float]:
+    """Seconds per cost unit for each family with measured tasks (``measured``: label -> seconds)."""
+    ratios: dict[tuple, list[float]] = {}
+    for task in tasks:
+        seconds = measured.get(task.label)
+        if seconds and task.cost > 0:
+            ratios.setdefault(family(task), []).append(seconds / task.cost)
+    return {fam: statistics.median(values) for fam, values in ratios.items()}
+
+
+def estimate_seconds(tasks: Sequence[FragmentTask], factors: Mapping[tuple, float]) -> None:
+    """Set ``expected_seconds`` where a family is calibrated; elsewhere use the median factor."""
+    fallback = statistics.median(factors.values()) if factors else None
+    for task in tasks:
+        factor = factors.get(family(task), fallback)
+        task.expected_seconds = None if factor is None else factor * task.cost
+
+
+def order_tasks(tasks: Sequence[FragmentTask], order: Order) -> list[FragmentTask]:
+    """Tasks in submission order: ``"cost"`` longest expected first, ``"fifo"`` as planned."""
+    if order == "fifo":
+        return list(tasks)
+    return sorted(tasks, key=lambda t: -(t.expected_seconds if t.expected_seconds is not None else t.cost))
+
+
+def log_plan(tasks: Sequence[FragmentTask], workers: int) -> None:
+    """The planned critical path: the longest fragment against the work per worker."""
+    if not tasks:
+        return
+    seconds = [t.expected_seconds for t in tasks]
+    if all(s is not None for s in seconds):
+        unit, values = "s", seconds
+    else:
+        unit, values = "cost units", [t.cost for t in tasks]
+    longest = max(values)
+    per_worker = sum(values) / max(workers, 1)
+    logger.info(
+        "plan: %d fragments on %d workers; longest %.3g %s, total/workers %.3g %s, makespan >= %.3g %s",
+        len(tasks), workers, longest, unit, per_worker, unit, max(longest, per_worker), unit,
+    )
