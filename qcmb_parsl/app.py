@@ -13,6 +13,7 @@ import threading
 import time
 from typing import Any
 
+from parsl.app.errors import AppTimeout
 from parsl.app.python import PythonApp
 
 #: QCEngine error types worth another attempt; everything else is deterministic for the same input.
@@ -73,6 +74,10 @@ def compute_fragment(
 
     success = bool(getattr(result, "success", False))
     error = getattr(result, "error", None)
+    if not success and walltime is not None and wall_time >= walltime:
+        # Parsl's timeout is an exception injected into this thread; QCEngine turns any exception
+        # raised inside compute into a failed result, so the timeout is recognised by the clock.
+        raise AppTimeout(f"{label} exceeded walltime {walltime} s")
     if not success and error is not None and error.error_type in RETRYABLE_ERROR_TYPES:
         raise RetryableEngineError(label, error.error_message)
 

@@ -33,7 +33,10 @@ def normalize_input(input_model: Any, schema_version: int) -> Any:
         except json.JSONDecodeError as exc:
             raise InputError(f"ManyBodyInput JSON does not parse: {exc}") from None
     if isinstance(input_model, dict):
-        fill_fragment_charges(input_model.get("molecule"))
+        molecule = input_model.get("molecule")
+        if isinstance(molecule, dict) and "symbols" in molecule:
+            check_fragments(len(molecule["symbols"]), molecule.get("fragments"))
+        fill_fragment_charges(molecule)
         return validate_model(model_class, input_model)
     return input_model
 
@@ -97,11 +100,9 @@ def _element(symbol: str) -> str:
     return "".join(ch for ch in symbol if ch.isalpha()).capitalize()
 
 
-def check_manybody_input(model: Any) -> None:
-    """Catch, with one line each, the input mistakes upstream reports obscurely or only mid-run."""
-    molecule = model.molecule
-    natom = len(molecule.symbols)
-    fragments = [list(map(int, frag)) for frag in molecule.fragments]
+def check_fragments(natom: int, fragments: Any) -> None:
+    """Every atom in exactly one fragment, and more than one fragment."""
+    fragments = [list(map(int, frag)) for frag in (fragments or [])]
     if len(fragments) < 2:
         raise InputError(
             "molecule has no fragmentation: set molecule.fragments to one list of atom indices per fragment"
@@ -116,8 +117,14 @@ def check_manybody_input(model: Any) -> None:
     if missing:
         raise InputError(f"atoms {missing[:10]} belong to no fragment: every atom must be in one fragment")
 
+
+def check_manybody_input(model: Any) -> None:
+    """Catch, with one line each, the input mistakes upstream reports obscurely or only mid-run."""
+    molecule = model.molecule
+    check_fragments(len(molecule.symbols), molecule.fragments)
+
     keywords = model.specification.keywords
-    nfr = len(fragments)
+    nfr = len(molecule.fragments)
     max_nbody = keywords.max_nbody
     if max_nbody is not None and not 1 <= max_nbody <= nfr:
         raise InputError(f"max_nbody={max_nbody} must be between 1 and {nfr} (the number of fragments)")

@@ -1,0 +1,270 @@
+"""Scheduling and fault tolerance on real runs: order, retries, timeouts, failures, killed workers.
+
+Also every bad input the issue lists: one clear line, before anything is submitted.
+"""
+
+from __future__ import annotations
+
+import os
+import signal
+import subprocess
+import threading
+from pathlib import Path
+
+import numpy as np
+import psutil
+import pytest
+from hpc_services import SlurmCluster, slurm_cluster  # noqa: F401 - a fixture
+from molecules import mbe_input
+from parsl.app.errors import AppTimeout
+from parsl.executors.high_throughput.errors import WorkerLost
+
+from qcmb_parsl import (
+    CacheError,
+    ConfigurationError,
+    FragmentsFailedError,
+    InputError,
+    ManyBodyComputer,
+    ParslExecutor,
+    RunReport,
+)
+from qcmb_parsl.app import RetryableEngineError
+from qcmb_parsl.cache import FragmentCache
+from qcmb_parsl.retry import MAX_FREE_RETRIES, retry_cost
+
+
+def one_line(excinfo) -> str:
+    message = str(excinfo.value)
+    assert message and "\n" not in message
+    return message
+
+
+# -- scheduling ---------------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize("preset", ["threads", "local"])
+def test_longest_expected_fragment_starts_first_on_one_worker(preset):
+    mbin = mbe_input(3, basis="6-31g", bsse_type=["cp", "nocp"])
+    computer = ManyBodyComputer.prepare(mbin)
+    tasks = computer.fragment_tasks()
+    with ParslExecutor(preset, max_workers=1, cache=False, progress=False) as executor:
+        report = executor.run(tasks)
+    cost = {t.label: t.cost for t in tasks}
+    started = sorted(report.results.values(), key=lambda r: r.provenance["started"])
+    costs_in_start_order = [cost[r.label] for r in started]
+    assert costs_in_start_order == sorted(costs_in_start_order, reverse=True)
+    assert costs_in_start_order[0] > costs_in_start_order[-1]
+
+
+def test_fifo_order_keeps_the_planned_order():
+    tasks = ManyBodyComputer.prepare(mbe_input(3, bsse_type=["nocp"])).fragment_tasks()
+    with ParslExecutor("threads", max_workers=1, cache=False, progress=False, order="fifo") as executor:
+        report = executor.run(tasks)
+    started = sorted(report.results.values(), key=lambda r: r.provenance["started"])
+    assert [r.label for r in started] == [t.label for t in tasks]
+
+
+def test_cached_wall_times_calibrate_the_estimates(tmp_path):
+    specs = {
+        "mp2": {"program": "pyscf", "driver": "energy", "model": {"method": "mp2", "basis": "6-31g"}},
+        "hf": {"program": "pyscf", "driver": "energy", "model": {"method": "hf", "basis": "6-31g"}},
+    }
+    mbin = mbe_input(3, bsse_type=["nocp"], levels={1: "mp2", 3: "hf"}, specifications=specs)
+    with ParslExecutor("threads", max_workers=2, cache_dir=tmp_path, progress=False) as executor:
+        ManyBodyComputer.from_manybodyinput(mbin, executor=executor)
+        tasks = ManyBodyComputer.prepare(mbin).fragment_tasks()
+        executor.run(tasks)
+    assert all(t.expected_seconds is not None and t.expected_seconds > 0 for t in tasks)
+
+
+# -- retries ------------------------------------------------------------------------------------
+
+
+class _Config:
+    retries = 2
+
+
+def _record(fail_count: int) -> dict:
+    return {"dfk": type("DFK", (), {"config": _Config})(), "fail_count": fail_count}
+
+
+def test_retry_policy_spends_budget_only_on_engine_failures():
+    assert retry_cost(WorkerLost(1, "node7"), _record(1)) == 0.0
+    assert retry_cost(WorkerLost(1, "node7"), _record(MAX_FREE_RETRIES + 1)) > _Config.retries
+    assert retry_cost(RetryableEngineError("frag", "segfault"), _record(1)) == 1.0
+    assert retry_cost(AppTimeout("slow"), _record(1)) > _Config.retries
+    assert retry_cost(ValueError("deterministic"), _record(1)) > _Config.retries
+
+
+def test_deterministic_engine_error_is_not_retried_and_names_the_fragment(tmp_path):
+    mbin = mbe_input(2, keywords={"max_cycle": 1})
+    with ParslExecutor("threads", max_workers=2, cache_dir=tmp_path, progress=False, max_retries=3) as executor:
+        with pytest.raises(FragmentsFailedError) as excinfo:
+            ManyBodyComputer.from_manybodyinput(mbin, executor=executor)
+    message = one_line(excinfo)
+    assert "3 of 3 fragments failed" in message and "[pyscf]" in message and "[1, 2]" in message
+    assert all(failure.attempts == 1 for failure in excinfo.value.failures)
+    assert all("converge" in failure.message.lower() for failure in excinfo.value.failures)
+
+
+def test_failures_raised_after_the_rest_finished_and_were_cached(tmp_path):
+    specs = {
+        "good": {"program": "pyscf", "driver": "energy", "model": {"method": "hf", "basis": "sto-3g"}},
+        "bad": {"program": "pyscf", "driver": "energy", "model": {"method": "hf", "basis": "no-such-basis"}},
+    }
+    mbin = mbe_input(3, bsse_type=["nocp"], levels={1: "good", 2: "bad"}, specifications=specs)
+    with ParslExecutor("threads", max_workers=2, cache_dir=tmp_path, progress=False) as executor:
+        with pytest.raises(FragmentsFailedError) as excinfo:
+            ManyBodyComputer.from_manybodyinput(mbin, executor=executor)
+        report = ManyBodyComputer.from_manybodyinput(mbin, executor=executor, on_failure="return")
+    message = one_line(excinfo)
+    assert message.startswith("6 of 9 fragments failed")
+    assert '["bad", [1], [1]] [pyscf] input_error' in message and "no-such-basis" in message.lower()
+    succeeded = [label for label, result in excinfo.value.report.results.items() if result.success]
+    assert len(succeeded) == 3 and len(FragmentCache(tmp_path)) == 3
+    assert isinstance(report, RunReport)
+    assert report.summary.n_cached == 3 and report.summary.n_failed == len(report.failures) == 6
+
+
+def test_timeout_is_reported_per_fragment():
+    mbin = mbe_input(2, method="mp2", basis="cc-pvdz")
+    with ParslExecutor("threads", max_workers=2, cache=False, progress=False, timeout_per_task=0.01) as executor:
+        report = ManyBodyComputer.from_manybodyinput(mbin, executor=executor, on_failure="return")
+    assert report.failures and all(f.error_type == "timeout" for f in report.failures)
+    assert "timed out after 0.01 s" in report.failures[0].one_line()
+
+
+def _kill_workers(done: threading.Event) -> None:
+    """SIGKILL the worker processes of the local pool (each writes its worker_N.log) mid-fragment."""
+    for pool in psutil.process_iter(["cmdline"]):
+        if "process_worker_pool" in " ".join(pool.info["cmdline"] or []):
+            for child in pool.children():
+                if any("worker_" in Path(f.path).name for f in child.open_files()):
+                    child.send_signal(signal.SIGKILL)
+                    done.set()
+
+
+def test_worker_killed_mid_run_still_gives_the_same_numbers():
+    mbin = mbe_input(3, basis="cc-pvdz", bsse_type=["cp"])
+    reference = ManyBodyComputer.from_manybodyinput(mbin)
+    killed = threading.Event()
+
+    def kill_after_first(label: str, completed: int, total: int) -> None:
+        if not killed.is_set():
+            _kill_workers(killed)
+
+    with ParslExecutor("local", max_workers=2, cache=False, progress=False) as executor:
+        result = ManyBodyComputer.from_manybodyinput(mbin, executor=executor, progress_callback=kill_after_first)
+    assert killed.is_set()
+    assert result.return_result == pytest.approx(reference.return_result, abs=1e-9)
+    attempts = [c.extras["qcmb_parsl"]["attempts"] for c in result.component_results.values()]
+    assert max(attempts) >= 2, "the fragment on the killed worker ran again"
+
+
+@pytest.mark.slurm
+def test_slurm_block_cancelled_mid_run_is_replaced(slurm_cluster: SlurmCluster, tmp_path, monkeypatch):  # noqa: F811
+    monkeypatch.chdir(tmp_path)
+    mbin = mbe_input(3, basis="6-31g", bsse_type=["cp", "nocp"])
+    reference = ManyBodyComputer.from_manybodyinput(mbin)
+    cancelled: list[str] = []
+
+    def cancel_block(label: str, completed: int, total: int) -> None:
+        if not cancelled:
+            jobs = slurm_cluster.job_ids()
+            if jobs:
+                subprocess.run(["scancel", *jobs], check=False, timeout=30)
+                cancelled.extend(jobs)
+
+    with ParslExecutor(
+        "slurm", partition="debug", address="127.0.0.1", max_blocks=1, max_workers=2, exclusive=False,
+        walltime="00:10:00", cache=False, progress=False,
+    ) as executor:
+        result = ManyBodyComputer.from_manybodyinput(mbin, executor=executor, progress_callback=cancel_block)
+    assert cancelled
+    assert result.return_result == pytest.approx(reference.return_result, abs=1e-9)
+    jobs = {c.extras["qcmb_parsl"]["slurm_job_id"] for c in result.component_results.values()}
+    assert jobs - set(cancelled), "fragments after the cancellation ran in a new block"
+
+
+# -- bad input: one line each, before anything is submitted ----------------------------------------
+
+
+def _mbin_with_molecule(**changes) -> dict:
+    mbin = mbe_input(3)
+    mbin["molecule"].update(changes)
+    return mbin
+
+
+@pytest.mark.parametrize(
+    "mbin, expected",
+    [
+        (_mbin_with_molecule(fragments=[list(range(9))], fragment_charges=[0.0], fragment_multiplicities=[1]),
+         "no fragmentation"),
+        (_mbin_with_molecule(fragments=[[0, 1, 2], [2, 3, 4, 5], [6, 7, 8]]), "atom 2 is in fragments 1 and 2"),
+        (_mbin_with_molecule(fragments=[[0, 1, 2], [3, 4, 5], [6, 7]]), "belong to no fragment"),
+        (mbe_input(3, max_nbody=0), "max_nbody=0 must be between 1 and 3"),
+        (mbe_input(3, max_nbody=5), "max_nbody=5 must be between 1 and 3"),
+        (mbe_input(3, bsse_type=["cpp"]), "bsse_type"),
+        (mbe_input(3, program="nosuchcode"), "unknown program 'nosuchcode'"),
+        (mbe_input(3, program="mrchem"), "'mrchem' is not installed"),
+    ],
+)
+def test_bad_input_is_one_clear_line(mbin, expected):
+    with pytest.raises(InputError) as excinfo:
+        ManyBodyComputer.from_manybodyinput(mbin, executor=None)
+    assert expected in one_line(excinfo)
+
+
+def test_inconsistent_levels_and_vmfc_with_supersystem():
+    specs = {
+        "a": {"program": "pyscf", "driver": "energy", "model": {"method": "hf", "basis": "sto-3g"}},
+        "b": {"program": "pyscf", "driver": "energy", "model": {"method": "hf", "basis": "6-31g"}},
+    }
+    with pytest.raises(InputError) as excinfo:
+        ManyBodyComputer.from_manybodyinput(mbe_input(3, levels={1: "a", 2: "b"}, max_nbody=3, specifications=specs))
+    assert "levels go up to 2-body but max_nbody=3" in one_line(excinfo)
+    with pytest.raises(InputError) as excinfo:
+        ManyBodyComputer.from_manybodyinput(
+            mbe_input(3, bsse_type=["vmfc"], levels={1: "a", "supersystem": "b"}, specifications=specs)
+        )
+    assert "vmfc cannot be combined with a supersystem" in one_line(excinfo)
+
+
+def test_engine_rejecting_the_method_names_the_fragment():
+    with pytest.raises(FragmentsFailedError) as excinfo:
+        ManyBodyComputer.from_manybodyinput(mbe_input(2, method="no-such-method"))
+    message = one_line(excinfo)
+    assert '["(auto)", [1], [1, 2]]' in message and "no-such-method" in message
+
+
+def test_bad_executor_settings(tmp_path):
+    blocker = tmp_path / "a-file"
+    blocker.write_text("")
+    with pytest.raises(CacheError) as excinfo:
+        ParslExecutor("threads", cache_dir=blocker / "cache")
+    assert str(blocker) in one_line(excinfo)
+    with pytest.raises(ConfigurationError) as excinfo:
+        ParslExecutor("threads", timeout_per_task=-1)
+    assert "timeout_per_task" in one_line(excinfo)
+    with pytest.raises(ConfigurationError) as excinfo:
+        ParslExecutor("threads", max_workers=-3)
+    assert "max_workers" in one_line(excinfo)
+    site = tmp_path / "site.yaml"
+    site.write_text("type: slurm\npartition: debug\nqueue_size: 3\n")
+    with pytest.raises(ConfigurationError) as excinfo:
+        ParslExecutor(str(site))
+    assert "queue_size" in one_line(excinfo)
+
+
+def test_nothing_submitted_for_bad_input(tmp_path):
+    """Bad input fails in the driver: the executor never starts Parsl."""
+    executor = ParslExecutor("local", max_workers=1, cache_dir=tmp_path, progress=False)
+    with pytest.raises(InputError):
+        ManyBodyComputer.from_manybodyinput(mbe_input(3, program="nosuchcode"), executor=executor)
+    assert executor.dfk is None
+    assert not any(
+        "process_worker_pool" in " ".join(p.info["cmdline"] or []) and p.info["ppid"] != 1
+        for p in psutil.process_iter(["cmdline", "ppid"])
+        if p.info["cmdline"] and str(os.getpid()) in " ".join(p.info["cmdline"])
+    )
+    assert np.isfinite(1.0)
