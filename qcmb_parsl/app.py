@@ -51,6 +51,7 @@ def compute_fragment(
     program: str,
     task_config: dict[str, Any],
     environment: dict[str, str],
+    workers_per_node: int = 1,
     walltime: float | None = None,
     parsl_resource_specification: dict[str, Any] | None = None,
 ) -> dict[str, Any]:
@@ -64,9 +65,10 @@ def compute_fragment(
     import qcengine
 
     from qcmb_parsl.mpi import mpi_task_config
+    from qcmb_parsl.resources import node_task_config
 
     _prepare_process()
-    config, mpi_ranks = mpi_task_config(task_config)
+    config, mpi_ranks = mpi_task_config(node_task_config(task_config, workers_per_node))
 
     start = time.time()
     result = qcengine.compute(atomic_input, program, raise_error=False, task_config=config)

@@ -29,7 +29,7 @@ import qcmanybody.models as qcmb_v1
 import qcmanybody.models.v2 as qcmb_v2
 
 from .computer import ManyBodyComputer, ManyBodyComputerV2
-from .errors import FragmentFailure, InputError
+from .errors import FragmentFailure, FragmentsFailedError, InputError
 from .executor import FragmentExecutor, ProgressCallback, RunReport, RunSummary
 from .results import TaskResult
 from .summary import nbody_energies
@@ -63,6 +63,7 @@ SUMMARY_COLUMNS = (
 )
 
 _PROTOCOL = {1: "component_results", 2: "cluster_results"}
+_COUNTS = ("n_tasks", "n_cached", "n_executed", "n_shared", "n_failed")
 _V2_NAMES = {"qcschema_many_body_input", "qcschema_many_body_specification", "qcschema_atomic_specification"}
 _V1_NAMES = {"qcschema_manybodyinput", "qcschema_manybodyspecification", "qcschema_atomicspecification"}
 
@@ -155,7 +156,9 @@ def input_digest(data: dict[str, Any]) -> str:
     return hashlib.sha256(json.dumps(data, sort_keys=True, separators=(",", ":")).encode()).hexdigest()
 
 
-def read_input(path: str | os.PathLike, *, keep_results: bool = True, input_id: str | None = None) -> InputFile:
+def read_input(
+    path: str | os.PathLike, *, keep_results: bool = True, input_id: str | None = None
+) -> InputFile:
     """Read a ManyBodyInput JSON file; InputError naming the file when it is missing or not JSON.
 
     ``keep_results`` sets the fragment-results protocol when the input leaves it out (see
@@ -163,7 +166,8 @@ def read_input(path: str | os.PathLike, *, keep_results: bool = True, input_id: 
     """
     path = Path(path)
     if not path.is_file():
-        raise InputError(f"input file {str(path)!r} does not exist" if not path.exists() else f"{path} is not a file")
+        what = "does not exist" if not path.exists() else "is not a file"
+        raise InputError(f"input file {str(path)!r} {what}")
     try:
         data = json.loads(path.read_text())
     except (OSError, UnicodeDecodeError) as exc:
@@ -171,7 +175,9 @@ def read_input(path: str | os.PathLike, *, keep_results: bool = True, input_id: 
     except json.JSONDecodeError as exc:
         raise InputError(f"input file {str(path)!r} is not valid JSON: {exc}") from None
     if not isinstance(data, dict):
-        raise InputError(f"input file {str(path)!r} holds a JSON {type(data).__name__}, not a ManyBodyInput object")
+        raise InputError(
+            f"input file {str(path)!r} holds a JSON {type(data).__name__}, not a ManyBodyInput object"
+        )
     version = detect_schema_version(data)
     if keep_results:
         data = keep_fragment_results(data, version)
@@ -203,7 +209,9 @@ def collect_inputs(paths: Iterable[str | os.PathLike]) -> list[Path]:
     found: list[Path] = []
     for entry in map(Path, paths):
         if entry.is_dir():
-            children = sorted(p for p in entry.glob("*.json") if p.is_file() and not p.name.endswith(RESULT_SUFFIX))
+            children = sorted(
+                p for p in entry.glob("*.json") if p.is_file() and not p.name.endswith(RESULT_SUFFIX)
+            )
             if not children:
                 raise InputError(f"directory {str(entry)!r} holds no input *.json files")
             found.extend(children)
@@ -221,7 +229,7 @@ def collect_inputs(paths: Iterable[str | os.PathLike]) -> list[Path]:
 
 
 def load_result(path: str | os.PathLike) -> Any:
-    """A ManyBodyResult (v1 or v2, from its ``schema_version``) read from JSON; InputError if it is not one."""
+    """A ManyBodyResult (v1 or v2, by its ``schema_version``) read from JSON; InputError if it is not one."""
     path = Path(path)
     if not path.is_file():
         raise InputError(f"result file {str(path)!r} does not exist")
@@ -360,26 +368,27 @@ def run_campaign(
     _check_unique_ids(files)
 
     entries: dict[str, CampaignEntry] = {}
-    pending: list[tuple[InputFile, Any, float]] = []
-    for input_file in files:
+    pending: list[tuple[InputFile, Any]] = []
+    plan_times: dict[str, float] = {}
+    for input_file in files:  # every input is validated before anything is planned or submitted
         result_path = out_dir / f"{input_file.input_id}{RESULT_SUFFIX}"
         done = None if force else finished_result(result_path, input_file.digest)
         if done is not None:
             entries[input_file.input_id] = entry_from_result(input_file, result_path, done, "skipped")
             logger.info("%s: result %s is there, skipping", input_file.path, result_path)
             continue
-        plan_start = time.perf_counter()
-        computer = prepare(input_file)
-        pending.append((input_file, computer, plan_start))
+        prepare_start = time.perf_counter()
+        pending.append((input_file, prepare(input_file)))
+        plan_times[input_file.input_id] = time.perf_counter() - prepare_start
 
     tasks, owner = [], {}
-    plan_times: dict[str, float] = {}
-    for input_file, computer, plan_start in pending:
+    for input_file, computer in pending:
+        plan_start = time.perf_counter()
         for task in computer.fragment_tasks():
             label = f"{input_file.input_id}{LABEL_SEPARATOR}{task.label}"
             owner[label] = (input_file.input_id, task.label)
             tasks.append(replace(task, label=label))
-        plan_times[input_file.input_id] = time.perf_counter() - plan_start
+        plan_times[input_file.input_id] += time.perf_counter() - plan_start
     tasks.sort(key=lambda task: -task.cost)  # the longest fragments of every input first
 
     summary = None
@@ -389,7 +398,7 @@ def run_campaign(
         summary = report.summary
         summary.plan_time = sum(plan_times.values())
         reports = split_report(report, owner)
-        for input_file, computer, _ in pending:
+        for input_file, computer in pending:
             sub = reports[input_file.input_id]
             sub.summary.plan_time = plan_times[input_file.input_id]
             entries[input_file.input_id] = _finish(input_file, computer, sub, out_dir, summary, start)
@@ -448,20 +457,21 @@ def _finish(
     input_file: InputFile, computer: Any, report: RunReport, out_dir: Path, campaign: RunSummary, start: float
 ) -> CampaignEntry:
     """Assemble and write one input's result, or record why it cannot be."""
-    counts = {name: getattr(report.summary, name) for name in ("n_tasks", "n_cached", "n_executed", "n_shared", "n_failed")}
-    fragment_time = _fragment_time(report.results.values())
+    result = None
     if report.failures:
-        detail = "; ".join(f.one_line() for f in report.failures[:3])
-        more = f"; and {len(report.failures) - 3} more" if len(report.failures) > 3 else ""
-        error = f"{len(report.failures)} of {report.summary.n_tasks} fragments failed: {detail}{more}"
+        error = str(FragmentsFailedError(report.failures, report.summary.n_tasks))
+    else:
+        try:
+            result = computer.assemble(report, wall_time=time.perf_counter() - start)
+        except Exception as exc:  # noqa: BLE001 - one input's assembly must not lose the others' results
+            error = f"assembly failed: {type(exc).__name__}: {exc}".splitlines()[0]
+    if result is None:
         logger.error("%s: %s", input_file.path, error)
-        return CampaignEntry(str(input_file.path), "failed", None, **counts, fragment_time=fragment_time, error=error)
-    try:
-        result = computer.assemble(report, wall_time=time.perf_counter() - start)
-    except Exception as exc:  # noqa: BLE001 - one input's assembly must not lose the others' results
-        error = f"assembly failed: {type(exc).__name__}: {exc}".splitlines()[0]
-        logger.error("%s: %s", input_file.path, error)
-        return CampaignEntry(str(input_file.path), "failed", None, **counts, fragment_time=fragment_time, error=error)
+        counts = {name: getattr(report.summary, name) for name in _COUNTS}
+        fragment_time = _fragment_time(report.results.values())
+        return CampaignEntry(
+            str(input_file.path), "failed", **counts, fragment_time=fragment_time, error=error
+        )
     result.extras["qcmb_parsl"]["campaign"] = campaign.as_dict()
     mark_input(result, input_file)
     result_path = write_result(result, out_dir / f"{input_file.input_id}{RESULT_SUFFIX}")
@@ -470,7 +480,9 @@ def _finish(
 
 def _fragment_time(results: Iterable[TaskResult]) -> float:
     """Seconds the fragments computed for this input took (cached and shared ones excluded)."""
-    return sum(r.wall_time for r in results if r.success and not r.cached and "shared_with" not in r.provenance)
+    return sum(
+        r.wall_time for r in results if r.success and not r.cached and "shared_with" not in r.provenance
+    )
 
 
 def entry_from_result(input_file: InputFile, result_path: Path, result: Any, status: str) -> CampaignEntry:
@@ -490,7 +502,7 @@ def entry_from_result(input_file: InputFile, result_path: Path, result: Any, sta
         input=str(input_file.path),
         status=status,
         result_file=str(result_path),
-        **{name: int(run.get(name, 0)) for name in ("n_tasks", "n_cached", "n_executed", "n_shared", "n_failed")},
+        **{name: int(run.get(name, 0)) for name in _COUNTS},
         return_energy=properties.get("return_energy"),
         interaction_energies={
             bsse: value

@@ -6,7 +6,7 @@ Commands::
     qcmb-parsl campaign DIR_OR_FILES... [--out-dir D] [--force]
     qcmb-parsl cache stats | list [INPUT.json] | invalidate [--program P] [--method M] [--input I] | clear
     qcmb-parsl presets
-    qcmb-parsl report RESULT.json [--out-dir D]
+    qcmb-parsl report RESULT.json... [--out-dir D]
 
 Exit status: 0 on success, 1 when fragments failed (or on an unexpected error), 2 for a bad input,
 configuration, cache directory or command line. A failure prints one line, ``qcmb-parsl: error: ...``,
@@ -23,12 +23,12 @@ import time
 import traceback
 from collections.abc import Sequence
 from datetime import datetime
-from pathlib import Path
 from typing import Any
 
 PROG = "qcmb-parsl"
 DEFAULT_PRESET = "local"
 DEFAULT_CAMPAIGN_DIR = "campaign-results"
+CACHE_DIR_HELP = "cache directory (default $QCMB_PARSL_CACHE_DIR or the user cache)"
 
 logger = logging.getLogger("qcmb_parsl.cli")
 
@@ -63,31 +63,30 @@ def _common_options() -> argparse.ArgumentParser:
     return common
 
 
-def _executor_options() -> argparse.ArgumentParser:
-    options = argparse.ArgumentParser(add_help=False)
-    group = options.add_argument_group("where fragments run")
+def _add_executor_options(parser: argparse.ArgumentParser) -> None:
+    group = parser.add_argument_group("where fragments run")
     where = group.add_mutually_exclusive_group()
     where.add_argument("--preset", metavar="NAME",
                        help=f"executor preset (default {DEFAULT_PRESET!r}; `{PROG} presets` lists them)")
     where.add_argument("--config", metavar="FILE",
-                       help="Parsl config file (.py defining `config`) or site file (.yaml, QCFractal field names)")
+                       help="Parsl config file (.py defining `config`) or site file "
+                            "(.yaml, QCFractal field names)")
     group.add_argument("--workers", type=int, metavar="N", help="fragments at once per node (max_workers)")
     group.add_argument("--option", action="append", default=[], metavar="KEY=VALUE",
                        help="further preset option, e.g. --option partition=debug --option walltime=02:00:00 "
                             "(VALUE read as JSON when it parses, else as text); repeatable")
     group.add_argument("--progress", choices=("auto", "bar", "log"), default="auto",
-                       help="live bar, log lines, or auto: a bar on a terminal, log lines otherwise (default)")
-    cache = options.add_argument_group("fragment cache")
+                       help="live bar, log lines, or auto: a bar on a terminal, log lines otherwise "
+                            "(default)")
+    cache = parser.add_argument_group("fragment cache")
     which = cache.add_mutually_exclusive_group()
-    which.add_argument("--cache-dir", metavar="D", help="cache directory (default $QCMB_PARSL_CACHE_DIR or the user cache)")
+    which.add_argument("--cache-dir", metavar="D", help=CACHE_DIR_HELP)
     which.add_argument("--no-cache", action="store_true", help="neither read nor write the fragment cache")
-    return options
 
 
 def _cache_dir_option() -> argparse.ArgumentParser:
     options = argparse.ArgumentParser(add_help=False)
-    options.add_argument("--cache-dir", metavar="D",
-                         help="cache directory (default $QCMB_PARSL_CACHE_DIR or the user cache)")
+    options.add_argument("--cache-dir", metavar="D", help=CACHE_DIR_HELP)
     return options
 
 
@@ -102,21 +101,22 @@ def build_parser() -> argparse.ArgumentParser:
         "2 bad input, configuration or command line.",
     )
     commands = parser.add_subparsers(dest="command", metavar="COMMAND", required=True)
-    executor = _executor_options()
     cache_dir = _cache_dir_option()
 
     run = commands.add_parser(
-        "run", parents=[common, executor], help="run one ManyBodyInput",
-        description="Run the many-body expansion of one ManyBodyInput JSON file (QCSchema v1 or v2, detected) "
-        "and write its ManyBodyResult JSON. Fragment results are kept in the result (protocols "
+        "run", parents=[common], help="run one ManyBodyInput",
+        description="Run the many-body expansion of one ManyBodyInput JSON file (QCSchema v1 or v2, "
+        "detected) and write its ManyBodyResult JSON. Fragment results are kept in the result (protocols "
         "component_results/cluster_results 'all') unless the input says otherwise.",
     )
     run.add_argument("input", metavar="INPUT.json", help="ManyBodyInput JSON file")
-    run.add_argument("--out", metavar="RESULT.json", help="result file (default INPUT.result.json next to the input)")
+    run.add_argument("--out", metavar="RESULT.json",
+                     help="result file (default INPUT.result.json next to the input)")
+    _add_executor_options(run)
     run.set_defaults(handler=cmd_run)
 
     campaign = commands.add_parser(
-        "campaign", parents=[common, executor], help="run many inputs in one Parsl session",
+        "campaign", parents=[common], help="run many inputs in one Parsl session",
         description="Run many ManyBodyInputs in one Parsl session: the fragments of all inputs are planned "
         "together and identical ones computed once. Writes INPUT.result.json per input and "
         "campaign_summary.csv into --out-dir. Rerunning skips inputs whose result is there and valid "
@@ -127,6 +127,7 @@ def build_parser() -> argparse.ArgumentParser:
     campaign.add_argument("--out-dir", default=DEFAULT_CAMPAIGN_DIR, metavar="D",
                           help=f"where results and the summary go (default ./{DEFAULT_CAMPAIGN_DIR})")
     campaign.add_argument("--force", action="store_true", help="recompute inputs that have a result already")
+    _add_executor_options(campaign)
     campaign.set_defaults(handler=cmd_campaign)
 
     cache = commands.add_parser("cache", parents=[common], help="inspect or prune the fragment cache",
@@ -135,8 +136,10 @@ def build_parser() -> argparse.ArgumentParser:
     stats = actions.add_parser("stats", parents=[common, cache_dir], help="directory, entries and size",
                                description="Show the cache directory, its number of entries and its size.")
     stats.set_defaults(handler=cmd_cache_stats)
-    listing = actions.add_parser("list", parents=[common, cache_dir], help="list entries (all, or an input's)",
-                                 description="List cache entries: all, or those of the fragments of an input.")
+    listing = actions.add_parser(
+        "list", parents=[common, cache_dir], help="list entries (all, or an input's)",
+        description="List cache entries: all, or those of the fragments of an input.",
+    )
     listing.add_argument("input", nargs="?", metavar="INPUT.json", help="list only this input's fragments")
     listing.set_defaults(handler=cmd_cache_list)
     invalidate = actions.add_parser(
@@ -157,11 +160,11 @@ def build_parser() -> argparse.ArgumentParser:
 
     report = commands.add_parser(
         "report", parents=[common], help="draw the timeline and n-body convergence of a result",
-        description="Write RESULT_timeline.png (fragments per worker over time, coloured by n-body level, "
-        "cache hits at t=0) and RESULT_convergence.png (interaction energy per n-body level and BSSE "
-        "treatment, kcal/mol).",
+        description="For each result, write RESULT_timeline.png (fragments per worker over time, "
+        "coloured by n-body level, cache hits at t=0) and RESULT_convergence.png (interaction energy "
+        "per n-body level and BSSE treatment, kcal/mol).",
     )
-    report.add_argument("result", metavar="RESULT.json", help="ManyBodyResult JSON file")
+    report.add_argument("results", nargs="+", metavar="RESULT.json", help="ManyBodyResult JSON file(s)")
     report.add_argument("--out-dir", default=".", metavar="D", help="where the PNG files go (default: here)")
     report.set_defaults(handler=cmd_report)
     return parser
@@ -287,10 +290,12 @@ def cmd_run(args: argparse.Namespace) -> int:
 
 
 def cmd_campaign(args: argparse.Namespace) -> int:
+    import qcelemental
     from rich.table import Table
 
     from .campaign import run_campaign
-    from .report import KCAL_PER_HARTREE
+
+    kcal_per_hartree = qcelemental.constants.conversion_factor("hartree", "kcal/mol")
 
     executor = make_executor(args)
     try:
@@ -302,7 +307,7 @@ def cmd_campaign(args: argparse.Namespace) -> int:
     for column in ("input", "status", "tasks", "executed", "cached", "shared", "failed", "CP IE", "no-CP IE"):
         table.add_column(column, justify="left" if column in ("input", "status") else "right")
     for entry in outcome.entries:
-        ie = {bsse: value * KCAL_PER_HARTREE for bsse, value in entry.interaction_energies.items()}
+        ie = {bsse: value * kcal_per_hartree for bsse, value in entry.interaction_energies.items()}
         table.add_row(
             entry.input, entry.status, str(entry.n_tasks), str(entry.n_executed), str(entry.n_cached),
             str(entry.n_shared), str(entry.n_failed), _fmt(ie.get("cp"), ".4f"), _fmt(ie.get("nocp"), ".4f"),
@@ -346,12 +351,14 @@ def cmd_cache_list(args: argparse.Namespace) -> int:
         created = datetime.fromtimestamp(e.created).isoformat(sep=" ", timespec="seconds")
         print(
             f"{e.key[:16]}  {e.program:<8} {str(e.program_version or '-'):<10} {e.method:<10} "
-            f"{str(e.basis or '-'):<12} {e.driver:<8} {f'{e.nreal}/{e.natom}':>10} {e.wall_time:>8.2f}  {created}"
+            f"{str(e.basis or '-'):<12} {e.driver:<8} {f'{e.nreal}/{e.natom}':>10} {e.wall_time:>8.2f}"
+            f"  {created}"
         )
     if keys is None:
         print(f"{len(entries)} entries in {directory}")
     else:
-        print(f"{len(entries)} of {len(set(keys))} distinct fragments of {args.input} are cached in {directory}")
+        print(f"{len(entries)} of {len(set(keys))} distinct fragments of {args.input} are cached in "
+              f"{directory}")
     return 0
 
 
@@ -359,7 +366,9 @@ def cmd_cache_invalidate(args: argparse.Namespace) -> int:
     from .errors import ConfigurationError
 
     if args.program is None and args.method is None and args.input is None:
-        raise ConfigurationError(f"give --program, --method or --input (or delete everything: {PROG} cache clear)")
+        raise ConfigurationError(
+            f"give --program, --method or --input (or delete everything: {PROG} cache clear)"
+        )
     keys = _input_keys(args.input) if args.input else None
     with _open_cache(args) as cache:
         count = cache.invalidate(program=args.program, method=args.method, keys=keys)
@@ -386,7 +395,10 @@ def cmd_presets(args: argparse.Namespace) -> int:
         print(f"  needs: {preset.needs}")
         print("  options:")
         for option, info in preset.options.model_fields.items():
-            default = "required" if info.is_required() else f"default {info.get_default(call_default_factory=True)!r}"
+            if info.is_required():
+                default = "required"
+            else:
+                default = f"default {info.get_default(call_default_factory=True)!r}"
             print(f"    {option} ({_type_name(info.annotation)}, {default}): {info.description or ''}")
         print()
     print(f"Use one with `{PROG} run INPUT.json --preset NAME --option KEY=VALUE`, or give a Parsl config "
@@ -397,9 +409,9 @@ def cmd_presets(args: argparse.Namespace) -> int:
 def cmd_report(args: argparse.Namespace) -> int:
     from .report import write_report
 
-    written = write_report(args.result, args.out_dir)
-    for name, path in written.items():
-        print(f"{name}: {path}")
+    for result in args.results:
+        for name, path in write_report(result, args.out_dir).items():
+            print(f"{name}: {path}")
     return 0
 
 

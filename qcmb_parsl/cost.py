@@ -1,8 +1,8 @@
 """Expected cost of a fragment calculation, for longest-first scheduling.
 
 The model is deliberately simple: basis functions (ghost atoms included, they carry functions too)
-raised to the method's formal scaling. Only the ordering matters for scheduling, and recorded wall
-times (see :func:`calibrate`) turn it into seconds where earlier runs measured some.
+raised to the method's formal scaling. Only the ordering matters for scheduling; recorded wall times
+turn it into seconds where earlier runs measured some (:mod:`qcmb_parsl.schedule`).
 """
 
 from __future__ import annotations

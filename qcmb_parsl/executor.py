@@ -212,7 +212,9 @@ class FragmentExecutor:
         future: Future = Future()
         try:
             future.set_result(
-                compute_fragment(task.label, task.atomic_input, task.program, self._task_config(), self._environment())
+                compute_fragment(
+                    task.label, task.atomic_input, task.program, self._task_config(), self._environment(), self.max_workers
+                )
             )
         except Exception as exc:  # noqa: BLE001 - becomes a failed TaskResult, as on a worker
             future.set_exception(exc)
@@ -259,7 +261,7 @@ class FragmentExecutor:
         return task_result, result_json
 
     def _task_config(self) -> dict[str, Any]:
-        return self.resources.task_config(self.max_workers)
+        return self.resources.task_config()
 
     def _environment(self) -> dict[str, str]:
         return thread_environment(self.resources.cores_per_worker)
@@ -448,6 +450,7 @@ class ParslExecutor(FragmentExecutor):
             task.program,
             self._task_config(),
             self._environment(),
+            self.max_workers,
             walltime=self.timeout_per_task,
             parsl_resource_specification=spec,
         )

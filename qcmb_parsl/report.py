@@ -123,12 +123,16 @@ def plot_timeline(result: Any, path: str | os.PathLike) -> Path:
     hits = [r for r in records if r.cached]
     rows = assign_lanes(computed)
     t0 = min((r.started for r in computed), default=0.0)
-    order = sorted(set(rows.values()), key=lambda row: min(r.started for r in computed if rows[r.label] == row))
+    first_start: dict[str, float] = {}
+    for record in computed:
+        row = rows[record.label]
+        first_start[row] = min(first_start.get(row, record.started), record.started)
+    order = sorted(first_start, key=first_start.__getitem__)
     y_of = {row: index for index, row in enumerate(order)}
     cache_row = len(order) if hits else None
     n_rows = len(order) + bool(hits)
 
-    fig = Figure(figsize=(9, min(2.0 + 0.32 * n_rows, 24)), dpi=_DPI)
+    fig = Figure(figsize=(10, min(2.2 + 0.32 * n_rows, 24)), dpi=_DPI)
     FigureCanvasAgg(fig)
     ax = fig.subplots()
     for record in computed:
@@ -157,20 +161,30 @@ def plot_timeline(result: Any, path: str | os.PathLike) -> Path:
     ax.grid(axis="x", alpha=0.3)
 
     levels = sorted({r.nbody for r in records})
-    handles: list[Any] = [Patch(facecolor=_nbody_color(n), edgecolor="black", label=f"{n}-body") for n in levels]
+    handles: list[Any] = [
+        Patch(facecolor=_nbody_color(n), edgecolor="black", label=f"{n}-body") for n in levels
+    ]
     if any(r.shared_with for r in computed):
-        handles.append(Patch(facecolor="white", edgecolor="black", hatch="///", label="shared (computed once)"))
+        handles.append(
+            Patch(facecolor="white", edgecolor="black", hatch="///",
+                  label="shared (computed once, for another label)")
+        )
     if hits:
         saved = sum(r.wall_time for r in hits)
         handles.append(Line2D([], [], marker="X", color="grey", linestyle="none",
                               label=f"cache hit ({len(hits)}, {saved:.1f} s saved)"))
-    ax.legend(handles=handles, loc="best", fontsize=8, framealpha=0.9)
+    ax.legend(handles=handles, loc="upper left", bbox_to_anchor=(1.01, 1.0), fontsize=8, borderaxespad=0.0)
     executor = (result.extras or {}).get("qcmb_parsl", {}).get("executor", "")
-    ax.set_title(
-        f"{len(computed)} fragments computed by {len(order)} worker lanes"
-        f"{f' ({executor})' if executor else ''}, {len(hits)} from the cache",
-        fontsize=10,
-    )
+    where = f" ({executor})" if executor else ""
+    n_shared = sum(bool(r.shared_with) for r in computed)
+    if computed:
+        title = f"{len(records)} fragments on {len(order)} worker rows{where}: "
+        title += f"{len(computed) - n_shared} computed"
+        title += f", {n_shared} shared with another label" if n_shared else ""
+        title += f", {len(hits)} from the cache"
+    else:
+        title = f"all {len(hits)} fragments from the cache{where}"
+    ax.set_title(title, fontsize=10)
     fig.tight_layout()
     return _save(fig, path)
 
@@ -193,7 +207,8 @@ def model_label(result: Any) -> str:
 def plot_convergence(result: Any, path: str | os.PathLike) -> Path:
     """PNG of the interaction energy (kcal/mol) through each n-body level, one line per BSSE treatment."""
     energies = nbody_energies(result)
-    if not any(values.get("interaction") is not None for per_n in energies.values() for values in per_n.values()):
+    values = [v.get("interaction") for per_n in energies.values() for v in per_n.values()]
+    if all(value is None for value in values):
         raise InputError("the result holds no n-body interaction energies to plot")
     fig = Figure(figsize=(6.4, 4.4), dpi=_DPI)
     FigureCanvasAgg(fig)
@@ -205,15 +220,16 @@ def plot_convergence(result: Any, path: str | os.PathLike) -> Path:
         xs = [n for n, _ in points]
         ys = [value * KCAL_PER_HARTREE for _, value in points]
         levels.update(xs)
-        ax.plot(xs, ys, marker=markers.get(bsse, "D"), label=f"{BSSE_LABELS.get(bsse, bsse)}: {ys[-1]:.3f} kcal/mol")
+        label = f"{BSSE_LABELS.get(bsse, bsse)}: {ys[-1]:.3f} kcal/mol"
+        ax.plot(xs, ys, marker=markers.get(bsse, "D"), label=label)
     ax.axhline(0.0, color="grey", linewidth=0.6)
     ax.set_xticks(sorted(levels))
     ax.set_xlabel("n-body level")
     ax.set_ylabel("interaction energy (kcal/mol)")
     molecule = result.input_data.molecule
     nfr = len(molecule.fragments)
-    ax.set_title(f"{molecule.name or molecule.get_molecular_formula()}, {nfr} fragments, {model_label(result)}",
-                 fontsize=10)
+    name = molecule.name or molecule.get_molecular_formula()
+    ax.set_title(f"{name}, {nfr} fragments, {model_label(result)}", fontsize=10)
     ax.grid(alpha=0.3)
     ax.legend(fontsize=9)
     fig.tight_layout()

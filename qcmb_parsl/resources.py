@@ -34,19 +34,28 @@ class WorkerResources(BaseModel):
 
     cores_per_worker: int = Field(1, ge=1, description="Cores (threads) each fragment calculation may use.")
     memory_per_worker: float | None = Field(
-        None, gt=0, description="Memory in GiB each fragment may use; default: this node's memory over workers."
+        None, gt=0, description="GiB each fragment may use; default: 80% of its node's memory over workers."
     )
     scratch_directory: str | None = Field(None, description="Node-local scratch for engines; default: QCEngine's.")
 
-    def task_config(self, max_workers: int) -> dict[str, Any]:
-        """QCEngine task_config for one fragment when ``max_workers`` run side by side on a node."""
-        memory = self.memory_per_worker
-        if memory is None:
-            memory = round(0.8 * psutil.virtual_memory().total / 2**30 / max(max_workers, 1), 2)
-        config: dict[str, Any] = {"ncores": self.cores_per_worker, "memory": memory, "retries": 0}
+    def task_config(self) -> dict[str, Any]:
+        """QCEngine task_config for one fragment; memory None means "decide on the node" (see below)."""
+        config: dict[str, Any] = {"ncores": self.cores_per_worker, "memory": self.memory_per_worker, "retries": 0}
         if self.scratch_directory:
             config["scratch_directory"] = self.scratch_directory
         return config
+
+
+def node_task_config(task_config: dict[str, Any], workers_per_node: int) -> dict[str, Any]:
+    """Fill the memory left open by the driver from the node the fragment runs on.
+
+    The driver cannot know a compute node's memory; the worker can: 80% of it, shared by the
+    workers of the node.
+    """
+    if task_config.get("memory") is not None:
+        return task_config
+    memory = round(0.8 * psutil.virtual_memory().total / 2**30 / max(workers_per_node, 1), 2)
+    return {**task_config, "memory": memory}
 
 
 def thread_environment(ncores: int) -> dict[str, str]:
