@@ -86,6 +86,7 @@ def compute_fragment(
     provenance = {
         "hostname": socket.gethostname(),
         "pid": os.getpid(),
+        "thread": threading.get_native_id(),
         "wall_time": wall_time,
         "started": start,
     }

@@ -1,8 +1,10 @@
-"""Water clusters of any size for demos, benchmarks and tests: ManyBodyInput molecules in one call.
+"""Hydrogen-bonded water clusters of any size for demos, benchmarks and tests.
 
-Monomers (experimental geometry) sit on a cubic lattice 3.4 Angstrom apart (closest atoms of
-neighbours ~1.6-1.7 Angstrom), each turned by its own
-deterministic rotation, so an n-water cluster is the same everywhere and no two fragments coincide.
+Waters sit on a box lattice: chains along x with O–O 2.9 Angstrom, each water donating one
+hydrogen bond straight to the next along its chain and a bent one to the neighbouring chain; layers
+3.1 Angstrom apart alternate their orientation so that their dipoles are antiparallel. The result
+is deterministic, bound (negative interaction energies), and no two fragments come closer than an
+H-bond (~1.94 Angstrom).
 """
 
 from __future__ import annotations
@@ -15,33 +17,22 @@ import numpy as np
 BOHR_PER_ANGSTROM = 1 / 0.52917721067
 _OH = 0.9572
 _HOH = math.radians(104.52)
-_MONOMER = np.array(
-    [
-        [0.0, 0.0, 0.0],
-        [_OH, 0.0, 0.0],
-        [_OH * math.cos(_HOH), _OH * math.sin(_HOH), 0.0],
-    ]
-)
+_MONOMER = np.array([[0.0, 0.0, 0.0], [_OH, 0.0, 0.0], [_OH * math.cos(_HOH), _OH * math.sin(_HOH), 0.0]])
+_FLIPPED = _MONOMER * np.array([-1.0, -1.0, 1.0])
+_SPACING = np.array([2.9, 3.0, 3.1])
 
 
-def _rotation(index: int) -> np.ndarray:
-    a, b, c = (0.7 * index + 0.3, 1.3 * index + 0.5, 0.4 * index + 1.1)
-    rx = np.array([[1, 0, 0], [0, math.cos(a), -math.sin(a)], [0, math.sin(a), math.cos(a)]])
-    ry = np.array([[math.cos(b), 0, math.sin(b)], [0, 1, 0], [-math.sin(b), 0, math.cos(b)]])
-    rz = np.array([[math.cos(c), -math.sin(c), 0], [math.sin(c), math.cos(c), 0], [0, 0, 1]])
-    return rz @ ry @ rx
-
-
-def water_cluster(n: int, spacing: float = 3.4, with_charges: bool = True) -> dict[str, Any]:
+def water_cluster(n: int, with_charges: bool = True) -> dict[str, Any]:
     """QCSchema molecule dict (Bohr) of ``n`` waters, one fragment each.
 
     ``with_charges=False`` leaves out fragment charges and multiplicities, as many user inputs do.
     """
-    side = math.ceil(n ** (1 / 3))
+    side = math.ceil(round(n ** (1 / 3), 9))
     coords = []
     for i in range(n):
-        site = np.array([i % side, (i // side) % side, i // (side * side)], dtype=float) * spacing
-        coords.append(_MONOMER @ _rotation(i).T + site)
+        index = np.array([i % side, (i // side) % side, i // (side * side)])
+        monomer = _FLIPPED if index[2] % 2 else _MONOMER
+        coords.append(monomer + index * _SPACING)
     molecule: dict[str, Any] = {
         "symbols": ["O", "H", "H"] * n,
         "geometry": (np.vstack(coords) * BOHR_PER_ANGSTROM).ravel().tolist(),

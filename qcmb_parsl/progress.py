@@ -7,6 +7,7 @@ import sys
 import time
 from typing import Literal
 
+from rich.console import Console
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn, TimeRemainingColumn
 
 from .results import TaskResult
@@ -22,12 +23,12 @@ class ProgressDisplay:
     def __init__(self, total: int, label: str):
         self.total = total
         self.label = label
-        self.done = self.cached = self.failed = self.submitted_count = 0
+        self.done = self.cached = self.shared = self.failed = self.submitted_count = 0
 
     @property
     def running(self) -> int:
         """Submitted but not back yet (queued on the executor or running)."""
-        return self.submitted_count - (self.done - self.cached)
+        return self.submitted_count - (self.done - self.cached - self.shared)
 
     def submitted(self) -> None:
         self.submitted_count += 1
@@ -36,6 +37,7 @@ class ProgressDisplay:
     def update(self, result: TaskResult) -> None:
         self.done += 1
         self.cached += result.cached
+        self.shared += "shared_with" in result.provenance
         self.failed += not result.success
         self.show()
 
@@ -77,6 +79,7 @@ class BarProgress(ProgressDisplay):
             TimeElapsedColumn(),
             TextColumn("ETA"),
             TimeRemainingColumn(),
+            console=Console(stderr=True),
             transient=False,
         )
         self.task_id = self.bar.add_task(f"fragments ({label})", total=total, cached=0, running=0, failed=0)

@@ -48,6 +48,7 @@ from __future__ import annotations
 
 import io
 import logging
+import tempfile
 from contextlib import contextmanager
 from typing import TYPE_CHECKING, Any, ClassVar, Dict, Iterator, Mapping, Tuple
 
@@ -58,7 +59,6 @@ from qcelemental.util import safe_version, which_import
 from qcengine.config import TaskConfig
 from qcengine.exceptions import ConvergenceError, InputError
 from qcengine.programs.model import ProgramHarness
-from qcengine.util import temporary_directory
 
 if TYPE_CHECKING:
     from pyscf import gto, scf
@@ -143,22 +143,19 @@ def _integer(value: float, what: str) -> int:
 def _pyscf_environment(config: TaskConfig) -> Iterator[None]:
     """Apply the task's threads and scratch directory to PySCF's process-global settings.
 
-    SCF checkpoint files are muted (PySCF's ``scf_hf_SCF_mute_chkfile`` setting): nothing reads
-    them, and an open one outliving the scratch directory (say, in a failed task's traceback)
-    would complain when it is garbage-collected.
+    The settings are process-wide and fragments may run in several threads of one process (the
+    ``threads`` preset), so they are set to the same values by every fragment and never swapped
+    back: PySCF names its temporary files uniquely inside the scratch directory and removes them
+    itself. SCF checkpoint files are muted (PySCF's ``scf_hf_SCF_mute_chkfile`` setting): nothing
+    reads them.
     """
     from pyscf import lib
     from pyscf.scf import hf as scf_hf
 
-    with temporary_directory(
-        parent=config.scratch_directory, suffix="_pyscf_scratch", messy=config.scratch_messy
-    ) as tmpdir, lib.with_omp_threads(config.ncores):
-        saved = lib.param.TMPDIR, scf_hf.MUTE_CHKFILE
-        lib.param.TMPDIR, scf_hf.MUTE_CHKFILE = str(tmpdir), True
-        try:
-            yield
-        finally:
-            lib.param.TMPDIR, scf_hf.MUTE_CHKFILE = saved
+    lib.param.TMPDIR = str(config.scratch_directory or tempfile.gettempdir())
+    scf_hf.MUTE_CHKFILE = True
+    with lib.with_omp_threads(config.ncores):
+        yield
 
 
 def _build_mole(
