@@ -149,6 +149,11 @@ def fragment_key(program: str, program_version: str | None, atomic_input: Mappin
     return hashlib.sha256(canonical.encode("utf-8")).hexdigest()
 
 
+def task_keys(tasks: Iterable[Any], versions: Mapping[str, str | None]) -> dict[str, str]:
+    """label -> cache key for fragment tasks (anything with ``label``, ``program``, ``atomic_input``)."""
+    return {task.label: fragment_key(task.program, versions.get(task.program), task.atomic_input) for task in tasks}
+
+
 @dataclass(frozen=True)
 class CachedFragment:
     """A stored result: the AtomicResult JSON exactly as it was put, and how long it took then."""

@@ -236,13 +236,9 @@ def _open_cache(args: argparse.Namespace) -> Any:
 
 def _input_keys(path: str) -> list[str]:
     """Cache keys of every fragment of an input, as the executor computes them."""
-    from .cache import fragment_key
     from .campaign import prepare, read_input
-    from .preflight import program_versions
 
-    tasks = prepare(read_input(path)).fragment_tasks()
-    versions = program_versions(sorted({task.program for task in tasks}))
-    return [fragment_key(task.program, versions.get(task.program), task.atomic_input) for task in tasks]
+    return list(prepare(read_input(path)).cache_keys().values())
 
 
 def _size(n_bytes: float) -> str:

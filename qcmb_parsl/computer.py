@@ -16,10 +16,12 @@ import qcmanybody.v2
 from qcelemental.models import v1 as qcel_v1
 from qcelemental.models import v2 as qcel_v2
 
+from .cache import task_keys
 from .errors import FragmentsFailedError, InputError
 from .executor import FragmentExecutor, ProgressCallback, RunReport
 from .inputs import check_manybody_input, normalize_input, one_line_validation_error
 from .plan import FragmentTask, iterate_labels, plan_tasks, specifications_from_input
+from .preflight import program_versions
 from .shortcuts import ExecutorConfig, choose_executor
 
 logger = logging.getLogger(__name__)
@@ -102,6 +104,15 @@ class ParallelComputerMixin:
     def fragment_tasks(self) -> list[FragmentTask]:
         """Every fragment task of this expansion, most expensive first."""
         return plan_tasks(self.qcmb_core, specifications_from_input(self), self.schema_version)
+
+    def cache_keys(self) -> dict[str, str]:
+        """label -> fragment-cache key of every fragment, as executors compute them.
+
+        ``FragmentCache(dir).entries(computer.cache_keys().values())`` lists what the cache holds
+        of this input; ``.invalidate(keys=...)`` drops it.
+        """
+        tasks = self.fragment_tasks()
+        return task_keys(tasks, program_versions(sorted({task.program for task in tasks})))
 
     def assemble(self, report: RunReport, wall_time: float | None = None) -> Any:
         """Upstream's analyze and get_results over the fragments' AtomicResults, in upstream's order.

@@ -24,7 +24,7 @@ from parsl.dataflow.dflow import DataFlowKernel
 from parsl.executors import HighThroughputExecutor
 
 from .app import compute_fragment, fragment_app
-from .cache import fragment_key
+from .cache import task_keys
 from .config_loader import ConfigSource, resolve_config
 from .errors import CacheError, ConfigurationError, FragmentFailure, InputError
 from .plan import FragmentTask
@@ -146,7 +146,7 @@ class FragmentExecutor:
             return RunReport({}, summary)
 
         versions = self._program_versions(tasks)
-        keys = {task.label: fragment_key(task.program, versions.get(task.program), task.atomic_input) for task in tasks}
+        keys = task_keys(tasks, versions)
         hits = self.cache.get_many(list(set(keys.values()))) if self.cache is not None else {}
         sharing: dict[str, list[FragmentTask]] = {}
         for task in tasks:

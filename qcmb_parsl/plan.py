@@ -254,7 +254,7 @@ def _attach_embedding_charges(
     charges = []
     for ifr in sorted(set(range(1, core.nfragments + 1)) - set(basis)):
         positions = builder.geometry[builder.fragments[ifr - 1]].tolist()
-        charges.extend([[chg, pos] for pos, chg in zip(positions, core.embedding_charges[ifr])])
+        charges.extend([[chg, pos] for pos, chg in zip(positions, core.embedding_charges[ifr], strict=True)])
     molecule["extras"] = {"embedding_charges": charges}
     keywords = spec.setdefault("keywords", {})
     keywords.setdefault("function_kwargs", {}).update({"external_potentials": charges})

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import logging
 from collections.abc import Iterable
-from functools import lru_cache
+from functools import cache
 
 import qcengine
 
@@ -29,7 +29,7 @@ def _available() -> list[str]:
     return sorted(qcengine.list_available_programs())
 
 
-@lru_cache(maxsize=None)
+@cache
 def program_version(program: str) -> str | None:
     """The program's version, part of every cache key: a new build of an engine must not hit old results."""
     try:

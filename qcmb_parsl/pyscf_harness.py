@@ -49,8 +49,9 @@ from __future__ import annotations
 import io
 import logging
 import tempfile
+from collections.abc import Iterator, Mapping
 from contextlib import contextmanager
-from typing import TYPE_CHECKING, Any, ClassVar, Dict, Iterator, Mapping, Tuple
+from typing import TYPE_CHECKING, Any, ClassVar
 
 import numpy as np
 import qcengine
@@ -67,7 +68,7 @@ __all__ = ["PySCFHarness", "register_pyscf_harness"]
 
 logger = logging.getLogger(__name__)
 
-KEYWORD_DEFAULTS: Dict[str, Any] = {
+KEYWORD_DEFAULTS: dict[str, Any] = {
     "conv_tol": 1e-10,
     "conv_tol_grad": 1e-6,
     "max_cycle": 100,
@@ -81,7 +82,7 @@ SUPPORTED_METHODS = (
 )
 
 # Analytic derivatives PySCF provides, per method family.
-_DRIVERS: Dict[str, Tuple[str, ...]] = {
+_DRIVERS: dict[str, tuple[str, ...]] = {
     "hf": ("energy", "gradient", "hessian"),
     "dft": ("energy", "gradient", "hessian"),
     "mp2": ("energy", "gradient"),
@@ -90,7 +91,7 @@ _DRIVERS: Dict[str, Tuple[str, ...]] = {
 }
 
 
-def _parse_keywords(keywords: Mapping[str, Any]) -> Dict[str, Any]:
+def _parse_keywords(keywords: Mapping[str, Any]) -> dict[str, Any]:
     """Merge user keywords over the defaults, rejecting unknown names and wrong types."""
     options = dict(KEYWORD_DEFAULTS)
     for key, value in keywords.items():
@@ -159,7 +160,7 @@ def _pyscf_environment(config: TaskConfig) -> Iterator[None]:
 
 
 def _build_mole(
-    input_data: AtomicInput, options: Dict[str, Any], config: TaskConfig, log: io.StringIO
+    input_data: AtomicInput, options: dict[str, Any], config: TaskConfig, log: io.StringIO
 ) -> gto.Mole:
     """Translate the QCSchema molecule (Bohr) into a PySCF Mole with ghost atoms as ``ghost-X``."""
     from pyscf import gto, lib
@@ -171,7 +172,7 @@ def _build_mole(
     mol = gto.Mole()
     mol.atom = [
         (symbol if real else f"ghost-{symbol}", tuple(float(x) for x in xyz))
-        for symbol, real, xyz in zip(molecule.symbols, molecule.real, molecule.geometry)
+        for symbol, real, xyz in zip(molecule.symbols, molecule.real, molecule.geometry, strict=True)
     ]
     mol.unit = "Bohr"
     mol.basis = basis
@@ -199,7 +200,7 @@ def _require_converged(solver: Any, what: str, hint: str) -> None:
         )
 
 
-def _run_scf(mol: gto.Mole, family: str, xc: str, options: Dict[str, Any]) -> scf.hf.SCF:
+def _run_scf(mol: gto.Mole, family: str, xc: str, options: dict[str, Any]) -> scf.hf.SCF:
     """Converge the restricted or unrestricted HF/KS reference that the multiplicity calls for."""
     from pyscf import dft, scf
 
@@ -222,7 +223,7 @@ def _run_scf(mol: gto.Mole, family: str, xc: str, options: Dict[str, Any]) -> sc
     return mf
 
 
-def _scf_properties(mol: gto.Mole, mf: scf.hf.SCF, family: str) -> Dict[str, Any]:
+def _scf_properties(mol: gto.Mole, mf: scf.hf.SCF, family: str) -> dict[str, Any]:
     """SCF-level properties.
 
     DFT gets no two-electron/XC split: PySCF folds exact exchange into its XC energy, and
@@ -230,7 +231,7 @@ def _scf_properties(mol: gto.Mole, mf: scf.hf.SCF, family: str) -> Dict[str, Any
     """
     dm = mf.make_rdm1()
     nalpha, nbeta = mol.nelec
-    props: Dict[str, Any] = {
+    props: dict[str, Any] = {
         "calcinfo_natom": mol.natm,
         "calcinfo_nbasis": mol.nao_nr(),
         "calcinfo_nmo": mf.mo_coeff.shape[-1],
@@ -247,7 +248,7 @@ def _scf_properties(mol: gto.Mole, mf: scf.hf.SCF, family: str) -> Dict[str, Any
     return props
 
 
-def _correlate(mf: scf.hf.SCF, family: str, options: Dict[str, Any]) -> Tuple[Dict[str, Any], Any]:
+def _correlate(mf: scf.hf.SCF, family: str, options: dict[str, Any]) -> tuple[dict[str, Any], Any]:
     """Run MP2 or CCSD[(T)] on the converged reference; return its properties and the solver,
     which is also what PySCF differentiates for gradients."""
     from pyscf import cc, mp
@@ -287,8 +288,8 @@ def _correlate(mf: scf.hf.SCF, family: str, options: Dict[str, Any]) -> Tuple[Di
 
 
 def _run(
-    mol: gto.Mole, family: str, method: str, driver: str, options: Dict[str, Any]
-) -> Tuple[Dict[str, Any], Any]:
+    mol: gto.Mole, family: str, method: str, driver: str, options: dict[str, Any]
+) -> tuple[dict[str, Any], Any]:
     """Run the calculation and return (properties, return_result)."""
     mf = _run_scf(mol, family, method, options)
     props = _scf_properties(mol, mf, family)
@@ -322,7 +323,7 @@ def _run(
 class PySCFHarness(ProgramHarness):
     """QCEngine harness running PySCF in-process; see the module docstring for conventions and keywords."""
 
-    _defaults: ClassVar[Dict[str, Any]] = {
+    _defaults: ClassVar[dict[str, Any]] = {
         "name": "pyscf",
         "scratch": True,
         "thread_safe": False,

@@ -1,30 +1,8 @@
-"""Shared test set-up: a private fragment cache per test, and how a missing component is reported.
-
-Under ``CI=true`` a missing engine, scheduler or MPI is a failure, never a skip: CI must prove the
-real components work. Elsewhere such a test skips with the reason.
-"""
+"""Shared test set-up: a private fragment cache per test, and one core per upstream fragment."""
 
 from __future__ import annotations
 
-import os
-import shutil
-
 import pytest
-
-IN_CI = os.environ.get("CI", "").lower() == "true"
-
-
-def require(condition: bool, reason: str) -> None:
-    """Skip (or, under CI=true, fail) the calling test when a real component is missing."""
-    if condition:
-        return
-    if IN_CI:
-        pytest.fail(f"CI=true and {reason}", pytrace=False)
-    pytest.skip(reason)
-
-
-def require_nwchem() -> None:
-    require(shutil.which("nwchem") is not None, "NWChem is not installed (apt-get install nwchem)")
 
 
 @pytest.fixture(autouse=True)
@@ -33,3 +11,10 @@ def private_cache_dir(tmp_path, monkeypatch):
     directory = tmp_path / "fragment-cache"
     monkeypatch.setenv("QCMB_PARSL_CACHE_DIR", str(directory))
     return directory
+
+
+@pytest.fixture(autouse=True)
+def one_core_per_upstream_fragment(monkeypatch):
+    """Upstream's serial references pass no task_config, so QCEngine would give every tiny fragment
+    all cores: OpenMP threads only add synchronisation there (10x slower on a busy 2-core machine)."""
+    monkeypatch.setenv("QCENGINE_NCORES", "1")

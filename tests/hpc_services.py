@@ -27,25 +27,16 @@ from pathlib import Path
 
 import psutil
 import pytest
+from components import require
 from typing_extensions import Self
 
 logger = logging.getLogger(__name__)
 
-IN_CI = os.environ.get("CI", "").lower() == "true"
 MUNGE_KEY = Path("/etc/munge/munge.key")
 MUNGE_SOCKET_DIR = Path("/run/munge")
 SLURM_BINARIES = ("slurmctld", "slurmd", "sbatch", "srun", "squeue", "sinfo", "scancel", "scontrol")
 #: Open MPI refuses to run as root without these two.
 OPENMPI_ROOT_ENV = {"OMPI_ALLOW_RUN_AS_ROOT": "1", "OMPI_ALLOW_RUN_AS_ROOT_CONFIRM": "1"}
-
-
-def require(available: bool, reason: str) -> None:
-    """Skip the test when a component is missing, but fail it under CI=true (never a silent skip)."""
-    if available:
-        return
-    if IN_CI:
-        pytest.fail(f"{reason} (CI=true: a missing HPC component is a failure, not a skip)")
-    pytest.skip(reason)
 
 
 def slurm_missing() -> str | None:

@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import json
 import os
-from functools import lru_cache
+from functools import cache
 from pathlib import Path
 
 import numpy as np
@@ -16,6 +16,7 @@ import psutil
 import pytest
 import qcmanybody
 import qcmanybody.v2
+from components import require_nwchem
 from molecules import mbe_input
 from parsl.config import Config
 from parsl.executors import ThreadPoolExecutor
@@ -30,7 +31,7 @@ ENERGY_TOL = 1e-9
 ARRAY_TOL = 1e-8
 
 
-@lru_cache(maxsize=None)
+@cache
 def upstream(text: str, schema_version: int):
     computer = qcmanybody.ManyBodyComputer if schema_version == 1 else qcmanybody.v2.ManyBodyComputer
     return computer.from_manybodyinput(json.loads(text))
@@ -110,6 +111,15 @@ def test_schema_v2_matches_upstream(executor, driver):
     mbin = mbe_input(2, driver=driver, bsse_type=["cp", "vmfc"], schema_version=2)
     result = qcmb_parsl.v2.ManyBodyComputer.from_manybodyinput(mbin, executor=executor)
     assert_same_result(result, reference(mbin, schema_version=2))
+
+
+@pytest.mark.nwchem
+def test_nwchem_stock_harness_matches_upstream(local_executor):
+    require_nwchem()
+    keywords = {"basis__spherical": True, "scf__thresh": 1e-8}
+    mbin = mbe_input(2, program="nwchem", basis="6-31g", bsse_type=["cp", "nocp"], keywords=keywords)
+    result = ManyBodyComputer.from_manybodyinput(mbin, executor=local_executor)
+    assert_same_result(result, reference(mbin))
 
 
 def test_provenance_of_fragments_and_run(local_executor):

@@ -4,15 +4,14 @@ NWChem runs through QCEngine's stock harness with spherical basis functions (PyS
 and a tight SCF threshold: NWChem's default leaves ~3e-7 Eh in a water trimer's HF energy.
 """
 
-import os
-import shutil
 from pathlib import Path
-from typing import Any, Dict, Optional
+from typing import Any
 
 import numpy as np
 import pytest
 import qcelemental.models as qcel_v1
 import qcengine as qcng
+from components import require_nwchem
 from qcelemental.models.v2 import AtomicInput, FailedOperation, Molecule
 
 from qcmb_parsl.pyscf_harness import KEYWORD_DEFAULTS, PySCFHarness, register_pyscf_harness
@@ -56,27 +55,12 @@ OH = Molecule(symbols=["O", "H"], geometry=[0.0, 0.0, 0.0, 0.0, 0.0, 1.8324], mo
 OH_ANION = Molecule(symbols=["O", "H"], geometry=[0.0, 0.0, 0.0, 0.0, 0.0, 1.8324], molecular_charge=-1)
 
 
-@pytest.fixture(autouse=True)
-def one_core_per_task(monkeypatch: pytest.MonkeyPatch) -> None:
-    """QCEngine's default is every core; for molecules this small OpenMP threads only add
-    synchronisation (PySCF ran 10x slower on two threads of a busy two-core machine)."""
-    monkeypatch.setenv("QCENGINE_NCORES", "1")
-
-
-def require_nwchem() -> None:
-    """Skip without NWChem, except in CI, where a missing NWChem is a broken image."""
-    if shutil.which("nwchem") is None:
-        if os.environ.get("CI") == "true":
-            pytest.fail("nwchem is not on PATH under CI=true; install it (apt-get install -y nwchem).")
-        pytest.skip("nwchem is not on PATH")
-
-
 def run(
     molecule: Molecule,
     method: str,
     basis: str,
     driver: str = "energy",
-    keywords: Optional[Dict[str, Any]] = None,
+    keywords: dict[str, Any] | None = None,
     program: str = "pyscf",
     **compute_kwargs: Any,
 ) -> Any:
@@ -173,7 +157,7 @@ def test_water_trimer_mbe_matches_nwchem() -> None:
     from qcmanybody import ManyBodyComputer
     from qcmanybody.models import ManyBodyInput
 
-    def mbe(program: str, keywords: Dict[str, Any]) -> Any:
+    def mbe(program: str, keywords: dict[str, Any]) -> Any:
         return ManyBodyComputer.from_manybodyinput(
             ManyBodyInput(
                 molecule=qcel_v1.Molecule.from_data(TRIMER),
@@ -259,7 +243,7 @@ def test_unconverged_scf_is_a_failure_not_a_number() -> None:
     ],
     ids=["method", "method-driver", "driver", "keyword", "keyword-type"],
 )
-def test_input_errors(method: str, driver: str, keywords: Dict[str, Any], fragment: str) -> None:
+def test_input_errors(method: str, driver: str, keywords: dict[str, Any], fragment: str) -> None:
     result = run(WATER, method, "sto-3g", driver=driver, keywords=keywords)
     assert isinstance(result, FailedOperation)
     assert result.error.error_type == "input_error"
