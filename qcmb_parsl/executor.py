@@ -10,6 +10,7 @@ from __future__ import annotations
 import json
 import logging
 import os
+import resource
 import sys
 import time
 from collections.abc import Callable, Iterable, Iterator
@@ -18,7 +19,6 @@ from contextlib import contextmanager
 from dataclasses import dataclass, field, replace
 from typing import TYPE_CHECKING, Any, Literal
 
-import psutil
 from parsl.config import Config
 from parsl.dataflow.dflow import DataFlowKernel
 from parsl.executors import HighThroughputExecutor
@@ -192,7 +192,7 @@ class FragmentExecutor:
         summary.n_shared = len(tasks) - summary.n_cached - summary.n_executed
         summary.wall_time = time.perf_counter() - start
         summary.driver_cpu_time = time.thread_time() - cpu_start
-        summary.driver_peak_rss_mib = psutil.Process().memory_info().rss / 2**20
+        summary.driver_peak_rss_mib = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
         ordered = {task.label: results[task.label] for task in tasks}
         return RunReport(ordered, summary, failures)
 
@@ -209,16 +209,7 @@ class FragmentExecutor:
 
     def _submit(self, task: FragmentTask, priority: int) -> Future:
         """Start ``task``; the future resolves to compute_fragment's envelope."""
-        future: Future = Future()
-        try:
-            future.set_result(
-                compute_fragment(
-                    task.label, task.atomic_input, task.program, self._task_config(), self._environment(), self.max_workers
-                )
-            )
-        except Exception as exc:  # noqa: BLE001 - becomes a failed TaskResult, as on a worker
-            future.set_exception(exc)
-        return future
+        raise NotImplementedError
 
     def _attempts(self, future: Future) -> int:
         return 1
@@ -294,6 +285,26 @@ class SequentialExecutor(FragmentExecutor):
     """One fragment after another in this process: the reference path, no Parsl involved."""
 
     label = "sequential"
+
+    def _submit(self, task: FragmentTask, priority: int) -> Future:
+        future: Future = Future()
+        try:
+            future.set_result(
+                compute_fragment(
+                    task.label, task.atomic_input, task.program, self._task_config(), self._environment(), self.max_workers
+                )
+            )
+        except Exception as exc:  # noqa: BLE001 - becomes a failed TaskResult, as on a worker
+            future.set_exception(exc)
+        return future
+
+    def _run_pending(
+        self, pending: list[FragmentTask], display: ProgressDisplay
+    ) -> Iterator[tuple[FragmentTask, TaskResult, str | None]]:
+        """Compute and hand back one at a time, so each result is cached before the next starts."""
+        for priority, task in enumerate(pending):
+            display.submitted()
+            yield (task, *self._collect(task, self._submit(task, priority)))
 
 
 class ParslExecutor(FragmentExecutor):
