@@ -221,8 +221,8 @@ def test_mpi_task_config_from_parsl_environment(monkeypatch: pytest.MonkeyPatch)
 
 
 def test_site_file_example_loads() -> None:
-    config, options = load_site_file(CONFIG_DIR / "site.yaml")
-    assert _shape(config) == FILES["slurm.py"]
+    config, options, preset = load_site_file(CONFIG_DIR / "site.yaml")
+    assert preset.name == "slurm" and _shape(config) == FILES["slurm.py"]
     provider = config.executors[0].provider
     assert options.max_workers == 8 and options.cores_per_worker == 4 and provider.max_blocks == 4
     assert provider.worker_init.rstrip().endswith("module load nwchem")

@@ -128,6 +128,16 @@ class BatchOptions(ClusterOptions):
             raise ValueError(f"init_blocks ({self.init_blocks}) exceeds max_blocks ({self.max_blocks})")
         return self
 
+    def block_settings(self) -> dict[str, Any]:
+        """Provider arguments every batch preset shares: how many jobs, how long, how patiently."""
+        return {
+            "init_blocks": self.init_blocks,
+            "min_blocks": 0,
+            "max_blocks": self.max_blocks,
+            "walltime": self.walltime,
+            "cmd_timeout": SCHEDULER_CMD_TIMEOUT,
+        }
+
     def requested_cores_per_node(self) -> int | None:
         """Cores to request per node when the number of workers is fixed; None: leave to the scheduler."""
         if self.max_workers is None:
@@ -218,15 +228,11 @@ def build_pbspro(options: PBSProOptions) -> Config:
         worker_init=python_env_init(options.worker_init),
         nodes_per_block=options.nodes_per_block,
         cpus_per_node=cpus,
-        init_blocks=options.init_blocks,
-        min_blocks=0,
-        max_blocks=options.max_blocks,
-        walltime=options.walltime,
-        cmd_timeout=SCHEDULER_CMD_TIMEOUT,
         launcher=MpiExecLauncher(
             bind_cmd=options.mpiexec_bind_cmd,
             overrides=one_pool_per_node_options() if overrides is None else overrides,
         ),
+        **options.block_settings(),
     )
     return cluster_config(cluster_htex("pbspro", options, provider, **worker_sizing(options)))
 
@@ -273,15 +279,11 @@ def build_lsf(options: LSFOptions) -> Config:
         bsub_redirection=options.bsub_redirection,
         scheduler_options=options.scheduler_options,
         worker_init=python_env_init("\n".join(filter(None, [ALLOCATION_HOSTFILE_INIT, options.worker_init]))),
-        init_blocks=options.init_blocks,
-        min_blocks=0,
-        max_blocks=options.max_blocks,
-        walltime=options.walltime,
-        cmd_timeout=SCHEDULER_CMD_TIMEOUT,
         launcher=MpiExecLauncher(
             bind_cmd=options.mpiexec_bind_cmd,
             overrides=one_pool_per_node_options() if overrides is None else overrides,
         ),
+        **options.block_settings(),
     )
     return cluster_config(cluster_htex("lsf", options, provider, **worker_sizing(options)))
 

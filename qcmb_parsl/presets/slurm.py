@@ -13,7 +13,7 @@ from parsl.providers import SlurmProvider
 from pydantic import Field
 
 from . import Preset, python_env_init, register_preset
-from .schedulers import SCHEDULER_CMD_TIMEOUT, BatchOptions, cluster_config, cluster_htex, worker_sizing
+from .schedulers import BatchOptions, cluster_config, cluster_htex, worker_sizing
 
 #: srun options of the step that starts the worker pools. Since Slurm 22.05 a step no longer inherits
 #: the job's --cpus-per-task, so without this each pool's step is one CPU wide (and, where Slurm
@@ -45,14 +45,10 @@ def slurm_provider(
         nodes_per_block=options.nodes_per_block,
         cores_per_node=cores_per_node,
         mem_per_node=options.requested_memory_per_node(),
-        init_blocks=options.init_blocks,
-        min_blocks=0,
-        max_blocks=options.max_blocks,
-        walltime=options.walltime,
         scheduler_options="\n".join(filter(None, [scheduler_options, options.scheduler_options])),
         worker_init=python_env_init(options.worker_init),
-        cmd_timeout=SCHEDULER_CMD_TIMEOUT,
         launcher=launcher,
+        **options.block_settings(),
     )
 
 
