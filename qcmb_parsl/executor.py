@@ -10,11 +10,12 @@ from __future__ import annotations
 import json
 import logging
 import os
+import queue
 import resource
 import sys
 import time
 from collections.abc import Callable, Iterable, Iterator
-from concurrent.futures import Future, as_completed
+from concurrent.futures import Future
 from contextlib import contextmanager
 from dataclasses import dataclass, field, replace
 from typing import TYPE_CHECKING, Any, Literal
@@ -219,13 +220,24 @@ class FragmentExecutor:
     def _run_pending(
         self, pending: list[FragmentTask], display: ProgressDisplay
     ) -> Iterator[tuple[FragmentTask, TaskResult, str | None]]:
+        """Submit in order, handing back each result as soon as it is done, submission or not.
+
+        Submitting 10^4 fragments takes the driver tens of seconds; fragments finishing meanwhile
+        are cached right away instead of after the last submission.
+        """
+        finished: queue.SimpleQueue[Future] = queue.SimpleQueue()
         futures: dict[Future, FragmentTask] = {}
         for priority, task in enumerate(pending):
-            futures[self._submit(task, priority)] = task
+            future = self._submit(task, priority)
+            futures[future] = task
             display.submitted()
-        for future in as_completed(futures):
-            task = futures.pop(future)
-            yield (task, *self._collect(task, future))
+            future.add_done_callback(finished.put)
+            while not finished.empty():
+                done = finished.get_nowait()
+                yield (futures[done], *self._collect(futures.pop(done), done))
+        while futures:
+            done = finished.get()
+            yield (futures[done], *self._collect(futures.pop(done), done))
 
     def _collect(self, task: FragmentTask, future: Future) -> tuple[TaskResult, str | None]:
         """TaskResult of a finished future, and the result's JSON text for the cache."""
