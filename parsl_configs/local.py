@@ -21,6 +21,7 @@ config = Config(
             encrypted=False,  # loopback only; turn on for any address other machines can reach
             heartbeat_period=2,
             heartbeat_threshold=10,
+            block_error_handler=False,  # a dead block's tasks are retried on a new one
             provider=LocalProvider(
                 init_blocks=1,
                 min_blocks=0,

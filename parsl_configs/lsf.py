@@ -20,6 +20,7 @@ config = Config(
             encrypted=True,
             heartbeat_period=2,
             heartbeat_threshold=10,
+            block_error_handler=False,  # a dead block's tasks are retried on a new one
             provider=LSFProvider(
                 project="YOUR_PROJECT",  # site: project to charge
                 queue="normal",  # site: queue name

@@ -21,6 +21,7 @@ config = Config(
             encrypted=True,
             heartbeat_period=2,
             heartbeat_threshold=10,
+            block_error_handler=False,  # a dead block's tasks are retried on a new one
             provider=LocalProvider(
                 nodes_per_block=4,  # site: nodes of the allocation (one worker pool each)
                 init_blocks=1,

@@ -19,6 +19,7 @@ config = Config(
             encrypted=True,
             heartbeat_period=2,
             heartbeat_threshold=10,
+            block_error_handler=False,  # a dead block's tasks are retried on a new one
             provider=PBSProProvider(
                 account="YOUR_ACCOUNT",  # site: project to charge
                 queue="workq",  # site: queue name

@@ -21,6 +21,7 @@ config = Config(
             encrypted=True,  # workers connect across the network
             heartbeat_period=2,  # a lost block is noticed in ~10 s, not the default 120 s
             heartbeat_threshold=10,
+            block_error_handler=False,  # a dead block's tasks are retried on a new one
             provider=SlurmProvider(
                 partition="compute",  # site: partition name
                 account="YOUR_ACCOUNT",  # site: account to charge, or None

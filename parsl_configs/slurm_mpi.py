@@ -22,6 +22,7 @@ config = Config(
             encrypted=True,
             heartbeat_period=2,
             heartbeat_threshold=10,
+            block_error_handler=False,  # a dead block's tasks are retried on a new one
             provider=SlurmProvider(
                 partition="compute",  # site: partition name
                 account="YOUR_ACCOUNT",  # site: account to charge, or None

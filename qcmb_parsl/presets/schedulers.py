@@ -168,6 +168,9 @@ def cluster_htex(
         "encrypted": True,  # workers connect across the network
         "heartbeat_period": HEARTBEAT_PERIOD,
         "heartbeat_threshold": HEARTBEAT_THRESHOLD,
+        # A dead block must not fail every task of the run: its tasks come back as lost managers,
+        # are retried, and the strategy starts a new block.
+        "block_error_handler": False,
         "provider": provider,
         **settings,
         **options.extra_executor_options,
