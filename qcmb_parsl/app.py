@@ -22,8 +22,9 @@ RETRYABLE_ERROR_TYPES = frozenset({"random_error"})
 _PROCESS_READY = threading.Lock()
 
 
-def _prepare_process() -> None:
-    """Once per process: our PySCF harness, and QCEngine's host probe (racy when first run in threads)."""
+def _prepare_process(program: str) -> None:
+    """Once per process: our PySCF harness, QCEngine's host probe (racy when first run in threads),
+    and PySCF's import, so a worker's first fragment is not timed with seconds of imports."""
     import qcengine.config
 
     from qcmb_parsl.pyscf_harness import register_pyscf_harness
@@ -31,6 +32,8 @@ def _prepare_process() -> None:
     with _PROCESS_READY:
         register_pyscf_harness()
         qcengine.config.get_global()
+        if program == "pyscf":
+            import pyscf.scf  # noqa: F401
 
 
 class RetryableEngineError(Exception):
@@ -67,7 +70,7 @@ def compute_fragment(
     from qcmb_parsl.mpi import mpi_task_config
     from qcmb_parsl.resources import node_task_config
 
-    _prepare_process()
+    _prepare_process(program)
     config, mpi_ranks = mpi_task_config(node_task_config(task_config, workers_per_node))
 
     start = time.time()
