@@ -9,13 +9,13 @@ import ast
 import json
 import os
 import re
-import shutil
 import subprocess
 import sys
 
 import numpy as np
 import pytest
 import qcengine
+from components import require_nwchem
 from hpc_services import (  # noqa: F401 - fixtures
     MpiInstall,
     SlurmCluster,
@@ -105,7 +105,7 @@ def test_slurm_mpi_runs_fragments_on_two_ranks(
     monkeypatch: pytest.MonkeyPatch,
 ) -> None:
     """A probe sees 2 ranks; NWChem fragments run under srun on 2 ranks and give the serial energies."""
-    require(shutil.which("nwchem") is not None, "NWChem is not installed (apt-get install nwchem)")
+    require_nwchem()
     monkeypatch.chdir(tmp_path)
     mbin = mbe_input(
         2, method="hf", basis="6-31g", program="nwchem", bsse_type=["cp"], keywords={"basis__spherical": True}
@@ -160,7 +160,7 @@ def test_slurm_mpi_with_open_mpi_mpiexec_launcher(
     monkeypatch: pytest.MonkeyPatch,
 ) -> None:
     """mpi_launcher="mpiexec": Parsl's MPICH-style prefix, rewritten for Open MPI, runs NWChem on 2 ranks."""
-    require(shutil.which("nwchem") is not None, "NWChem is not installed (apt-get install nwchem)")
+    require_nwchem()
     require(
         mpi_install.flavour == "openmpi", f"this test drives Open MPI's mpiexec, found {mpi_install.flavour}"
     )
