@@ -1,0 +1,118 @@
+"""The calculations the benchmark runs, in one place so every measurement and the report name the same ones.
+
+Defaults are the issue's settings. ``quick`` swaps in smaller basis sets and counts for developing the
+benchmark itself; its numbers are not the benchmark's.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Any
+
+from qcmb_parsl import FragmentTask
+from qcmb_parsl.clusters import water_cluster
+
+#: Fragments at once, and cores per fragment, for every parallel configuration: the machine's 2 cores.
+WORKERS = 2
+CORES_PER_WORKER = 1
+
+BSSE_LABELS = {"cp": "CP", "nocp": "no-CP", "vmfc": "VMFC"}
+
+
+@dataclass(frozen=True)
+class MBECase:
+    """A water-cluster many-body expansion: energy, one model chemistry, PySCF."""
+
+    waters: int
+    method: str
+    basis: str
+    bsse: tuple[str, ...]
+    max_nbody: int = 3
+
+    def input(self) -> dict[str, Any]:
+        """ManyBodyInput (QCSchema v1) as a dict, accepted alike by upstream and qcmb_parsl."""
+        return {
+            "molecule": water_cluster(self.waters),
+            "specification": {
+                "specification": {
+                    "program": "pyscf",
+                    "driver": "energy",
+                    "model": {"method": self.method, "basis": self.basis},
+                },
+                "keywords": {"bsse_type": list(self.bsse), "max_nbody": self.max_nbody},
+                "driver": "energy",
+            },
+        }
+
+    def describe(self) -> str:
+        bsse = "+".join(BSSE_LABELS[b] for b in self.bsse)
+        return f"(H2O){self.waters} MBE({self.max_nbody}) {bsse} {self.method.upper()}/{self.basis}"
+
+
+def speedup_case(quick: bool = False) -> MBECase:
+    """Item 1 (and the cache's first run): the issue's (H2O)6 MBE(3) CP MP2/cc-pVDZ."""
+    return MBECase(6, "mp2", "sto-3g" if quick else "cc-pvdz", ("cp",))
+
+
+def balance_case(quick: bool = False) -> MBECase:
+    """Item 4: monomers to trimers in their own basis, so fragment costs differ ~30x.
+
+    Without CP on purpose: CP MBE(3) of more than three waters puts every fragment in the whole
+    cluster's basis, so all fragments cost about the same and the submission order cannot matter.
+    """
+    return MBECase(4 if quick else 5, "hf", "6-31g" if quick else "aug-cc-pvdz", ("nocp",))
+
+
+@dataclass(frozen=True)
+class PlanningCase:
+    """Item 5: one cluster to plan; ``upstream`` also times upstream's iterate_molecules on it."""
+
+    waters: int
+    bsse: str
+    upstream: bool
+    target_s: float | None = None
+
+    def mbe(self) -> MBECase:
+        return MBECase(self.waters, "mp2", "cc-pvdz", (self.bsse,))
+
+
+def planning_cases(quick: bool = False) -> list[PlanningCase]:
+    """n = 10, 16, 20 CP against upstream; (H2O)32 CP and (H2O)64 no-CP against the issue's targets."""
+    cases = [
+        PlanningCase(10, "cp", True),
+        PlanningCase(16, "cp", True),
+        PlanningCase(20, "cp", not quick),
+        PlanningCase(32, "cp", False, target_s=3.0),
+    ]
+    if not quick:
+        cases.append(PlanningCase(64, "nocp", False, target_s=30.0))
+    return cases
+
+
+def overhead_count(quick: bool = False) -> int:
+    """Item 2: tiny fragments per executor."""
+    return 200 if quick else 1000
+
+
+#: Tiny fragments run before a timed batch so that worker start-up and first-call costs are timed apart.
+WARMUP_COUNT = 8
+
+
+def tiny_tasks(count: int, prefix: str) -> list[FragmentTask]:
+    """``count`` He-atom HF/STO-3G fragments, the cheapest real PySCF call (~40 ms, mostly QCEngine's
+    and PySCF's fixed costs), each moved 1e-3 Bohr from the last so deduplication keeps them all."""
+    return [
+        FragmentTask(
+            label=f"{prefix}-{i}",
+            mc="hf/sto-3g",
+            program="pyscf",
+            real=(1,),
+            basis=(1,),
+            atomic_input={
+                "molecule": {"symbols": ["He"], "geometry": [0.0, 0.0, 1e-3 * i]},
+                "driver": "energy",
+                "model": {"method": "hf", "basis": "sto-3g"},
+            },
+        )
+        for i in range(count)
+    ]

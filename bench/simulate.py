@@ -1,0 +1,143 @@
+"""Item 6: the scheduler at 100, 1,000 and 10,000 workers, simulated from this machine's measurements.
+
+Two task sets, planned for real with qcmb_parsl (so their counts, n-body levels and cost estimates are
+the planner's own):
+
+* (H2O)32 MBE(3) CP with item 1's model chemistry; each fragment's duration drawn from item 1's
+  measured serial single-core times of its n-body level;
+* (H2O)64 MBE(3) no-CP with item 4's model chemistry; durations drawn from item 4's measured times of
+  its n-body level.
+
+Greedy list scheduling, as HTEX runs it: tasks leave the driver in submission order, one every ``d``
+seconds (the driver's measured CPU time per task, item 2), and each goes to the worker that frees up
+first; a worker is busy for the fragment's duration plus ``L``, the per-fragment latency a worker
+waits between fragments (item 2's HTEX overhead per fragment times its 2 workers). Orders:
+``fifo`` (planned), ``cost`` (the cost model's estimate, longest first, what ``order="cost"`` does
+without calibration) and ``oracle`` (the true durations, longest first: the best a perfect estimate
+could do). ``efficiency = max(sum / workers, longest) / makespan``; 1.0 is perfect, and
+1 / efficiency is item 4's load-balance ratio.
+
+The durations are those of item 1's (H2O)6 fragments: (H2O)32's own CP fragments carry a 32-water basis
+and would run far longer, so the fixed per-task costs weigh even less there than simulated here.
+"""
+
+from __future__ import annotations
+
+import argparse
+import heapq
+import json
+from typing import Any
+
+import numpy as np
+
+from cases import MBECase, balance_case, speedup_case
+from common import RESULTS_DIR, emit, log
+
+WORKER_COUNTS = (100, 1000, 10000)
+SEEDS = range(5)
+ORDERS = ("fifo", "cost", "oracle")
+
+
+def makespan(durations: np.ndarray, order: np.ndarray, workers: int, dispatch_s: float, latency_s: float) -> float:
+    """Makespan of greedy list scheduling with a serial dispatcher and a per-fragment worker latency."""
+    free = [0.0] * min(workers, len(order))
+    heapq.heapify(free)
+    end = 0.0
+    for position, task in enumerate(order):
+        ready = (position + 1) * dispatch_s
+        start = max(heapq.heappop(free), ready)
+        finish = start + durations[task] + latency_s
+        heapq.heappush(free, finish)
+        end = max(end, finish)
+    return end
+
+
+def _levels(fragments: list[dict[str, Any]]) -> dict[int, np.ndarray]:
+    """Measured engine seconds per n-body level."""
+    levels: dict[int, list[float]] = {}
+    for fragment in fragments:
+        if not fragment["cached"]:
+            levels.setdefault(fragment["nbody"], []).append(fragment["wall_time"])
+    return {n: np.array(times) for n, times in levels.items()}
+
+
+def _task_set(case: MBECase) -> tuple[np.ndarray, np.ndarray]:
+    """n-body level and cost estimate of every fragment the planner makes for ``case``."""
+    from qcmb_parsl import ManyBodyComputer
+
+    tasks = ManyBodyComputer.prepare(case.input()).fragment_tasks()
+    return np.array([t.nbody for t in tasks]), np.array([t.cost for t in tasks])
+
+
+def simulate_set(
+    case: MBECase, samples: dict[int, np.ndarray], dispatch_s: float, latency_s: float
+) -> list[dict[str, Any]]:
+    nbody, cost = _task_set(case)
+    rows = []
+    for workers in WORKER_COUNTS:
+        per_order: dict[str, list[float]] = {order: [] for order in ORDERS}
+        for seed in SEEDS:
+            rng = np.random.default_rng(seed)
+            durations = np.empty(len(nbody))
+            for level, times in samples.items():
+                mask = nbody == level
+                durations[mask] = rng.choice(times, size=int(mask.sum()))
+            bound = max(durations.sum() / workers, durations.max())
+            orders = {
+                "fifo": np.arange(len(nbody)),
+                "cost": np.argsort(-cost, kind="stable"),
+                "oracle": np.argsort(-durations, kind="stable"),
+            }
+            for name, order in orders.items():
+                per_order[name].append(bound / makespan(durations, order, workers, dispatch_s, latency_s))
+        for name, values in per_order.items():
+            rows.append(
+                {
+                    "case": case.describe(),
+                    "n_tasks": len(nbody),
+                    "workers": workers,
+                    "order": name,
+                    "efficiency_mean": float(np.mean(values)),
+                    "efficiency_min": float(np.min(values)),
+                }
+            )
+        log(f"simulate: {case.describe()} on {workers} workers done")
+    return rows
+
+
+def measure(speedup: dict[str, Any], balance: dict[str, Any], overhead: dict[str, Any], quick: bool) -> dict[str, Any]:
+    """Both task sets at every worker count, from items 1, 2 and 4's results."""
+    local = overhead["local"]
+    dispatch_s = local["driver_time_per_task_ms"] / 1000
+    latency_s = max(local["overhead_ms"], 0.0) * local["workers"] / 1000
+    sets = [
+        (MBECase(32, speedup_case(quick).method, speedup_case(quick).basis, ("cp",)),
+         _levels(speedup["configs"]["upstream-1core"]["fragments"])),
+        (MBECase(64, balance_case(quick).method, balance_case(quick).basis, ("nocp",)),
+         _levels(balance["cost"]["fragments"])),
+    ]
+    rows = []
+    for case, samples in sets:
+        rows += simulate_set(case, samples, dispatch_s, latency_s)
+    return {
+        "dispatch_ms": dispatch_s * 1000,
+        "latency_ms": latency_s * 1000,
+        "samples_per_level": {
+            case.describe(): {str(n): [round(float(t), 3) for t in times] for n, times in samples.items()}
+            for case, samples in sets
+        },
+        "rows": rows,
+    }
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--results", default=str(RESULTS_DIR / "latest.json"), help="a make bench result file")
+    args = parser.parse_args()
+    with open(args.results) as handle:
+        measured = json.load(handle)
+    emit(measure(measured["speedup"], measured["balance"], measured["overhead"], measured["quick"]))
+
+
+if __name__ == "__main__":
+    main()
