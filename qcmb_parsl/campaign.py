@@ -389,7 +389,6 @@ def run_campaign(
             owner[label] = (input_file.input_id, task.label)
             tasks.append(replace(task, label=label))
         plan_times[input_file.input_id] += time.perf_counter() - plan_start
-    tasks.sort(key=lambda task: -task.cost)  # the longest fragments of every input first
 
     summary = None
     if tasks:
