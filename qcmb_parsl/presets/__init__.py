@@ -90,10 +90,16 @@ def build_preset(name: str, **options) -> tuple[Config, PresetOptions]:
     return preset.build(validated), validated
 
 
-def python_env_init(worker_init: str = "") -> str:
-    """worker_init that puts this Python's environment first on PATH, so workers run the same venv."""
+def python_env_init(worker_init: str = "", cores_per_worker: int | None = None) -> str:
+    """worker_init that puts this Python's environment first on PATH, so workers run the same venv,
+    and caps BLAS/OpenMP threads at ``cores_per_worker`` before any worker imports numpy (set later,
+    from inside a fragment, the caps come too late for OpenBLAS)."""
+    from ..resources import thread_environment
+
     bin_dir = os.path.dirname(sys.executable)
     lines = [f"export PATH={bin_dir}:$PATH"]
+    if cores_per_worker is not None:
+        lines += [f"export {name}={value}" for name, value in thread_environment(cores_per_worker).items()]
     if worker_init:
         lines.append(worker_init)
     return "\n".join(lines)

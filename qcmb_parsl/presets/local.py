@@ -31,7 +31,7 @@ def build_local(options: PresetOptions) -> Config:
                 heartbeat_threshold=10,
                 block_error_handler=False,  # a dead block's tasks are retried on a new one
                 provider=LocalProvider(
-                    init_blocks=1, min_blocks=0, max_blocks=1, worker_init=python_env_init(options.worker_init)
+                    init_blocks=1, min_blocks=0, max_blocks=1, worker_init=python_env_init(options.worker_init, options.cores_per_worker)
                 ),
             )
         ],

@@ -228,7 +228,7 @@ def build_pbspro(options: PBSProOptions) -> Config:
         queue=options.queue,
         scheduler_options=options.scheduler_options,
         select_options=options.select_options,
-        worker_init=python_env_init(options.worker_init),
+        worker_init=python_env_init(options.worker_init, options.cores_per_worker),
         nodes_per_block=options.nodes_per_block,
         cpus_per_node=cpus,
         launcher=MpiExecLauncher(
@@ -281,7 +281,7 @@ def build_lsf(options: LSFOptions) -> Config:
         request_by_nodes=options.request_by_nodes,
         bsub_redirection=options.bsub_redirection,
         scheduler_options=options.scheduler_options,
-        worker_init=python_env_init("\n".join(filter(None, [ALLOCATION_HOSTFILE_INIT, options.worker_init]))),
+        worker_init=python_env_init("\n".join(filter(None, [ALLOCATION_HOSTFILE_INIT, options.worker_init])), options.cores_per_worker),
         launcher=MpiExecLauncher(
             bind_cmd=options.mpiexec_bind_cmd,
             overrides=one_pool_per_node_options() if overrides is None else overrides,

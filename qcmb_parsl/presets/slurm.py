@@ -46,7 +46,7 @@ def slurm_provider(
         cores_per_node=cores_per_node,
         mem_per_node=options.requested_memory_per_node(),
         scheduler_options="\n".join(filter(None, [scheduler_options, options.scheduler_options])),
-        worker_init=python_env_init(options.worker_init),
+        worker_init=python_env_init(options.worker_init, options.cores_per_worker),
         launcher=launcher,
         **options.block_settings(),
     )
