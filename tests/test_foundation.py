@@ -167,7 +167,7 @@ def test_context_manager_serves_runs_and_leaves_no_process():
         second = ManyBodyComputer.from_manybodyinput(mbin, executor=executor)
         assert {p.pid for p in _parsl_processes()} - before, "workers should run inside the context"
     assert first.return_result == pytest.approx(second.return_result, abs=ENERGY_TOL)
-    psutil.wait_procs([p for p in _parsl_processes() if p.pid not in before], timeout=10)
+    psutil.wait_procs([p for p in _parsl_processes() if p.pid not in before], timeout=30)
     assert not {p.pid for p in _parsl_processes()} - before
 
 
