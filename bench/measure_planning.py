@@ -31,8 +31,8 @@ def _peak_rss_mib() -> float:
 def plan_qcmb_parsl(mbin: dict[str, Any]) -> dict[str, Any]:
     from qcmb_parsl import ManyBodyComputer
     from qcmb_parsl.cache import fragment_key
-    from qcmb_parsl.preflight import program_version
-    from qcmb_parsl.schedule import order_tasks
+    from qcmb_parsl.engines.programs import program_version
+    from qcmb_parsl.execution.ordering import order_tasks
 
     baseline = _peak_rss_mib()
     t0 = time.perf_counter()

@@ -19,7 +19,7 @@ from rich.console import Console
 
 from qcmb_parsl import ManyBodyComputer, ParslExecutor
 from qcmb_parsl.clusters import water_cluster
-from qcmb_parsl.summary import energy_table
+from qcmb_parsl.frontend.tables import energy_table
 
 LEVELS = {1: "ccsd(t)", 2: "mp2", 3: "hf"}
 

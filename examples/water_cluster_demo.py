@@ -14,7 +14,7 @@ from rich.console import Console
 
 from qcmb_parsl import ManyBodyComputer, ParslExecutor
 from qcmb_parsl.clusters import water_cluster
-from qcmb_parsl.summary import energy_table
+from qcmb_parsl.frontend.tables import energy_table
 
 
 def main() -> None:

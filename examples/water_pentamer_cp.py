@@ -18,9 +18,9 @@ import qcengine
 from rich.console import Console
 
 from qcmb_parsl import ManyBodyComputer, ParslExecutor
-from qcmb_parsl.campaign import write_result
+from qcmb_parsl.frontend.campaign import write_result
 from qcmb_parsl.clusters import water_cluster
-from qcmb_parsl.summary import energy_table
+from qcmb_parsl.frontend.tables import energy_table
 
 
 def manybody_input(waters: int, max_nbody: int, program: str, method: str, basis: str) -> dict:

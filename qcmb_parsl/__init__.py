@@ -7,7 +7,7 @@ Importing the package registers the project's PySCF harness with QCEngine as pro
 
 from importlib.metadata import version
 
-from .pyscf_harness import register_pyscf_harness
+from .engines.pyscf import register_pyscf_harness
 
 register_pyscf_harness()
 
@@ -19,10 +19,10 @@ from .errors import (  # noqa: E402
     InputError,
     QcmbParslError,
 )
-from .executor import ParslExecutor, RunReport, SequentialExecutor  # noqa: E402
-from .plan import FragmentTask, plan_tasks, specifications_from_input  # noqa: E402
-from .results import TaskResult  # noqa: E402
-from .shortcuts import ExecutorConfig  # noqa: E402
+from .execution.executors import ParslExecutor, RunReport, SequentialExecutor  # noqa: E402
+from .execution.outcomes import TaskResult  # noqa: E402
+from .execution.shortcuts import ExecutorConfig  # noqa: E402
+from .planning.plan import FragmentTask, plan_tasks, specifications_from_input  # noqa: E402
 
 __version__ = version("qcmb_parsl")
 

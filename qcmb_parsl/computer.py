@@ -17,12 +17,12 @@ from qcelemental.models import v1 as qcel_v1
 from qcelemental.models import v2 as qcel_v2
 
 from .cache import task_keys
+from .engines.programs import program_versions
 from .errors import FragmentsFailedError, InputError
-from .executor import FragmentExecutor, ProgressCallback, RunReport
-from .inputs import check_manybody_input, normalize_input, one_line_validation_error
-from .plan import FragmentTask, iterate_labels, plan_tasks, specifications_from_input
-from .preflight import program_versions
-from .shortcuts import ExecutorConfig, choose_executor
+from .execution.executors import FragmentExecutor, ProgressCallback, RunReport
+from .execution.shortcuts import ExecutorConfig, choose_executor
+from .planning.inputs import check_manybody_input, normalize_input, one_line_validation_error
+from .planning.plan import FragmentTask, iterate_labels, plan_tasks, specifications_from_input
 
 logger = logging.getLogger(__name__)
 
@@ -67,7 +67,7 @@ class ParallelComputerMixin:
         on_failure
             ``"raise"`` (default): after every other fragment finished and was cached, raise one
             :class:`~qcmb_parsl.errors.FragmentsFailedError` naming each failure. ``"return"``: return
-            the :class:`~qcmb_parsl.executor.RunReport` of what succeeded and failed instead.
+            the :class:`~qcmb_parsl.execution.executors.RunReport` of what succeeded and failed instead.
         """
         start = time.perf_counter()
         computer = cls.prepare(input_model)

@@ -356,7 +356,7 @@ class MpiInstall:
 
 def find_mpiexec(flavour: str | None = None) -> MpiInstall | None:
     """The default ``mpiexec`` (or that of ``flavour``: "openmpi"/"mpich"), or None."""
-    from qcmb_parsl.mpi import mpi_flavour
+    from qcmb_parsl.mpi_syntax import mpi_flavour
 
     candidates = ["mpiexec"] if flavour is None else [f"mpiexec.{flavour}", "mpiexec"]
     for name in candidates:

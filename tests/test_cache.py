@@ -46,7 +46,7 @@ def result_json() -> str:
     """A real HF/STO-3G water AtomicResult, from the project's PySCF harness through QCEngine."""
     import qcengine
 
-    from qcmb_parsl.pyscf_harness import register_pyscf_harness
+    from qcmb_parsl.engines.pyscf import register_pyscf_harness
 
     register_pyscf_harness()
     return json.dumps(qcengine.compute(water_input(), "pyscf", raise_error=True, return_dict=True))

@@ -23,7 +23,8 @@ from molecules import mbe_input
 
 from qcmb_parsl import ParslExecutor
 from qcmb_parsl.cache import fragment_key
-from qcmb_parsl.campaign import (
+from qcmb_parsl.engines.programs import program_versions
+from qcmb_parsl.frontend.campaign import (
     LABEL_SEPARATOR,
     SUMMARY_COLUMNS,
     detect_schema_version,
@@ -33,8 +34,7 @@ from qcmb_parsl.campaign import (
     read_input,
     run_campaign,
 )
-from qcmb_parsl.cli import main
-from qcmb_parsl.preflight import program_versions
+from qcmb_parsl.frontend.cli import main
 
 ROOT = Path(__file__).resolve().parents[1]
 SBATCH = ROOT / "examples" / "slurm_campaign.sbatch"
@@ -75,7 +75,7 @@ def read_summary(path: Path) -> dict[str, dict[str, str]]:
 
 def campaign_cli(*args: str, cwd: Path) -> subprocess.CompletedProcess:
     return subprocess.run(
-        [sys.executable, "-m", "qcmb_parsl.cli", "campaign", *args],
+        [sys.executable, "-m", "qcmb_parsl", "campaign", *args],
         cwd=cwd, capture_output=True, text=True, timeout=180, env={**os.environ, "COLUMNS": "160"},
     )
 

@@ -3,7 +3,7 @@
 Subprocesses run with the working directory in a temporary directory (Parsl writes ``runinfo`` there)
 and inherit the environment, so ``QCMB_PARSL_CACHE_DIR`` from the autouse fixture applies unless a
 test passes ``--cache-dir``. Cheap checks (help texts, cache and presets commands, error lines) call
-:func:`qcmb_parsl.cli.main` in this process.
+:func:`qcmb_parsl.frontend.cli.main` in this process.
 """
 
 from __future__ import annotations
@@ -22,7 +22,7 @@ import qcmanybody.models.v2
 from molecules import mbe_input
 
 from qcmb_parsl import ManyBodyComputer
-from qcmb_parsl.cli import main
+from qcmb_parsl.frontend.cli import main
 
 ROOT = Path(__file__).resolve().parents[1]
 EXAMPLES = ROOT / "examples"
@@ -32,9 +32,9 @@ PNG_SIGNATURE = b"\x89PNG\r\n\x1a\n"
 
 
 def cli(*args: str, cwd: Path, timeout: float = 120) -> subprocess.CompletedProcess:
-    """``python -m qcmb_parsl.cli ARGS`` in ``cwd``; stdout and stderr captured as text."""
+    """``python -m qcmb_parsl ARGS`` in ``cwd``; stdout and stderr captured as text."""
     return subprocess.run(
-        [sys.executable, "-m", "qcmb_parsl.cli", *args],
+        [sys.executable, "-m", "qcmb_parsl", *args],
         cwd=cwd,
         capture_output=True,
         text=True,

@@ -27,9 +27,9 @@ from qcmb_parsl import (
     ParslExecutor,
     RunReport,
 )
-from qcmb_parsl.app import RetryableEngineError
 from qcmb_parsl.cache import FragmentCache
-from qcmb_parsl.retry import MAX_FREE_RETRIES, retry_cost
+from qcmb_parsl.execution.app import RetryableEngineError
+from qcmb_parsl.execution.retry import MAX_FREE_RETRIES, retry_cost
 
 
 def one_line(excinfo) -> str:

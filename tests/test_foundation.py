@@ -24,7 +24,7 @@ from parsl.executors import ThreadPoolExecutor
 import qcmb_parsl
 import qcmb_parsl.v2
 from qcmb_parsl import ConfigurationError, ExecutorConfig, InputError, ManyBodyComputer, ParslExecutor
-from qcmb_parsl.plan import plan_tasks, specifications_from_input
+from qcmb_parsl.planning.plan import plan_tasks, specifications_from_input
 
 ROOT = Path(__file__).resolve().parents[1]
 ENERGY_TOL = 1e-9

@@ -11,6 +11,7 @@ import os
 import re
 import subprocess
 import sys
+from pathlib import Path
 
 import numpy as np
 import pytest
@@ -27,11 +28,11 @@ from hpc_services import (  # noqa: F401 - fixtures
     slurm_cluster,
 )
 from molecules import mbe_input, water_cluster
+from mpi_probe import rank_probe_app
 
 from qcmb_parsl import ManyBodyComputer, ParslExecutor
-from qcmb_parsl.app import fragment_app
-from qcmb_parsl.mpi import rank_probe_app
-from qcmb_parsl.presets.schedulers import ALLOCATION_HOSTFILE_INIT
+from qcmb_parsl.execution.app import fragment_app
+from qcmb_parsl.presets.batch import ALLOCATION_HOSTFILE_INIT
 
 pytestmark = pytest.mark.mpi
 
@@ -43,8 +44,10 @@ PROBE = (
 
 
 def _worker_init() -> str:
-    """What a site would put in worker_init here: Open MPI's consent to run as root (we are root)."""
-    return "\n".join(f"export {name}={value}" for name, value in mpi_environment().items())
+    """What a site would put in worker_init here: Open MPI's consent to run as root (we are root),
+    and this directory on PYTHONPATH so that workers can import the rank probe app."""
+    exports = {**mpi_environment(), "PYTHONPATH": f"{Path(__file__).parent}:${{PYTHONPATH:-}}"}
+    return "\n".join(f"export {name}={value}" for name, value in exports.items())
 
 
 def _ranks(stdout: str) -> list[tuple[int, int]]:

@@ -16,7 +16,7 @@ from qcelemental.models import v2 as qcel_v2
 import qcmb_parsl.v2
 from qcmb_parsl import InputError, ManyBodyComputer
 from qcmb_parsl.clusters import water_cluster
-from qcmb_parsl.plan import FragmentMoleculeBuilder
+from qcmb_parsl.planning.plan import FragmentMoleculeBuilder
 
 
 def mbin_for(n: int, bsse: list[str], *, levels=None, max_nbody=3, charges=True) -> dict:

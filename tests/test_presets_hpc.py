@@ -14,11 +14,11 @@ from parsl.executors import HighThroughputExecutor, MPIExecutor
 from parsl.launchers import MpiExecLauncher, SimpleLauncher, SrunLauncher
 from parsl.providers import LocalProvider, LSFProvider, PBSProProvider, SlurmProvider
 
-from qcmb_parsl.config_loader import load_config_file, resolve_config
 from qcmb_parsl.errors import ConfigurationError
-from qcmb_parsl.mpi import mpi_task_config, mpiexec_template
-from qcmb_parsl.plan import FragmentTask
+from qcmb_parsl.mpi_syntax import mpi_task_config, mpiexec_template
+from qcmb_parsl.planning.plan import FragmentTask
 from qcmb_parsl.presets import PRESETS, build_preset
+from qcmb_parsl.presets.loader import load_config_file, resolve_config
 from qcmb_parsl.presets.mpi import SlurmMpiOptions, ranks_for_fragment
 from qcmb_parsl.presets.site import load_site_file
 

@@ -14,7 +14,7 @@ import qcengine as qcng
 from components import require_nwchem
 from qcelemental.models.v2 import AtomicInput, FailedOperation, Molecule
 
-from qcmb_parsl.pyscf_harness import KEYWORD_DEFAULTS, PySCFHarness, register_pyscf_harness
+from qcmb_parsl.engines.pyscf import KEYWORD_DEFAULTS, PySCFHarness, register_pyscf_harness
 
 register_pyscf_harness()
 
@@ -285,7 +285,7 @@ def test_task_config_scratch_threads_memory(tmp_path: Path, monkeypatch: pytest.
 
 
 def test_keyword_defaults_are_documented() -> None:
-    import qcmb_parsl.pyscf_harness as harness
+    import qcmb_parsl.engines.pyscf as harness
 
     for keyword in KEYWORD_DEFAULTS:
         assert keyword in harness.__doc__

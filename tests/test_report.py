@@ -15,9 +15,9 @@ from matplotlib.image import imread
 from molecules import mbe_input
 
 from qcmb_parsl import ManyBodyComputer, ParslExecutor
-from qcmb_parsl.campaign import write_result
 from qcmb_parsl.errors import InputError
-from qcmb_parsl.report import (
+from qcmb_parsl.frontend.campaign import write_result
+from qcmb_parsl.frontend.pictures import (
     FragmentRecord,
     assign_lanes,
     fragment_records,

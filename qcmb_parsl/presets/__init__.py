@@ -19,7 +19,7 @@ from pydantic import BaseModel, ConfigDict, Field, ValidationError
 from ..errors import ConfigurationError
 
 if TYPE_CHECKING:
-    from ..plan import FragmentTask
+    from ..planning.plan import FragmentTask
 
 __all__ = ["Preset", "PresetOptions", "PRESETS", "register_preset", "get_preset", "build_preset", "parse_options", "python_env_init"]
 
@@ -105,4 +105,4 @@ def python_env_init(worker_init: str = "", cores_per_worker: int | None = None) 
     return "\n".join(lines)
 
 
-from . import local, mpi, schedulers, slurm  # noqa: E402,F401  (registers the presets they define)
+from . import batch, local, mpi, slurm  # noqa: E402,F401  (registers the presets they define)

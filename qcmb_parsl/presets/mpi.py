@@ -4,7 +4,7 @@ and ``slurm-mpi`` (Parsl's MPIExecutor on Slurm, each fragment a multi-rank MPI 
 ``mpi`` is for a driver that itself runs inside ``salloc``/``qsub -I``/a batch script: mpiexec puts
 one worker pool on each host of the allocation, no scheduler is called. ``slurm-mpi`` is for engines
 that scale across ranks (NWChem): a fragment's ranks are chosen per task by
-:func:`ranks_for_fragment`, and :func:`qcmb_parsl.mpi.mpi_task_config` hands them to QCEngine.
+:func:`ranks_for_fragment`, and :func:`qcmb_parsl.mpi_syntax.mpi_task_config` hands them to QCEngine.
 """
 
 from __future__ import annotations
@@ -23,13 +23,13 @@ from parsl.providers import LocalProvider
 from pydantic import Field, model_validator
 
 from ..errors import ConfigurationError
-from ..mpi import one_pool_per_node_options
+from ..mpi_syntax import one_pool_per_node_options
 from . import Preset, python_env_init, register_preset
-from .schedulers import ALLOCATION_HOSTFILE_INIT, ClusterOptions, cluster_config, cluster_htex, worker_sizing
+from .batch import ALLOCATION_HOSTFILE_INIT, ClusterOptions, cluster_config, cluster_htex, worker_sizing
 from .slurm import SlurmOptions, slurm_provider
 
 if TYPE_CHECKING:
-    from ..plan import FragmentTask
+    from ..planning.plan import FragmentTask
 
 logger = logging.getLogger(__name__)
 

@@ -13,7 +13,7 @@ from parsl.providers import SlurmProvider
 from pydantic import Field
 
 from . import Preset, python_env_init, register_preset
-from .schedulers import BatchOptions, cluster_config, cluster_htex, worker_sizing
+from .batch import BatchOptions, cluster_config, cluster_htex, worker_sizing
 
 #: srun options of the step that starts the worker pools. Since Slurm 22.05 a step no longer inherits
 #: the job's --cpus-per-task, so without this each pool's step is one CPU wide (and, where Slurm

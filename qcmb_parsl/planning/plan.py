@@ -22,8 +22,8 @@ import numpy as np
 from qcmanybody import ManyBodyCore
 from qcmanybody.utils import labeler
 
+from ..errors import InputError
 from .cost import count_basis_functions, scaled_cost
-from .errors import InputError
 
 logger = logging.getLogger(__name__)
 

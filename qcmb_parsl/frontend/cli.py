@@ -30,7 +30,7 @@ DEFAULT_PRESET = "local"
 DEFAULT_CAMPAIGN_DIR = "campaign-results"
 CACHE_DIR_HELP = "cache directory (default $QCMB_PARSL_CACHE_DIR or the user cache)"
 
-logger = logging.getLogger("qcmb_parsl.cli")
+logger = logging.getLogger(__name__)
 
 
 class UsageError(Exception):
@@ -192,7 +192,7 @@ def _option_value(text: str) -> Any:
 
 
 def _preset_options(args: argparse.Namespace) -> dict[str, Any]:
-    from .errors import ConfigurationError
+    from ..errors import ConfigurationError
 
     options: dict[str, Any] = {}
     for item in args.option:
@@ -209,7 +209,7 @@ def _preset_options(args: argparse.Namespace) -> dict[str, Any]:
 
 def make_executor(args: argparse.Namespace) -> Any:
     """The ParslExecutor the options describe; it starts Parsl only when a fragment must be computed."""
-    from .executor import ParslExecutor
+    from ..execution.executors import ParslExecutor
 
     return ParslExecutor(
         args.config or args.preset or DEFAULT_PRESET,
@@ -229,7 +229,7 @@ def _run_line(run: dict[str, Any]) -> str:
 
 
 def _open_cache(args: argparse.Namespace) -> Any:
-    from .cache import FragmentCache
+    from ..cache import FragmentCache
 
     return FragmentCache(args.cache_dir)
 
@@ -257,9 +257,9 @@ def _fmt(value: Any, spec: str) -> str:
 
 
 def cmd_run(args: argparse.Namespace) -> int:
+    from ..errors import FragmentsFailedError
     from .campaign import default_result_path, mark_input, prepare, read_input, write_result
-    from .errors import FragmentsFailedError
-    from .summary import energy_table
+    from .tables import energy_table
 
     start = time.perf_counter()
     input_file = read_input(args.input)
@@ -359,7 +359,7 @@ def cmd_cache_list(args: argparse.Namespace) -> int:
 
 
 def cmd_cache_invalidate(args: argparse.Namespace) -> int:
-    from .errors import ConfigurationError
+    from ..errors import ConfigurationError
 
     if args.program is None and args.method is None and args.input is None:
         raise ConfigurationError(
@@ -384,7 +384,7 @@ def _type_name(annotation: Any) -> str:
 
 
 def cmd_presets(args: argparse.Namespace) -> int:
-    from .presets import PRESETS
+    from ..presets import PRESETS
 
     for name, preset in PRESETS.items():
         print(f"{name}: {preset.summary}")
@@ -403,7 +403,7 @@ def cmd_presets(args: argparse.Namespace) -> int:
 
 
 def cmd_report(args: argparse.Namespace) -> int:
-    from .report import write_report
+    from .pictures import write_report
 
     for result in args.results:
         for name, path in write_report(result, args.out_dir).items():
@@ -433,7 +433,7 @@ def configure_logging(verbose: int, quiet: bool) -> None:
 
 
 def _exit_status(exc: BaseException) -> int:
-    from .errors import CacheError, ConfigurationError, InputError
+    from ..errors import CacheError, ConfigurationError, InputError
 
     if isinstance(exc, (UsageError, InputError, ConfigurationError, CacheError)):
         return 2
@@ -441,7 +441,7 @@ def _exit_status(exc: BaseException) -> int:
 
 
 def _one_line(exc: BaseException) -> str:
-    from .errors import QcmbParslError
+    from ..errors import QcmbParslError
 
     text = " ".join(str(exc).split()) or type(exc).__name__
     if isinstance(exc, (UsageError, CampaignFailedError, QcmbParslError)):

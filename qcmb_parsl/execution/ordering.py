@@ -12,7 +12,7 @@ import statistics
 from collections.abc import Mapping, Sequence
 from typing import Literal
 
-from .plan import FragmentTask
+from ..planning.plan import FragmentTask
 
 logger = logging.getLogger(__name__)
 

@@ -9,8 +9,8 @@ from pathlib import Path
 
 from pydantic import BaseModel, ConfigDict, Field
 
-from .errors import ConfigurationError
-from .executor import FragmentExecutor, ParslExecutor, SequentialExecutor
+from ..errors import ConfigurationError
+from .executors import FragmentExecutor, ParslExecutor, SequentialExecutor
 
 logger = logging.getLogger(__name__)
 

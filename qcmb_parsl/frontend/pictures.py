@@ -24,9 +24,9 @@ from matplotlib.lines import Line2D
 from matplotlib.patches import Patch
 from qcmanybody.utils import delabeler
 
+from ..errors import InputError
 from .campaign import RESULT_SUFFIX, input_stem, load_result
-from .errors import InputError
-from .summary import BSSE_LABELS, nbody_energies
+from .tables import BSSE_LABELS, nbody_energies
 
 logger = logging.getLogger(__name__)
 

@@ -14,8 +14,8 @@ from typing import Any
 
 from parsl.config import Config
 
-from .errors import ConfigurationError
-from .presets import Preset, PresetOptions, build_preset, get_preset, parse_options
+from ..errors import ConfigurationError
+from . import Preset, PresetOptions, build_preset, get_preset, parse_options
 
 ConfigSource = str | os.PathLike | Config
 
@@ -60,7 +60,7 @@ def resolve_config(source: ConfigSource, options: dict[str, Any]) -> ResolvedCon
     if suffix == ".py":
         return ResolvedConfig(load_config_file(text), _generic_options(options), Path(text).stem)
     if suffix in (".yaml", ".yml"):
-        from .presets.site import load_site_file
+        from .site import load_site_file
 
         config, site_options, preset = load_site_file(text, **options)
         return ResolvedConfig(config, site_options, Path(text).stem, preset)

@@ -8,7 +8,7 @@ from functools import cache
 
 import qcengine
 
-from .errors import InputError
+from ..errors import InputError
 
 logger = logging.getLogger(__name__)
 

@@ -27,7 +27,7 @@ def _prepare_process(program: str) -> None:
     and PySCF's import, so a worker's first fragment is not timed with seconds of imports."""
     import qcengine.config
 
-    from qcmb_parsl.pyscf_harness import register_pyscf_harness
+    from ..engines.pyscf import register_pyscf_harness
 
     with _PROCESS_READY:
         register_pyscf_harness()
@@ -67,8 +67,8 @@ def compute_fragment(
 
     import qcengine
 
-    from qcmb_parsl.mpi import mpi_task_config
-    from qcmb_parsl.resources import node_task_config
+    from ..mpi_syntax import mpi_task_config
+    from ..resources import node_task_config
 
     _prepare_process(program)
     config, mpi_ranks = mpi_task_config(node_task_config(task_config, workers_per_node))

@@ -24,20 +24,20 @@ from parsl.config import Config
 from parsl.dataflow.dflow import DataFlowKernel
 from parsl.executors import HighThroughputExecutor
 
+from ..cache import task_keys
+from ..engines.programs import check_programs, program_versions
+from ..errors import CacheError, ConfigurationError, FragmentFailure, InputError
+from ..planning.plan import FragmentTask
+from ..presets.loader import ConfigSource, resolve_config
+from ..resources import WorkerResources, thread_environment
 from .app import compute_fragment, fragment_app
-from .cache import task_keys
-from .config_loader import ConfigSource, resolve_config
-from .errors import CacheError, ConfigurationError, FragmentFailure, InputError
-from .plan import FragmentTask
-from .preflight import check_programs, program_versions
+from .ordering import Order, calibrate, estimate_seconds, log_plan, order_tasks
+from .outcomes import TaskResult, in_schema_version
 from .progress import ProgressDisplay, make_progress
-from .resources import WorkerResources, thread_environment
-from .results import TaskResult, in_schema_version
 from .retry import classify_exception, retry_cost
-from .schedule import Order, calibrate, estimate_seconds, log_plan, order_tasks
 
 if TYPE_CHECKING:
-    from .cache import FragmentCache
+    from ..cache import FragmentCache
 
 logger = logging.getLogger(__name__)
 
@@ -499,7 +499,7 @@ def _put_environment_on_path() -> None:
 def _open_cache(cache: CacheSetting) -> FragmentCache | None:
     if cache is False or cache is None:
         return None
-    from .cache import FragmentCache
+    from ..cache import FragmentCache
 
     return FragmentCache(None if cache is True else cache)
 

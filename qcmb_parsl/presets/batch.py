@@ -21,7 +21,7 @@ from parsl.providers.base import ExecutionProvider
 from pydantic import AliasChoices, Field, field_validator, model_validator
 
 from ..errors import ConfigurationError
-from ..mpi import one_pool_per_node_options
+from ..mpi_syntax import one_pool_per_node_options
 from . import Preset, PresetOptions, python_env_init, register_preset
 
 logger = logging.getLogger(__name__)

@@ -2,7 +2,7 @@
 
 Every input is read and validated before anything is submitted. The fragments of all inputs still to
 be computed are planned together, each label prefixed with its input's id (``"dimer::<label>"``), and
-handed to one :meth:`~qcmb_parsl.executor.FragmentExecutor.run`: the executor answers cached
+handed to one :meth:`~qcmb_parsl.execution.executors.FragmentExecutor.run`: the executor answers cached
 fragments from the cache and computes each distinct fragment once, however many inputs contain it.
 The results are then split back per input, each input's ManyBodyResult is assembled by upstream, and
 written next to a summary CSV the moment the run ends.
@@ -28,11 +28,11 @@ from typing import Any
 import qcmanybody.models as qcmb_v1
 import qcmanybody.models.v2 as qcmb_v2
 
-from .computer import ManyBodyComputer, ManyBodyComputerV2
-from .errors import FragmentFailure, FragmentsFailedError, InputError
-from .executor import FragmentExecutor, ProgressCallback, RunReport, RunSummary
-from .results import TaskResult
-from .summary import nbody_energies
+from ..computer import ManyBodyComputer, ManyBodyComputerV2
+from ..errors import FragmentFailure, FragmentsFailedError, InputError
+from ..execution.executors import FragmentExecutor, ProgressCallback, RunReport, RunSummary
+from ..execution.outcomes import TaskResult
+from .tables import nbody_energies
 
 logger = logging.getLogger(__name__)
 
@@ -243,7 +243,7 @@ def load_result(path: str | os.PathLike) -> Any:
     try:
         return model(**data)
     except Exception as exc:  # noqa: BLE001 - pydantic v1 and v2 errors alike
-        from .inputs import one_line_validation_error
+        from ..planning.inputs import one_line_validation_error
 
         raise InputError(f"{path}: {one_line_validation_error(exc, 'ManyBodyResult')}") from None
 

@@ -33,7 +33,7 @@ import numpy as np
 import platformdirs
 from diskcache.core import MODE_PICKLE, UNKNOWN
 
-from .errors import CacheError
+from ..errors import CacheError
 
 logger = logging.getLogger(__name__)
 

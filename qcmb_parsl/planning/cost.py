@@ -2,7 +2,7 @@
 
 The model is deliberately simple: basis functions (ghost atoms included, they carry functions too)
 raised to the method's formal scaling. Only the ordering matters for scheduling; recorded wall times
-turn it into seconds where earlier runs measured some (:mod:`qcmb_parsl.schedule`).
+turn it into seconds where earlier runs measured some (:mod:`qcmb_parsl.execution.ordering`).
 """
 
 from __future__ import annotations

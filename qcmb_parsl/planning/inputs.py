@@ -16,7 +16,7 @@ import qcmanybody.models as qcmb_v1
 import qcmanybody.models.v2 as qcmb_v2
 from qcelemental import periodictable
 
-from .errors import InputError
+from ..errors import InputError
 
 logger = logging.getLogger(__name__)
 

@@ -17,9 +17,9 @@ from rich.progress import (
     TimeRemainingColumn,
 )
 
-from .results import TaskResult
+from .outcomes import TaskResult
 
-logger = logging.getLogger(__name__)
+logger = logging.getLogger("qcmb_parsl.progress")  # a stable name: users filter on it
 
 ProgressMode = bool | Literal["auto", "bar", "log"]
 

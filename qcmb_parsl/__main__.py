@@ -1,0 +1,7 @@
+"""``python -m qcmb_parsl``: the ``qcmb-parsl`` command."""
+
+import sys
+
+from .frontend.cli import main
+
+sys.exit(main())

@@ -1,0 +1,1 @@
+"""Engines as QCEngine sees them: the PySCF harness this project ships, and checks of any program."""
