@@ -1,19 +1,12 @@
 """The fragment-result cache: content keys, and the store that keeps every finished fragment."""
 
-from .store import (
-    CachedFragment,
-    CacheEntryInfo,
-    CacheStats,
-    FragmentCache,
-    default_cache_dir,
-    fragment_key,
-    task_keys,
-)
+from .keys import fragment_key, task_keys
+from .store import CachedFragment, CacheEntryInfo, CacheStats, FragmentCache, default_cache_dir
 
 __all__ = [
     "CacheEntryInfo",
-    "CachedFragment",
     "CacheStats",
+    "CachedFragment",
     "FragmentCache",
     "default_cache_dir",
     "fragment_key",

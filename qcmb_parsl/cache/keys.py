@@ -1,0 +1,114 @@
+"""Cache keys: a digest of what determines a fragment's numbers, and of nothing else.
+
+The key (:func:`fragment_key`) covers program and version, driver, model, keywords, protocols and the
+molecule with float noise rounded away; not the molecule's name, not QCManyBody's label, not
+provenance-like extras. The v1 and v2 forms of one calculation give the same key.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+from collections.abc import Iterable, Mapping, Sequence
+from typing import Any
+
+import numpy as np
+from diskcache.core import UNKNOWN
+
+#: Bumped whenever the canonical form hashed by :func:`fragment_key` changes, so old keys miss.
+_KEY_FORMAT = 1
+
+#: Protocol values that are the same as leaving the protocol out.
+_DEFAULT_PROTOCOLS: dict[str, Any] = {"wavefunction": "none", "stdout": True, "native_files": "none"}
+_DEFAULT_ERROR_CORRECTION: dict[str, Any] = {"default_policy": True, "policies": None}
+
+def _rounded_digest(values: Sequence[Any], decimals: int) -> str:
+    """Digest of the values flattened and rounded, -0.0 made 0.0, so re-parsed numbers agree.
+
+    A digest of the rounded float64 bytes rather than their JSON: a ghost-laden CP fragment carries
+    the whole cluster's coordinates, and encoding them as text dominated planning-time key cost.
+    """
+    array = np.round(np.asarray(values, dtype=np.float64).ravel(), decimals) + 0.0
+    return hashlib.sha256(array.tobytes()).hexdigest()
+
+
+def _canonical_protocols(protocols: Mapping[str, Any] | None) -> dict[str, Any]:
+    """Protocols minus those at their default value: absent, empty and explicit defaults agree."""
+    canonical = {}
+    for name, value in (protocols or {}).items():
+        if name == "schema_name":
+            continue
+        if name == "error_correction":
+            value = {**_DEFAULT_ERROR_CORRECTION, **(value or {})}
+            if value == _DEFAULT_ERROR_CORRECTION:
+                continue
+        elif _DEFAULT_PROTOCOLS.get(name, UNKNOWN) == value:
+            continue
+        canonical[name] = value
+    return canonical
+
+
+def _canonical_molecule(molecule: Mapping[str, Any]) -> dict[str, Any]:
+    """The fields of a QCSchema molecule that change a calculation, in one canonical form."""
+    natom = len(molecule["symbols"])
+    charges, multiplicities = molecule.get("fragment_charges"), molecule.get("fragment_multiplicities")
+    masses = molecule.get("masses")
+    point_charges = (molecule.get("extras") or {}).get("embedding_charges")
+    canonical = {
+        "symbols": [str(symbol).capitalize() for symbol in molecule["symbols"]],
+        "real": [bool(flag) for flag in molecule.get("real", [True] * natom)],
+        "geometry": _rounded_digest(molecule["geometry"], 6),
+        "fragments": [[int(i) for i in fragment] for fragment in molecule.get("fragments", [range(natom)])],
+        "fragment_charges": None if charges is None else [float(c) for c in charges],
+        "fragment_multiplicities": None if multiplicities is None else [float(m) for m in multiplicities],
+        "masses": None if masses is None else _rounded_digest(masses, 4),
+        "fix_com": bool(molecule.get("fix_com", False)),
+        "fix_orientation": bool(molecule.get("fix_orientation", False)),
+        "fix_symmetry": str(molecule.get("fix_symmetry") or "").lower() or None,
+    }
+    for name in ("molecular_charge", "molecular_multiplicity"):
+        if molecule.get(name) is not None:
+            canonical[name] = float(molecule[name])
+    if point_charges is not None:
+        canonical["embedding_charges"] = [[float(q), _rounded_digest(xyz, 6)] for q, xyz in point_charges]
+    return canonical
+
+
+def _specification(atomic_input: Mapping[str, Any]) -> Mapping[str, Any]:
+    """The part holding driver, model, keywords and protocols: nested in v2, top level in v1."""
+    return atomic_input.get("specification", atomic_input)
+
+
+def _model(atomic_input: Mapping[str, Any]) -> tuple[str, Any]:
+    model = _specification(atomic_input)["model"]
+    basis = model.get("basis")
+    return str(model["method"]).lower(), basis.lower() if isinstance(basis, str) else basis
+
+
+def fragment_key(program: str, program_version: str | None, atomic_input: Mapping[str, Any]) -> str:
+    """SHA-256 of the canonical JSON of everything that determines the result of ``atomic_input``.
+
+    The v1 and v2 forms of one calculation give the same key, as do geometries differing by float
+    noise (rounded to 1e-6 Bohr) and molecules differing only in name, so that the same fragment met
+    in another input, another bsse treatment or a later campaign hits.
+    """
+    spec = _specification(atomic_input)
+    method, basis = _model(atomic_input)
+    payload = {
+        "key_format": _KEY_FORMAT,
+        "program": program.lower(),
+        "program_version": program_version,
+        "driver": str(spec["driver"]).lower(),
+        "method": method,
+        "basis": basis,
+        "keywords": spec.get("keywords") or {},
+        "protocols": _canonical_protocols(spec.get("protocols")),
+        "molecule": _canonical_molecule(atomic_input["molecule"]),
+    }
+    canonical = json.dumps(payload, sort_keys=True, separators=(",", ":"))
+    return hashlib.sha256(canonical.encode("utf-8")).hexdigest()
+
+
+def task_keys(tasks: Iterable[Any], versions: Mapping[str, str | None]) -> dict[str, str]:
+    """label -> cache key for fragment tasks (anything with ``label``, ``program``, ``atomic_input``)."""
+    return {task.label: fragment_key(task.program, versions.get(task.program), task.atomic_input) for task in tasks}
