@@ -18,9 +18,10 @@ from .errors import (  # noqa: E402
     FragmentsFailedError,
     InputError,
     QcmbParslError,
+    RunInterrupted,
 )
 from .execution.executors import ParslExecutor, RunReport, SequentialExecutor  # noqa: E402
-from .execution.outcomes import TaskResult  # noqa: E402
+from .execution.outcomes import FailureKind, FragmentFailure, Source, TaskResult  # noqa: E402
 from .execution.shortcuts import ExecutorConfig  # noqa: E402
 from .planning.plan import FragmentTask, plan_tasks, specifications_from_input  # noqa: E402
 
@@ -33,6 +34,9 @@ __all__ = [
     "ExecutorConfig",
     "FragmentTask",
     "TaskResult",
+    "Source",
+    "FailureKind",
+    "FragmentFailure",
     "RunReport",
     "plan_tasks",
     "specifications_from_input",
@@ -41,4 +45,5 @@ __all__ = [
     "InputError",
     "CacheError",
     "FragmentsFailedError",
+    "RunInterrupted",
 ]

@@ -27,32 +27,76 @@ class CacheError(QcmbParslError):
     """The fragment cache directory cannot be created, opened or written."""
 
 
-class FragmentFailure:
-    """What is known about one fragment that did not succeed, kept for the summary error."""
-
-    def __init__(self, label: str, program: str, error_type: str, message: str, attempts: int = 1):
-        self.label = label
-        self.program = program
-        self.error_type = error_type
-        self.message = message
-        self.attempts = attempts
-
-    def one_line(self) -> str:
-        first = (self.message or "").strip().splitlines()
-        reason = first[-1] if first else "no message"
-        return f"{self.label} [{self.program}] {self.error_type}: {reason}"
-
-    def __repr__(self) -> str:
-        return f"FragmentFailure({self.one_line()!r})"
-
-
 class FragmentsFailedError(QcmbParslError, RuntimeError):
-    """Raised after every other fragment finished (and was cached) when some fragments failed."""
+    """Raised after every other fragment finished (and was cached) when some fragments failed.
 
-    def __init__(self, failures: Sequence[FragmentFailure], n_tasks: int, report: Any = None):
+    Identical failures are grouped: one entry per distinct (kind, program, reason), with its count and
+    first labels, so the message stays short however many fragments failed. :meth:`full` gives every
+    group with the engine's evidence (exit status, the end of its output) of its first fragment.
+    """
+
+    #: Characters of the one-line message, a little more than a terminal line or two.
+    MAX_LINE = 300
+
+    def __init__(self, failures: Sequence[Any], n_tasks: int, report: Any = None):
         self.failures = list(failures)
         self.n_tasks = n_tasks
         self.report = report  # the RunReport, with every fragment that did succeed
-        detail = "; ".join(f.one_line() for f in self.failures[:5])
-        more = f"; and {len(self.failures) - 5} more" if len(self.failures) > 5 else ""
-        super().__init__(f"{len(self.failures)} of {n_tasks} fragments failed: {detail}{more}")
+        super().__init__(self._one_line())
+
+    def groups(self) -> list[list[Any]]:
+        """Failures with the same kind, program and reason: causes first (largest first), then the
+        fragments cancelled because of them."""
+        grouped: dict[tuple[str, str, str], list[Any]] = {}
+        for failure in self.failures:
+            grouped.setdefault((failure.kind.value, failure.program, failure.reason()), []).append(failure)
+        return sorted(grouped.values(), key=lambda group: (group[0].kind.value == "cancelled", -len(group)))
+
+    def _one_line(self) -> str:
+        head = f"{len(self.failures)} of {self.n_tasks} fragments failed: "
+        parts = []
+        for group in self.groups():
+            first = group[0]
+            others = f" and {len(group) - 1} more" if len(group) > 1 else ""
+            parts.append(f"{len(group)} {first.kind.value} [{first.program}] {first.reason()} ({first.label}{others})")
+        text = head + "; ".join(parts)
+        if len(text) > self.MAX_LINE:
+            text = text[: self.MAX_LINE - 1].rstrip() + "…"
+        return text
+
+    def full(self) -> str:
+        """Every group, with the first fragment's evidence of each attempt; several lines."""
+        lines = [f"{len(self.failures)} of {self.n_tasks} fragments failed"]
+        for group in self.groups():
+            labels = ", ".join(f.label for f in group[:5]) + (f" and {len(group) - 5} more" if len(group) > 5 else "")
+            lines.append(f"{len(group)} x {group[0].kind.value} [{group[0].program}]: {labels}")
+            lines.extend("  " + line for line in group[0].full().splitlines())
+        return "\n".join(lines)
+
+
+class RunInterrupted(KeyboardInterrupt):
+    """The driver was told to stop (SIGINT, SIGTERM) and did: nothing running, every finished fragment kept.
+
+    A ``KeyboardInterrupt``, so that code which handles Ctrl-C keeps working; ``exit_status`` is what a
+    shell expects of a process ended by ``signum`` (130 for SIGINT, 143 for SIGTERM).
+    """
+
+    def __init__(self, signum: int, kept: int = 0, total: int = 0, report: Any = None):
+        super().__init__(signum)
+        self.signum = signum
+        self.kept = kept
+        self.total = total
+        self.report = report  # the RunReport of what finished before the stop
+
+    @property
+    def exit_status(self) -> int:
+        return 128 + self.signum
+
+    def __str__(self) -> str:
+        import signal
+
+        name = signal.Signals(self.signum).name
+        return (
+            f"stopped by {name}: {self.kept} of {self.total} fragments are done and kept in the cache; "
+            "running the same command again resumes"
+        )

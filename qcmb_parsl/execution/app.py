@@ -1,103 +1,179 @@
-"""The code that runs on a worker: one fragment through ``qcengine.compute``.
+"""The code that runs on a worker: one fragment job, its attempts, and an envelope back to the driver.
 
 It lives in the installed package (not in a user's script or a test module) because Parsl's workers
-import it by name. Inputs and outputs are QCSchema JSON, so nothing version-sensitive is pickled
+import it by name. Jobs and envelopes are plain JSON-able dicts: nothing version-sensitive is pickled
 between the driver and nodes that may run another build of pydantic or qcelemental.
+
+Engine trouble never raises here: a crash, a timeout, a memory limit or an engine error is judged,
+retried where another attempt may help, and reported in the envelope with each attempt's evidence.
+What does raise (a lost worker, a dead block) is infrastructure, and Parsl's retries deal with it.
 """
 
 from __future__ import annotations
 
+import json
 import os
 import socket
 import threading
 import time
+from dataclasses import dataclass
 from typing import Any
 
-from parsl.app.errors import AppTimeout
 from parsl.app.python import PythonApp
 
-#: QCEngine error types worth another attempt; everything else is deterministic for the same input.
-RETRYABLE_ERROR_TYPES = frozenset({"random_error"})
+from ..mpi_syntax import mpi_task_config
+from ..resources import node_task_config
+from .isolation import ChildOutcome, FragmentLimits, isolated_compute
+from .outcomes import Evidence, FailureKind
 
-_PROCESS_READY = threading.Lock()
+#: Engine error types worth one more attempt on the same input (QCEngine's vocabulary):
+#: ``random_error`` by definition, ``unknown_error`` because a crash of the engine looks like one.
+RETRYABLE_ERROR_TYPES = frozenset({"random_error", "unknown_error"})
+
+#: Words engines and runtimes use when an allocation fails.
+_MEMORY_WORDS = ("memoryerror", "unable to allocate", "std::bad_alloc", "cannot allocate memory", "out of memory")
 
 
-def _prepare_process(program: str) -> None:
-    """Once per process: our PySCF harness, QCEngine's host probe (racy when first run in threads),
-    and PySCF's import, so a worker's first fragment is not timed with seconds of imports."""
-    import qcengine.config
+@dataclass(frozen=True)
+class Verdict:
+    """One attempt judged: ``kind`` None means success."""
+
+    kind: FailureKind | None
+    message: str = ""
+    error_type: str | None = None
+
+
+def compute_fragment(job: dict[str, Any], parsl_resource_specification: dict[str, Any] | None = None) -> dict[str, Any]:
+    """Run one fragment job and return its envelope (see :func:`envelope`).
+
+    ``job`` holds ``label``, ``program``, ``atomic_input``, ``task_config``, ``environment``,
+    ``workers_per_node``, ``timeout``, ``memory_bytes``, ``max_retries`` and ``isolate``.
+    ``parsl_resource_specification`` is read by Parsl itself (MPI ranks, priority); it is a parameter
+    here only so that Parsl passes it on.
+    """
+    task_config, mpi_ranks = mpi_task_config(node_task_config(job["task_config"], job["workers_per_node"]))
+    limits = FragmentLimits(timeout=job.get("timeout"), memory_bytes=job.get("memory_bytes"))
+    outcomes: list[ChildOutcome] = []
+    verdicts: list[Verdict] = []
+    while True:
+        outcome = _attempt(job, task_config, limits)
+        verdict = judge(outcome, limits)
+        outcomes.append(outcome)
+        verdicts.append(verdict)
+        if not _worth_another(verdicts, int(job.get("max_retries", 0))):
+            break
+    return envelope(job["label"], outcomes, verdicts, mpi_ranks)
+
+
+def _attempt(job: dict[str, Any], task_config: dict[str, Any], limits: FragmentLimits) -> ChildOutcome:
+    if job.get("isolate", True):
+        return isolated_compute(job["program"], job["atomic_input"], task_config, job["environment"], limits)
+    return _in_process(job["program"], job["atomic_input"], task_config, job["environment"])
+
+
+def _in_process(
+    program: str, atomic_input: dict[str, Any], task_config: dict[str, Any], environment: dict[str, str]
+) -> ChildOutcome:
+    """Without isolation (an option for floods of tiny fragments): the engine shares this process."""
+    import qcengine
 
     from ..engines.pyscf import register_pyscf_harness
 
-    with _PROCESS_READY:
-        register_pyscf_harness()
-        qcengine.config.get_global()
-        if program == "pyscf":
-            import pyscf.scf  # noqa: F401
-
-
-class RetryableEngineError(Exception):
-    """A QCEngine ``random_error``: raised so that Parsl's retries give the fragment another attempt."""
-
-    def __init__(self, label: str, message: str):
-        super().__init__(f"{label}: {message}")
-        self.label = label
-        self.message = message
-
-    def __reduce__(self):
-        return (type(self), (self.label, self.message))
-
-
-def compute_fragment(
-    label: str,
-    atomic_input: dict[str, Any],
-    program: str,
-    task_config: dict[str, Any],
-    environment: dict[str, str],
-    workers_per_node: int = 1,
-    walltime: float | None = None,
-    parsl_resource_specification: dict[str, Any] | None = None,
-) -> dict[str, Any]:
-    """Run one fragment and return an envelope: the result as JSON text plus where and how it ran.
-
-    ``walltime`` and ``parsl_resource_specification`` are read by Parsl itself (timeout, MPI ranks,
-    priority); they are parameters here only so that Parsl passes them on.
-    """
     os.environ.update(environment)
+    register_pyscf_harness()
+    started = time.time()
+    result = qcengine.compute(atomic_input, program, raise_error=False, task_config=task_config)
+    return ChildOutcome(result.model_dump_json(), started, time.time() - started, os.getpid(), exit_status=0)
 
-    import qcengine
 
-    from ..mpi_syntax import mpi_task_config
-    from ..resources import node_task_config
+def judge(outcome: ChildOutcome, limits: FragmentLimits) -> Verdict:
+    """What one attempt amounts to, from how its process ended and what it left."""
+    if outcome.killed_for == "cancelled":
+        return Verdict(FailureKind.CANCELLED, "cancelled: the run was stopped")
+    if outcome.killed_for == "timeout":
+        return Verdict(FailureKind.TIMEOUT, f"timed out after {limits.timeout:g} s (timeout_per_task)")
+    if outcome.template_lost:
+        return Verdict(FailureKind.CRASHED, "the fragment's template process died")
+    if outcome.signal is not None:
+        return Verdict(FailureKind.CRASHED, f"engine process killed by {outcome.signal}")
+    if outcome.result_json is None or outcome.exit_status:
+        last = _last_line(outcome.stderr_tail) or "no result"
+        return Verdict(FailureKind.CRASHED, f"engine process exited with status {outcome.exit_status}: {last}")
+    result = json.loads(outcome.result_json)
+    if result.get("success"):
+        return Verdict(None)
+    error = result.get("error") or {}
+    error_type = error.get("error_type") or "unknown_error"
+    message = error.get("error_message") or "the engine gave no message"
+    if _mentions_memory(message, outcome.stderr_tail):
+        limit = "" if limits.memory_bytes is None else f" (limit {limits.memory_bytes / 2**30:g} GiB beyond the engine's libraries)"
+        return Verdict(FailureKind.MEMORY, f"out of memory{limit}: {_last_line(message)}", error_type)
+    kind = FailureKind.INPUT if error_type == "input_error" else FailureKind.ENGINE
+    return Verdict(kind, message, error_type)
 
-    _prepare_process(program)
-    config, mpi_ranks = mpi_task_config(node_task_config(task_config, workers_per_node))
 
-    start = time.time()
-    result = qcengine.compute(atomic_input, program, raise_error=False, task_config=config)
-    wall_time = time.time() - start
+def _mentions_memory(*texts: str) -> bool:
+    return any(word in text.lower() for text in texts for word in _MEMORY_WORDS)
 
-    success = bool(getattr(result, "success", False))
-    error = getattr(result, "error", None)
-    if not success and walltime is not None and wall_time >= walltime:
-        # Parsl's timeout is an exception injected into this thread; QCEngine turns any exception
-        # raised inside compute into a failed result, so the timeout is recognised by the clock.
-        raise AppTimeout(f"{label} exceeded walltime {walltime} s")
-    if not success and error is not None and error.error_type in RETRYABLE_ERROR_TYPES:
-        raise RetryableEngineError(label, error.error_message)
 
-    provenance = {
+def _last_line(text: str) -> str:
+    lines = [line.strip() for line in text.strip().splitlines() if line.strip()]
+    return lines[-1] if lines else ""
+
+
+def _worth_another(verdicts: list[Verdict], max_retries: int) -> bool:
+    """A crash or an engine error that may be transient gets one more attempt; a random error up to
+    ``max_retries``; input errors, timeouts, memory and cancellations repeat, so never."""
+    last = verdicts[-1]
+    retries = len(verdicts) - 1
+    if last.kind is None or retries >= max_retries:
+        return False
+    if last.kind is FailureKind.CRASHED:
+        return retries < 1
+    if last.kind is FailureKind.ENGINE and last.error_type in RETRYABLE_ERROR_TYPES:
+        return last.error_type == "random_error" or retries < 1
+    return False
+
+
+def envelope(label: str, outcomes: list[ChildOutcome], verdicts: list[Verdict], mpi_ranks: int | None) -> dict[str, Any]:
+    """The JSON-able report of a fragment: the last attempt's result or failure, every attempt's evidence."""
+    last, verdict = outcomes[-1], verdicts[-1]
+    provenance: dict[str, Any] = {
         "hostname": socket.gethostname(),
         "pid": os.getpid(),
         "thread": threading.get_native_id(),
-        "wall_time": wall_time,
-        "started": start,
+        "engine_pid": last.engine_pid,
+        "started": last.started,
+        "wall_time": last.wall_time,
+        "attempts": len(outcomes),
     }
+    if last.peak_rss_mib is not None:
+        provenance["peak_rss_mib"] = round(last.peak_rss_mib, 1)
     if os.environ.get("SLURM_JOB_ID"):
         provenance["slurm_job_id"] = os.environ["SLURM_JOB_ID"]
     if mpi_ranks:
         provenance["mpi_ranks"] = mpi_ranks
-    return {"label": label, "success": success, "result_json": result.model_dump_json(), "provenance": provenance}
+    failure = None
+    if verdict.kind is not None:
+        failure = {"kind": verdict.kind.value, "message": verdict.message, "error_type": verdict.error_type}
+    return {
+        "label": label,
+        "result_json": last.result_json,
+        "failure": failure,
+        "evidence": [_evidence(o, v).as_dict() for o, v in zip(outcomes, verdicts, strict=True) if v.kind is not None],
+        "provenance": provenance,
+    }
+
+
+def _evidence(outcome: ChildOutcome, verdict: Verdict) -> Evidence:
+    return Evidence(
+        exit_status=outcome.exit_status,
+        signal=outcome.signal,
+        error_type=verdict.error_type,
+        error_message=verdict.message,
+        stdout_tail=outcome.stdout_tail,
+        stderr_tail=outcome.stderr_tail,
+    )
 
 
 def fragment_app(data_flow_kernel: Any, executors: list[str] | str = "all") -> PythonApp:

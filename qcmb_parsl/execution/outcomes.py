@@ -1,30 +1,220 @@
-"""What comes back for one fragment task."""
+"""Typed outcomes of fragment tasks: what came back, from where, and why it failed.
+
+Control decisions (what to cache, what to count, what to cancel) read these fields; provenance is a
+record for the user and is never read for control.
+"""
 
 from __future__ import annotations
 
 import json
-from dataclasses import dataclass, field
+import re
+import resource
+from dataclasses import asdict, dataclass, field
+from enum import Enum
 from typing import Any
+
+__all__ = [
+    "Evidence",
+    "FailureKind",
+    "FragmentFailure",
+    "RunReport",
+    "RunSummary",
+    "Source",
+    "TaskResult",
+    "in_schema_version",
+]
+
+
+class Source(str, Enum):
+    """Where a fragment's result came from."""
+
+    COMPUTED = "computed"
+    CACHED = "cached"
+    SHARED = "shared"  # an identical fragment under another label was computed in this run
+
+
+class FailureKind(str, Enum):
+    """Why a fragment has no result; one vocabulary for every back-end.
+
+    ``INPUT`` and ``TIMEOUT``/``MEMORY`` repeat if retried; ``CRASHED`` and a transient ``ENGINE``
+    error may not; ``LOST_WORKER`` says nothing about the fragment; ``CANCELLED`` means it was never
+    allowed to finish (a stop, or its model chemistry already failed with an input error).
+    """
+
+    INPUT = "input"
+    ENGINE = "engine"
+    TIMEOUT = "timeout"
+    MEMORY = "memory"
+    CRASHED = "crashed"
+    LOST_WORKER = "lost_worker"
+    CANCELLED = "cancelled"
+
+
+@dataclass(frozen=True)
+class Evidence:
+    """What the engine left behind in one attempt: enough to tell a crash from bad input."""
+
+    exit_status: int | None = None
+    signal: str | None = None
+    error_type: str | None = None
+    error_message: str = ""
+    stdout_tail: str = ""
+    stderr_tail: str = ""
+
+    def as_dict(self) -> dict[str, Any]:
+        return asdict(self)
+
+    @classmethod
+    def from_dict(cls, data: dict[str, Any]) -> Evidence:
+        return cls(**data)
+
+    def summary(self) -> str:
+        """The most telling line: a signal, else the engine's last words, else the exit status."""
+        if self.signal:
+            return f"engine process killed by {self.signal}"
+        for text in (self.error_message, self.stderr_tail, self.stdout_tail):
+            if telling(text):
+                return telling(text)
+        if self.exit_status:
+            return f"engine process exited with status {self.exit_status}"
+        return "no message"
+
+
+#: Lines of an engine message that say nothing about the failure.
+_BOILERPLATE = re.compile(r"^(NoneType: None|Traceback \(most recent call last\):|File \".*)$")
+#: QCEngine's header of every error message: the failure's kind says the same.
+_QCENGINE_HEADER = re.compile(r"^QCEngine [A-Za-z ]*Error:\s*")
+
+
+def telling(text: str) -> str:
+    """An engine message on one line: a short message whole, a long one (a traceback, an output dump)
+    by its last line that is not boilerplate."""
+    lines = [line.strip() for line in text.strip().splitlines() if line.strip()]
+    lines = [line for line in lines if not _BOILERPLATE.match(line)]
+    if not lines:
+        return ""
+    line = " ".join(lines) if len(lines) <= 3 else lines[-1]
+    return _QCENGINE_HEADER.sub("", line)
+
+
+@dataclass(frozen=True)
+class FragmentFailure:
+    """A fragment that did not succeed: its kind, the reason, and each attempt's evidence."""
+
+    label: str
+    program: str
+    kind: FailureKind
+    message: str
+    error_type: str | None = None
+    attempts: int = 1
+    evidence: tuple[Evidence, ...] = ()
+
+    def reason(self) -> str:
+        """One line: the message, or the telling line of a multi-line engine message."""
+        return telling(self.message or "") or "no message"
+
+    def one_line(self) -> str:
+        return f"{self.label} [{self.program}] {self.kind.value}: {self.reason()}"
+
+    def full(self) -> str:
+        """Every attempt's evidence, for a report or a log; several lines."""
+        parts = [self.one_line()]
+        for number, evidence in enumerate(self.evidence, start=1):
+            parts.append(f"  attempt {number}: {evidence.summary()}")
+            if evidence.exit_status is not None or evidence.signal:
+                parts.append(f"    exit status {evidence.exit_status}, signal {evidence.signal}")
+            for name in ("stdout_tail", "stderr_tail"):
+                tail = getattr(evidence, name).strip()
+                if tail:
+                    parts.append(f"    {name.removesuffix('_tail')}:")
+                    parts.extend(f"      {line}" for line in tail.splitlines())
+        return "\n".join(parts)
+
+    def with_label(self, label: str) -> FragmentFailure:
+        return FragmentFailure(label, self.program, self.kind, self.message, self.error_type, self.attempts, self.evidence)
 
 
 @dataclass(slots=True)
 class TaskResult:
-    """Outcome of one fragment: the AtomicResult as QCSchema JSON, or the failure, plus where and how long.
+    """One fragment's outcome: the AtomicResult as QCSchema JSON, or the failure, plus where and how long.
 
-    ``result`` is the engine's output dict (an ``AtomicResult`` or a ``FailedOperation``); models are
-    built from it only at assembly, in the schema version the caller asked for.
+    ``result`` is the engine's output dict (an ``AtomicResult``, or the ``FailedOperation`` of a failure
+    when the engine got that far); models are built from it only at assembly, in the schema version
+    the caller asked for.
     """
 
     label: str
-    success: bool
     result: dict[str, Any] | None
-    error: str | None = None
-    error_type: str | None = None
+    source: Source = Source.COMPUTED
+    failure: FragmentFailure | None = None
     wall_time: float = 0.0
     attempts: int = 1
-    cached: bool = False
     provenance: dict[str, Any] = field(default_factory=dict)
 
+    @property
+    def success(self) -> bool:
+        return self.failure is None
+
+    @property
+    def cached(self) -> bool:
+        return self.source is Source.CACHED
+
+    @property
+    def shared(self) -> bool:
+        return self.source is Source.SHARED
+
+    @property
+    def error(self) -> str | None:
+        return None if self.failure is None else self.failure.message
+
+    @property
+    def error_type(self) -> str | None:
+        return None if self.failure is None else self.failure.kind.value
+
+
+@dataclass
+class RunSummary:
+    """Counts and times of one execution, stored in ``ManyBodyResult.extras["qcmb_parsl"]``."""
+
+    executor: str
+    n_tasks: int = 0
+    n_cached: int = 0
+    n_executed: int = 0
+    n_shared: int = 0
+    n_failed: int = 0
+    wall_time: float = 0.0
+    cache_dir: str | None = None
+    plan_time: float = 0.0
+    driver_cpu_time: float = 0.0
+    driver_peak_rss_mib: float = 0.0
+
+    @property
+    def driver_time_per_task_ms(self) -> float:
+        """Driver CPU (planning, keys, cache, submission, collection) per fragment task."""
+        return 1000 * (self.plan_time + self.driver_cpu_time) / max(self.n_tasks, 1)
+
+    def count(self, results: dict[str, TaskResult]) -> None:
+        """Fill the counts from typed outcomes: computed, cached, shared, failed."""
+        self.n_tasks = len(results)
+        self.n_cached = sum(r.source is Source.CACHED for r in results.values())
+        self.n_shared = sum(r.source is Source.SHARED for r in results.values())
+        self.n_executed = self.n_tasks - self.n_cached - self.n_shared
+        self.n_failed = sum(not r.success for r in results.values())
+
+    def record_driver_usage(self) -> None:
+        self.driver_peak_rss_mib = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
+
+    def as_dict(self) -> dict[str, Any]:
+        return {**self.__dict__, "driver_time_per_task_ms": self.driver_time_per_task_ms}
+
+
+@dataclass
+class RunReport:
+    """Everything one execution produced; results keep the order of the tasks given."""
+
+    results: dict[str, TaskResult]
+    summary: RunSummary
+    failures: list[FragmentFailure] = field(default_factory=list)
 
 
 def in_schema_version(result: dict[str, Any], version: int) -> dict[str, Any]:

@@ -17,12 +17,12 @@ from rich.progress import (
     TimeRemainingColumn,
 )
 
+from ..errors import ConfigurationError
 from .outcomes import TaskResult
-
-logger = logging.getLogger("qcmb_parsl.progress")  # a stable name: users filter on it
 
 ProgressMode = bool | Literal["auto", "bar", "log"]
 
+logger = logging.getLogger("qcmb_parsl.progress")  # a stable name: users filter on it
 
 class ProgressDisplay:
     """Counts what happened; subclasses show it. The plain class shows nothing."""
@@ -30,21 +30,20 @@ class ProgressDisplay:
     def __init__(self, total: int, label: str):
         self.total = total
         self.label = label
-        self.done = self.cached = self.shared = self.failed = self.submitted_count = 0
-
-    @property
-    def running(self) -> int:
-        """Submitted but not back yet (queued on the executor or running)."""
-        return self.submitted_count - (self.done - self.cached - self.shared)
+        self.done = self.cached = self.shared = self.failed = self.running = 0
 
     def submitted(self) -> None:
-        self.submitted_count += 1
+        """A fragment went to the back-end (queued there or running)."""
+        self.running += 1
         self.show()
+
+    def returned(self) -> None:
+        self.running -= 1
 
     def update(self, result: TaskResult) -> None:
         self.done += 1
         self.cached += result.cached
-        self.shared += "shared_with" in result.provenance
+        self.shared += result.shared
         self.failed += not result.success
         self.show()
 
@@ -101,8 +100,22 @@ class BarProgress(ProgressDisplay):
         self.bar.stop()
 
 
+PROGRESS_MODES = ("auto", "bar", "log", False)
+
+
+def check_progress(mode: object) -> ProgressMode:
+    """A valid progress mode, or a one-line ConfigurationError naming the valid ones."""
+    if mode is True:
+        return "auto"
+    if mode is None:
+        return False
+    if mode not in PROGRESS_MODES:
+        raise ConfigurationError(f"progress must be 'auto', 'bar', 'log' or False, got {mode!r}")
+    return mode  # type: ignore[return-value]
+
+
 def make_progress(mode: ProgressMode, total: int, label: str) -> ProgressDisplay:
-    if mode == "auto":
+    if mode is True or mode == "auto":
         mode = "bar" if sys.stderr.isatty() else "log"
     if mode == "bar":
         return BarProgress(total, label)

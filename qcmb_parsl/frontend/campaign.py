@@ -29,9 +29,9 @@ import qcmanybody.models as qcmb_v1
 import qcmanybody.models.v2 as qcmb_v2
 
 from ..computer import ManyBodyComputer, ManyBodyComputerV2
-from ..errors import FragmentFailure, FragmentsFailedError, InputError
+from ..errors import FragmentsFailedError, InputError
 from ..execution.executors import FragmentExecutor, ProgressCallback, RunReport, RunSummary
-from ..execution.outcomes import TaskResult
+from ..execution.outcomes import FragmentFailure, Source, TaskResult
 from .tables import nbody_energies
 
 logger = logging.getLogger(__name__)
@@ -387,7 +387,8 @@ def run_campaign(
         for task in computer.fragment_tasks():
             label = f"{input_file.input_id}{LABEL_SEPARATOR}{task.label}"
             owner[label] = (input_file.input_id, task.label)
-            tasks.append(replace(task, label=label))
+            # The model chemistry too: an input error in one input says nothing about another's.
+            tasks.append(replace(task, label=label, mc=f"{input_file.input_id}{LABEL_SEPARATOR}{task.mc}"))
         plan_times[input_file.input_id] += time.perf_counter() - plan_start
 
     summary = None
@@ -431,23 +432,17 @@ def split_report(report: RunReport, owner: dict[str, tuple[str, str]]) -> dict[s
     failures: dict[str, list[FragmentFailure]] = {}
     for failure in report.failures:
         input_id, original = owner[failure.label]
-        failures.setdefault(input_id, []).append(
-            FragmentFailure(original, failure.program, failure.error_type, failure.message, failure.attempts)
-        )
+        failures.setdefault(input_id, []).append(failure.with_label(original))
     reports = {}
     for input_id, results in parts.items():
         summary = RunSummary(
             executor=report.summary.executor,
-            n_tasks=len(results),
             cache_dir=report.summary.cache_dir,
             wall_time=report.summary.wall_time,
             driver_cpu_time=report.summary.driver_cpu_time,
             driver_peak_rss_mib=report.summary.driver_peak_rss_mib,
         )
-        summary.n_cached = sum(r.cached for r in results.values())
-        summary.n_shared = sum(not r.cached and "shared_with" in r.provenance for r in results.values())
-        summary.n_failed = sum(not r.success for r in results.values())
-        summary.n_executed = summary.n_tasks - summary.n_cached - summary.n_shared
+        summary.count(results)
         reports[input_id] = RunReport(results, summary, failures.get(input_id, []))
     return reports
 
@@ -479,9 +474,7 @@ def _finish(
 
 def _fragment_time(results: Iterable[TaskResult]) -> float:
     """Seconds the fragments computed for this input took (cached and shared ones excluded)."""
-    return sum(
-        r.wall_time for r in results if r.success and not r.cached and "shared_with" not in r.provenance
-    )
+    return sum(r.wall_time for r in results if r.success and r.source is Source.COMPUTED)
 
 
 def entry_from_result(input_file: InputFile, result_path: Path, result: Any, status: str) -> CampaignEntry:

@@ -1,0 +1,85 @@
+"""What the runner needs of an execution technology, and the in-process one.
+
+A back-end starts and stops, says how many fragments it can run at once, submits a job with its
+priority, and says how many times Parsl (or nothing) had to try it. Everything else (cache,
+ordering, progress, stopping) is the runner's, the same for every back-end.
+"""
+
+from __future__ import annotations
+
+from abc import ABC, abstractmethod
+from concurrent.futures import Future
+from typing import Any
+
+from ..planning.plan import FragmentTask
+from .app import compute_fragment
+from .isolation.client import allow_running, cancel_running
+
+
+class Backend(ABC):
+    """Where fragment jobs run. Futures resolve to :func:`compute_fragment` envelopes, or raise when
+    the infrastructure (not the engine) failed."""
+
+    label: str
+
+    @abstractmethod
+    def start(self) -> None:
+        """Acquire what running needs (workers, blocks); a no-op when already started."""
+
+    @abstractmethod
+    def stop(self, *, cancel: bool = False) -> None:
+        """Release everything. ``cancel``: kill what runs and drop what is queued, instead of
+        letting it finish."""
+
+    @property
+    @abstractmethod
+    def started(self) -> bool: ...
+
+    @property
+    @abstractmethod
+    def capacity(self) -> int:
+        """Fragments that can run at once: the runner keeps about twice this many submitted."""
+
+    @abstractmethod
+    def submit(self, task: FragmentTask, job: dict[str, Any], priority: int) -> Future:
+        """Start ``job`` (the worker's view of ``task``); lower ``priority`` runs first where the
+        back-end orders its queue."""
+
+    def attempts(self, future: Future) -> int:
+        """How many times the infrastructure ran the job (1 unless a lost worker was retried)."""
+        return 1
+
+
+class InProcessBackend(Backend):
+    """One fragment at a time, in this process's thread (its engine in a child process): the reference
+    path, no Parsl involved. ``submit`` returns when the fragment is done."""
+
+    label = "sequential"
+
+    def __init__(self) -> None:
+        self._started = False
+
+    def start(self) -> None:
+        allow_running()
+        self._started = True
+
+    def stop(self, *, cancel: bool = False) -> None:
+        if cancel:
+            cancel_running()
+        self._started = False
+
+    @property
+    def started(self) -> bool:
+        return self._started
+
+    @property
+    def capacity(self) -> int:
+        return 1
+
+    def submit(self, task: FragmentTask, job: dict[str, Any], priority: int) -> Future:
+        future: Future = Future()
+        try:
+            future.set_result(compute_fragment(job))
+        except Exception as exc:  # noqa: BLE001 - a bug on the worker side is reported per fragment, as on a worker
+            future.set_exception(exc)
+        return future

@@ -1,0 +1,109 @@
+"""What a fragment's own process does, from the moment the template forks it to its exit.
+
+It cuts itself loose from the template (own session, own files, own limits), dies with the template
+if that dies, runs ``qcengine.compute`` once, and leaves the result in its private directory. It
+never returns into the template's code: it leaves through ``os._exit``.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import resource
+import signal
+import sys
+import threading
+import time
+from pathlib import Path
+from typing import Any
+
+from . import files
+
+#: Exit status of a child whose own code (not the engine) failed; the engine's failures are results.
+EXIT_CHILD_ERROR = 70
+
+
+def run_child(directory: Path, memory_bytes: int | None, lifeline: int, inherited: list[int]) -> None:
+    """The body of a forked child; never returns."""
+    status = EXIT_CHILD_ERROR
+    try:
+        _detach(directory, lifeline, inherited)
+        _limit_memory(memory_bytes)
+        status = _compute(directory)
+    except BaseException as exc:  # noqa: BLE001 - anything at all becomes evidence, then an exit status
+        try:
+            sys.stderr.write(f"qcmb_parsl fragment process: {type(exc).__name__}: {exc}\n")
+            sys.stderr.flush()
+        finally:
+            os._exit(status)
+    os._exit(status)
+
+
+def _detach(directory: Path, lifeline: int, inherited: list[int]) -> None:
+    """Own session (so a kill of the group takes the engine's subprocesses too), own files, own fate."""
+    os.setsid()
+    for fd in inherited:
+        os.close(fd)
+    for signum in (signal.SIGCHLD, signal.SIGTERM, signal.SIGINT, signal.SIGPIPE):
+        signal.signal(signum, signal.SIG_DFL)
+    signal.set_wakeup_fd(-1)
+    os.chdir(directory)
+    for fd, path, flags in (
+        (0, os.devnull, os.O_RDONLY),
+        (1, files.STDOUT, os.O_WRONLY | os.O_CREAT | os.O_TRUNC),
+        (2, files.STDERR, os.O_WRONLY | os.O_CREAT | os.O_TRUNC),
+    ):
+        opened = os.open(path, flags, 0o600)
+        os.dup2(opened, fd)
+        os.close(opened)
+    threading.Thread(target=_die_with_template, args=(lifeline,), name="lifeline", daemon=True).start()
+
+
+def _die_with_template(lifeline: int) -> None:
+    """The template holds the only write end: end of file means it is gone, and so must we be.
+
+    A thread, not a signal handler: an engine deep in C code would not run a Python handler for
+    minutes, while this thread only waits on a pipe.
+    """
+    while os.read(lifeline, 1):
+        pass
+    os.killpg(0, signal.SIGKILL)
+
+
+def _limit_memory(memory_bytes: int | None) -> None:
+    """A hard limit on what this fragment may map beyond the libraries the template already holds.
+
+    An allocation past it fails inside the engine (Python's MemoryError, or the engine's own
+    out-of-memory report) instead of waking the kernel's OOM killer on a shared node.
+    """
+    if memory_bytes is None:
+        return
+    mapped = _mapped_bytes()
+    resource.setrlimit(resource.RLIMIT_AS, (mapped + memory_bytes, mapped + memory_bytes))
+
+
+def _mapped_bytes() -> int:
+    with open("/proc/self/statm") as statm:
+        return int(statm.read().split()[0]) * os.sysconf("SC_PAGE_SIZE")
+
+
+def _limit_threads(ncores: int) -> Any:
+    """BLAS and OpenMP pools sized to the fragment: the template started them at one thread."""
+    from threadpoolctl import threadpool_limits
+
+    return threadpool_limits(limits=ncores)
+
+
+def _compute(directory: Path) -> int:
+    import qcengine
+
+    job = json.loads((directory / files.INPUT).read_text())
+    os.environ.update(job["environment"])
+    limits = _limit_threads(int(job["task_config"].get("ncores") or 1))
+    started = time.time()
+    result = qcengine.compute(job["atomic_input"], job["program"], raise_error=False, task_config=job["task_config"])
+    wall_time = time.time() - started
+    files.write_atomically(directory / files.RESULT, result.model_dump_json())
+    files.write_atomically(directory / files.TIMING, json.dumps({"started": started, "wall_time": wall_time}))
+    del limits
+    return 0

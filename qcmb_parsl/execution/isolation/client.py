@@ -1,0 +1,268 @@
+"""Run one fragment in a child of this process's warm template, and stop it when it must stop.
+
+Safe to call from many threads at once (the ``threads`` preset): each call waits on its own child, and
+every process-wide setting (environment, scratch, thread caps) is the child's own. The template is
+started on first use and ends when this process ends, however it ends.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import itertools
+import json
+import logging
+import os
+import shutil
+import signal
+import subprocess
+import sys
+import tempfile
+import threading
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import IO, Any, Literal
+
+from ...resources import thread_environment
+from . import files
+
+logger = logging.getLogger(__name__)
+
+#: Seconds the template may take to import the engines and answer; far above the 1-3 s seen.
+TEMPLATE_START_TIMEOUT = 300.0
+
+KilledFor = Literal["timeout", "cancelled"]
+
+
+@dataclass(frozen=True)
+class FragmentLimits:
+    """Hard limits of one fragment's process.
+
+    Parameters
+    ----------
+    timeout
+        Seconds before the process group is sent SIGTERM, then SIGKILL ``grace`` seconds later.
+    memory_bytes
+        Bytes the process may map beyond what the template already holds (``RLIMIT_AS``).
+    """
+
+    timeout: float | None = None
+    memory_bytes: int | None = None
+    grace: float = 3.0
+
+
+@dataclass
+class ChildOutcome:
+    """How a fragment's process ended and what it left: the raw material of a result or a failure."""
+
+    result_json: str | None
+    started: float
+    wall_time: float
+    engine_pid: int | None
+    exit_status: int | None = None
+    signal: str | None = None
+    killed_for: KilledFor | None = None
+    peak_rss_mib: float | None = None
+    stdout_tail: str = ""
+    stderr_tail: str = ""
+    template_lost: bool = False
+
+
+@dataclass
+class _Waiter:
+    pid: int | None = None
+    status: int | None = None
+    maxrss_kib: int | None = None
+    lost: bool = False
+    killed_for: KilledFor | None = None
+    template: int | None = None
+    forked: threading.Event = field(default_factory=threading.Event)
+    done: threading.Event = field(default_factory=threading.Event)
+
+
+class _Template:
+    """This process's template: started on demand, restarted if it dies, shared by all threads."""
+
+    def __init__(self) -> None:
+        self._lock = threading.Lock()
+        self._proc: subprocess.Popen[bytes] | None = None
+        self._waiters: dict[int, _Waiter] = {}
+        self._ids = itertools.count(1)
+        self.cancelled = False
+
+    def submit(self, directory: Path, program: str, memory_bytes: int | None) -> _Waiter:
+        waiter = _Waiter()
+        with self._lock:
+            proc = self._running()
+            request_id = next(self._ids)
+            waiter.template = proc.pid
+            self._waiters[request_id] = waiter
+            request = {"id": request_id, "dir": str(directory), "program": program, "memory_bytes": memory_bytes}
+            assert proc.stdin is not None
+            proc.stdin.write((json.dumps(request) + "\n").encode())
+            proc.stdin.flush()
+        return waiter
+
+    def kill(self, waiter: _Waiter, signum: int, reason: KilledFor) -> None:
+        waiter.killed_for = waiter.killed_for or reason
+        if waiter.pid is not None and not waiter.done.is_set():
+            with contextlib.suppress(ProcessLookupError, PermissionError):
+                os.killpg(waiter.pid, signum)
+
+    def kill_all(self) -> None:
+        with self._lock:
+            waiters = list(self._waiters.values())
+        for waiter in waiters:
+            waiter.forked.wait(5)
+            self.kill(waiter, signal.SIGKILL, "cancelled")
+
+    def _running(self) -> subprocess.Popen[bytes]:
+        if self._proc is not None and self._proc.poll() is None:
+            return self._proc
+        # Thread caps of one: the template must never start BLAS/OpenMP pools it would fork.
+        environment = {**os.environ, **thread_environment(1)}
+        proc = subprocess.Popen(
+            [sys.executable, "-m", "qcmb_parsl.execution.isolation.template"],
+            stdin=subprocess.PIPE,
+            stdout=subprocess.PIPE,
+            env=environment,
+            start_new_session=True,
+        )
+        assert proc.stdout is not None
+        ready = threading.Event()
+        threading.Thread(
+            target=self._read, args=(proc.pid, proc.stdout, ready), name="qcmb-template-reader", daemon=True
+        ).start()
+        if not ready.wait(TEMPLATE_START_TIMEOUT) or proc.poll() is not None:
+            proc.kill()
+            raise RuntimeError(f"the fragment template process did not start (exit status {proc.poll()})")
+        logger.debug("fragment template started, pid %d", proc.pid)
+        self._proc = proc
+        return proc
+
+    def _read(self, template: int, stream: IO[bytes], ready: threading.Event) -> None:
+        for line in stream:
+            message = json.loads(line)
+            if "ready" in message:
+                ready.set()
+                continue
+            waiter = self._waiters.get(message["id"])
+            if waiter is None:
+                continue
+            if "pid" in message:
+                waiter.pid = message["pid"]
+                waiter.forked.set()
+            else:
+                waiter.status = message["status"]
+                waiter.maxrss_kib = message["maxrss_kib"]
+                with self._lock:
+                    self._waiters.pop(message["id"], None)
+                waiter.done.set()
+        ready.set()
+        with self._lock:
+            lost = {key: waiter for key, waiter in self._waiters.items() if waiter.template == template}
+            for key in lost:
+                del self._waiters[key]
+        for waiter in lost.values():
+            waiter.lost = True
+            waiter.forked.set()
+            waiter.done.set()
+
+
+_TEMPLATE = _Template()
+
+
+def cancel_running() -> None:
+    """Kill every fragment process of this process, and refuse new ones until :func:`allow_running`."""
+    _TEMPLATE.cancelled = True
+    _TEMPLATE.kill_all()
+
+
+def allow_running() -> None:
+    _TEMPLATE.cancelled = False
+
+
+def isolated_compute(
+    program: str,
+    atomic_input: dict[str, Any],
+    task_config: dict[str, Any],
+    environment: dict[str, str],
+    limits: FragmentLimits,
+) -> ChildOutcome:
+    """``qcengine.compute`` in a fresh child of the template, within ``limits``; never raises for the
+    engine's sake (a crash, a kill or a failed result all come back as a :class:`ChildOutcome`)."""
+    started = time.time()
+    if _TEMPLATE.cancelled:
+        return ChildOutcome(None, started, 0.0, None, killed_for="cancelled")
+    base = task_config.get("scratch_directory") or tempfile.gettempdir()
+    directory = Path(tempfile.mkdtemp(prefix="qcmb-fragment-", dir=base))
+    try:
+        return _run(directory, program, atomic_input, task_config, environment, limits, started)
+    finally:
+        if not task_config.get("scratch_messy"):
+            shutil.rmtree(directory, ignore_errors=True)
+
+
+def _run(
+    directory: Path,
+    program: str,
+    atomic_input: dict[str, Any],
+    task_config: dict[str, Any],
+    environment: dict[str, str],
+    limits: FragmentLimits,
+    started: float,
+) -> ChildOutcome:
+    (directory / files.SCRATCH).mkdir()
+    (directory / files.TMP).mkdir()
+    private = {
+        # Everything the engine, MPI and their libraries put in temporary files stays in here.
+        "TMPDIR": str(directory / files.TMP),
+        "TMP": str(directory / files.TMP),
+        "TEMP": str(directory / files.TMP),
+    }
+    job = {
+        "program": program,
+        "atomic_input": atomic_input,
+        "task_config": {**task_config, "scratch_directory": str(directory / files.SCRATCH)},
+        "environment": {**environment, **private},
+    }
+    files.write_atomically(directory / files.INPUT, json.dumps(job))
+    waiter = _TEMPLATE.submit(directory, program, limits.memory_bytes)
+    try:
+        if not waiter.done.wait(limits.timeout):
+            waiter.forked.wait(5)
+            _TEMPLATE.kill(waiter, signal.SIGTERM, "timeout")
+            if not waiter.done.wait(limits.grace):
+                _TEMPLATE.kill(waiter, signal.SIGKILL, "timeout")
+            waiter.done.wait()
+    except BaseException:
+        waiter.forked.wait(5)
+        _TEMPLATE.kill(waiter, signal.SIGKILL, "cancelled")
+        raise
+    return _outcome(directory, waiter, started)
+
+
+def _outcome(directory: Path, waiter: _Waiter, started: float) -> ChildOutcome:
+    result_path = directory / files.RESULT
+    timing_path = directory / files.TIMING
+    result_json = result_path.read_text() if result_path.is_file() else None
+    timing = json.loads(timing_path.read_text()) if timing_path.is_file() else {}
+    exit_status = signal_name = None
+    if waiter.status is not None:
+        if os.WIFSIGNALED(waiter.status):
+            signal_name = signal.Signals(os.WTERMSIG(waiter.status)).name
+        else:
+            exit_status = os.waitstatus_to_exitcode(waiter.status)
+    return ChildOutcome(
+        result_json=result_json,
+        started=timing.get("started", started),
+        wall_time=timing.get("wall_time", time.time() - started),
+        engine_pid=waiter.pid,
+        exit_status=exit_status,
+        signal=signal_name,
+        killed_for=waiter.killed_for,
+        peak_rss_mib=None if waiter.maxrss_kib is None else waiter.maxrss_kib / 1024,
+        stdout_tail=files.tail(directory / files.STDOUT),
+        stderr_tail=files.tail(directory / files.STDERR),
+        template_lost=waiter.lost,
+    )

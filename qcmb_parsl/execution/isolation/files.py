@@ -1,0 +1,36 @@
+"""The files a fragment's process reads and leaves behind in its private directory."""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+
+INPUT = "input.json"
+RESULT = "result.json"
+TIMING = "timing.json"
+STDOUT = "stdout.txt"
+STDERR = "stderr.txt"
+#: Working directory of the engine; QCEngine makes its own temporary directories inside it.
+SCRATCH = "scratch"
+#: ``TMPDIR`` of the engine and of everything it starts (MPI session directories included).
+TMP = "tmp"
+
+
+def write_atomically(path: Path, text: str) -> None:
+    """A reader never sees half a file: write beside it, then rename."""
+    partial = path.with_name(path.name + ".partial")
+    partial.write_text(text)
+    os.replace(partial, path)
+
+
+def tail(path: Path, max_chars: int = 2000, max_lines: int = 25) -> str:
+    """The end of an output file, where engines say what went wrong."""
+    try:
+        with path.open("rb") as handle:
+            handle.seek(0, os.SEEK_END)
+            size = handle.tell()
+            handle.seek(max(size - max_chars, 0))
+            text = handle.read().decode("utf-8", errors="replace")
+    except OSError:
+        return ""
+    return "\n".join(text.splitlines()[-max_lines:])

@@ -1,0 +1,311 @@
+"""The run loop, the same for every back-end: cache, dedup, order, submit, collect, store, stop.
+
+1. Every fragment's cache key is computed and the cache asked once for all of them; hits are answered
+   at once and never reach a back-end.
+2. Identical fragments (same key under different labels) are computed once and shared.
+3. The rest are submitted longest first, about as many at a time as the back-end can run, so that a
+   stop or a cancellation has little queued work to throw away.
+4. Each result is stored in the cache the moment it arrives, before anything else happens.
+5. A fragment that fails with an input error cancels the fragments of its model chemistry not yet
+   submitted: the same input error would repeat in every one of them.
+6. SIGINT or SIGTERM stops the run at a safe point: nothing more is submitted, what runs is killed,
+   the back-end is shut down, and :class:`~qcmb_parsl.errors.RunInterrupted` says what was kept.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import queue
+import time
+from collections import deque
+from collections.abc import Callable, Iterable
+from concurrent.futures import Future
+from dataclasses import dataclass, replace
+from typing import TYPE_CHECKING, Any
+
+from ..cache import task_keys
+from ..engines.programs import check_programs, program_versions
+from ..errors import CacheError, InputError, RunInterrupted
+from ..planning.plan import FragmentTask
+from .backends import Backend
+from .jobs import JobSettings
+from .ordering import Order, calibrate, estimate_seconds, log_plan, order_tasks
+from .outcomes import (
+    Evidence,
+    FailureKind,
+    FragmentFailure,
+    RunReport,
+    RunSummary,
+    Source,
+    TaskResult,
+    in_schema_version,
+)
+from .progress import ProgressDisplay, ProgressMode, make_progress
+from .retry import is_infrastructure_failure
+from .stops import signals_deferred, signals_ignored, stop_on_signals
+
+if TYPE_CHECKING:
+    from ..cache import CachedFragment, FragmentCache
+
+logger = logging.getLogger(__name__)
+
+ProgressCallback = Callable[[str, int, int], None]
+
+#: Seconds between looks at the queue of finished fragments: how soon a stop signal is acted on.
+_POLL = 0.25
+
+
+@dataclass
+class Runner:
+    """One executor's way of running fragment tasks.
+
+    Parameters
+    ----------
+    backend
+        Where jobs run.
+    settings
+        How each fragment runs (resources, limits, retries, isolation).
+    cache
+        The fragment cache, or None.
+    order
+        ``"cost"``: longest expected fragment first; ``"fifo"``: as planned.
+    progress
+        ``"auto"``, ``"bar"``, ``"log"`` or False.
+    check_programs
+        Verify before submission that QCEngine finds each program where the driver runs.
+    """
+
+    backend: Backend
+    settings: JobSettings
+    cache: FragmentCache | None = None
+    order: Order = "cost"
+    progress: ProgressMode = False
+    check_programs: bool = True
+
+    def run(self, tasks: Iterable[FragmentTask], progress_callback: ProgressCallback | None = None) -> RunReport:
+        start, cpu_start = time.perf_counter(), time.thread_time()
+        tasks = list(tasks)
+        _check_unique_labels(tasks)
+        summary = RunSummary(executor=self.backend.label, n_tasks=len(tasks))
+        if self.cache is not None:
+            summary.cache_dir = str(self.cache.directory)
+        if not tasks:
+            return RunReport({}, summary)
+
+        versions = self._program_versions(tasks)
+        keys = task_keys(tasks, versions)
+        groups: dict[str, list[FragmentTask]] = {}
+        for task in tasks:
+            groups.setdefault(keys[task.label], []).append(task)
+        hits = self._look_up(groups)
+        run = _Run(self, tasks, keys, groups, versions, make_progress(self.progress, len(tasks), self.backend.label))
+        run.progress_callback = progress_callback
+        try:
+            with stop_on_signals():
+                for key, hit in hits.items():
+                    for task in groups[key]:
+                        run.record(_cached_result(task, hit, self.backend.label))
+                estimate_seconds(tasks, calibrate(tasks, {r.label: r.wall_time for r in run.results.values()}))
+                leaders = order_tasks([group[0] for key, group in groups.items() if key not in hits], self.order)
+                if leaders:
+                    run.execute(leaders)
+        except RunInterrupted as stop:
+            stop.kept, stop.total = len(run.results) - sum(not r.success for r in run.results.values()), len(tasks)
+            stop.report = run.report(summary, start, cpu_start)
+            raise
+        finally:
+            run.display.close()
+        return run.report(summary, start, cpu_start)
+
+    def _program_versions(self, tasks: list[FragmentTask]) -> dict[str, str | None]:
+        programs = sorted({task.program for task in tasks})
+        if self.check_programs:
+            check_programs(programs)
+        return program_versions(programs) if self.cache is not None else {}
+
+    def _look_up(self, groups: dict[str, list[FragmentTask]]) -> dict[str, CachedFragment]:
+        if self.cache is None:
+            return {}
+        return self.cache.get_many({key: group[0].atomic_input for key, group in groups.items()})
+
+
+class _Run:
+    """The state of one run: results so far, what is in flight, which model chemistries are doomed."""
+
+    def __init__(
+        self,
+        runner: Runner,
+        tasks: list[FragmentTask],
+        keys: dict[str, str],
+        groups: dict[str, list[FragmentTask]],
+        versions: dict[str, str | None],
+        display: ProgressDisplay,
+    ):
+        self.runner = runner
+        self.backend = runner.backend
+        self.tasks = tasks
+        self.keys = keys
+        self.groups = groups
+        self.versions = versions
+        self.display = display
+        self.results: dict[str, TaskResult] = {}
+        self.doomed: dict[str, FragmentFailure] = {}
+        self.progress_callback: ProgressCallback | None = None
+
+    def record(self, result: TaskResult) -> None:
+        self.results[result.label] = result
+        self.display.update(result)
+        if self.progress_callback is not None:
+            self.progress_callback(result.label, len(self.results), len(self.tasks))
+
+    def execute(self, leaders: list[FragmentTask]) -> None:
+        """Submit in order, about as many at a time as can run; collect and store as they finish."""
+        owned = not self.backend.started
+        log_plan(leaders, self.backend.capacity)
+        stopped = True
+        try:
+            if owned:
+                self.backend.start()
+            self._loop(leaders)
+            stopped = False
+        finally:
+            if stopped or owned:
+                with signals_ignored():
+                    self.backend.stop(cancel=stopped)
+
+    def _loop(self, leaders: list[FragmentTask]) -> None:
+        pending = deque(leaders)
+        in_flight: dict[Future, FragmentTask] = {}
+        finished: queue.SimpleQueue[Future] = queue.SimpleQueue()
+        window = max(self.backend.capacity, 1)
+        priority = 0
+        while pending or in_flight:
+            while pending and len(in_flight) < window:
+                task = pending.popleft()
+                if task.mc in self.doomed:
+                    self._finish(task, _cancelled(task, self.doomed[task.mc]), None)
+                    continue
+                future = self.backend.submit(task, self.runner.settings.job(task), priority)
+                priority += 1
+                in_flight[future] = task
+                self.display.submitted()
+                future.add_done_callback(finished.put)
+            if not in_flight:
+                continue
+            try:
+                done = finished.get(timeout=_POLL)
+            except queue.Empty:
+                continue
+            task = in_flight.pop(done)
+            self.display.returned()
+            result, result_json = self._collect(task, done)
+            self._finish(task, result, result_json)
+
+    def _finish(self, task: FragmentTask, result: TaskResult, result_json: str | None) -> None:
+        """Store, then record the fragment and its twins: a stop waits until this is done."""
+        with signals_deferred():
+            key = self.keys[task.label]
+            if self.runner.cache is not None and result.success and result_json is not None:
+                self._store(self.runner.cache, task, result, result_json, key)
+            self.record(result)
+            for twin in self.groups[key][1:]:
+                self.record(_shared_result(twin, result))
+            if result.failure is not None and result.failure.kind is FailureKind.INPUT:
+                self.doomed.setdefault(task.mc, result.failure)
+
+    def _collect(self, task: FragmentTask, future: Future) -> tuple[TaskResult, str | None]:
+        """TaskResult of a finished future, and the result's JSON text for the cache."""
+        infrastructure_tries = self.backend.attempts(future)
+        try:
+            envelope = future.result()
+        except Exception as exc:  # noqa: BLE001 - every failure is reported per fragment
+            kind = FailureKind.LOST_WORKER if is_infrastructure_failure(exc) else FailureKind.CRASHED
+            failure = FragmentFailure(
+                task.label, task.program, kind, f"{type(exc).__name__}: {exc}", attempts=infrastructure_tries
+            )
+            return TaskResult(task.label, None, failure=failure, attempts=infrastructure_tries), None
+        attempts = int(envelope["provenance"]["attempts"]) + infrastructure_tries - 1
+        provenance = {
+            **envelope["provenance"],
+            "attempts": attempts,
+            "executor": self.backend.label,
+            "source": Source.COMPUTED.value,
+            "cache": "miss",
+        }
+        result_json = envelope["result_json"]
+        result = None if result_json is None else json.loads(result_json)
+        failure = None
+        if envelope["failure"] is not None:
+            failure = FragmentFailure(
+                task.label,
+                task.program,
+                FailureKind(envelope["failure"]["kind"]),
+                envelope["failure"]["message"],
+                envelope["failure"]["error_type"],
+                attempts,
+                tuple(Evidence.from_dict(e) for e in envelope["evidence"]),
+            )
+        task_result = TaskResult(
+            task.label, result, Source.COMPUTED, failure, provenance["wall_time"], attempts, provenance
+        )
+        return task_result, result_json if failure is None else None
+
+    def _store(self, cache: FragmentCache, task: FragmentTask, result: TaskResult, result_json: str, key: str) -> None:
+        """Keep ``result`` now; a cache that cannot be written costs reruns, never this run's results."""
+        try:
+            cache.put(
+                key,
+                program=task.program,
+                program_version=self.versions.get(task.program),
+                atomic_input=task.atomic_input,
+                result_json=result_json,
+                wall_time=result.wall_time,
+                provenance=result.provenance,
+            )
+        except CacheError as exc:
+            logger.error("fragment %s not cached: %s", task.label, exc)
+
+    def report(self, summary: RunSummary, start: float, cpu_start: float) -> RunReport:
+        ordered = {task.label: self.results[task.label] for task in self.tasks if task.label in self.results}
+        failures = [result.failure for result in ordered.values() if result.failure is not None]
+        summary.count(ordered)
+        summary.n_tasks = len(self.tasks)
+        summary.wall_time = time.perf_counter() - start
+        summary.driver_cpu_time = time.thread_time() - cpu_start
+        summary.record_driver_usage()
+        return RunReport(ordered, summary, failures)
+
+
+def _check_unique_labels(tasks: list[FragmentTask]) -> None:
+    seen: set[str] = set()
+    for task in tasks:
+        if task.label in seen:
+            raise InputError(f"fragment label {task.label} appears twice in the task list")
+        seen.add(task.label)
+
+
+def _cancelled(task: FragmentTask, cause: FragmentFailure) -> TaskResult:
+    """A fragment not run because its model chemistry already failed with an input error."""
+    message = f"not run: model chemistry {task.mc!r} has an input error ({cause.label}: {cause.reason()})"
+    return TaskResult(task.label, None, failure=FragmentFailure(task.label, task.program, FailureKind.CANCELLED, message))
+
+
+def _shared_result(task: FragmentTask, computed: TaskResult) -> TaskResult:
+    """The outcome of an identical fragment computed under another label (another input, say)."""
+    result = None if computed.result is None else in_schema_version(computed.result, task.schema_version)
+    provenance = {**computed.provenance, "source": Source.SHARED.value, "shared_with": computed.label}
+    failure = None if computed.failure is None else computed.failure.with_label(task.label)
+    return replace(computed, label=task.label, result=result, source=Source.SHARED, failure=failure, provenance=provenance)
+
+
+def _cached_result(task: FragmentTask, hit: Any, executor: str) -> TaskResult:
+    provenance = {**hit.provenance, "source": Source.CACHED.value, "cache": "hit", "executor": executor}
+    return TaskResult(
+        task.label,
+        in_schema_version(json.loads(hit.result_json), task.schema_version),
+        Source.CACHED,
+        wall_time=hit.wall_time,
+        attempts=0,
+        provenance=provenance,
+    )

@@ -1,0 +1,81 @@
+"""Turning SIGINT and SIGTERM into a clean stop, taken only at safe points.
+
+SIGTERM is what Slurm sends at walltime and on ``scancel``, and what ``timeout`` sends; by default it
+ends Python at once, with no cleanup: running fragments and worker blocks are left behind. During a
+run, in the main thread, both signals become :class:`~qcmb_parsl.errors.RunInterrupted`. SIGTERM is
+taken over only while nobody else handles it, so an application's own handler stays in charge.
+
+A signal that arrives while a finished fragment is being stored is held until the store is done, so
+a stop never leaves half a record behind.
+"""
+
+from __future__ import annotations
+
+import signal
+import threading
+from collections.abc import Iterator
+from contextlib import contextmanager
+from types import FrameType
+
+from ..errors import RunInterrupted
+
+_STOP_SIGNALS = (signal.SIGINT, signal.SIGTERM)
+
+
+class _State:
+    deferring = 0
+    pending: int | None = None
+
+
+def _on_signal(signum: int, _frame: FrameType | None) -> None:
+    if _State.deferring:
+        _State.pending = _State.pending or signum
+        return
+    raise RunInterrupted(signum)
+
+
+def _ours_to_take(signum: int) -> bool:
+    current = signal.getsignal(signum)
+    if signum == signal.SIGINT:
+        return current is signal.default_int_handler
+    return current in (signal.SIG_DFL, None)
+
+
+@contextmanager
+def stop_on_signals() -> Iterator[None]:
+    """Within this block (main thread only), SIGINT and an unhandled SIGTERM raise RunInterrupted."""
+    if threading.current_thread() is not threading.main_thread():
+        yield
+        return
+    previous = {signum: signal.getsignal(signum) for signum in _STOP_SIGNALS if _ours_to_take(signum)}
+    for signum in previous:
+        signal.signal(signum, _on_signal)
+    try:
+        yield
+    finally:
+        for signum, handler in previous.items():
+            signal.signal(signum, handler)
+
+
+@contextmanager
+def signals_deferred() -> Iterator[None]:
+    """Hold a stop signal until the block is done, then act on it."""
+    _State.deferring += 1
+    try:
+        yield
+    finally:
+        _State.deferring -= 1
+        if not _State.deferring and _State.pending is not None:
+            signum, _State.pending = _State.pending, None
+            raise RunInterrupted(signum)
+
+
+@contextmanager
+def signals_ignored() -> Iterator[None]:
+    """While stopping, a second Ctrl-C must not cut the cleanup short: note it and carry on."""
+    _State.deferring += 1
+    try:
+        yield
+    finally:
+        _State.deferring -= 1
+        _State.pending = None
