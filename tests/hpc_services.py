@@ -150,6 +150,8 @@ class Munge:
             self.proc = None
 
 
+#: KillWait (seconds between Slurm's SIGTERM and SIGKILL) is 30 by default; 10 here keeps cancelled
+#: jobs short while leaving a stopped driver the time its clean stop takes (a few seconds).
 SLURM_CONF_TEMPLATE = """\
 ClusterName=qcmbtest
 SlurmctldHost=localhost
@@ -169,7 +171,7 @@ SelectTypeParameters=CR_Core
 ReturnToService=2
 SchedulerType=sched/backfill
 MailProg=/bin/true
-KillWait=2
+KillWait=10
 StateSaveLocation={root}/state
 SlurmdSpoolDir={root}/spool
 SlurmctldPidFile={root}/slurmctld.pid

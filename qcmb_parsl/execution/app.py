@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import json
 import os
+import re
 import socket
 import threading
 import time
@@ -30,8 +31,15 @@ from .outcomes import Evidence, FailureKind
 #: ``random_error`` by definition, ``unknown_error`` because a crash of the engine looks like one.
 RETRYABLE_ERROR_TYPES = frozenset({"random_error", "unknown_error"})
 
-#: Words engines and runtimes use when an allocation fails.
-_MEMORY_WORDS = ("memoryerror", "unable to allocate", "std::bad_alloc", "cannot allocate memory", "out of memory")
+#: What engines and runtimes say when an allocation fails.
+_MEMORY_PATTERNS = (
+    r"MemoryError",
+    r"Unable to allocate",
+    r"std::bad_alloc",
+    r"Cannot allocate memory",
+    r"out of memory",
+    r"malloc\(\d*\) failed",
+)
 
 
 @dataclass(frozen=True)
@@ -92,12 +100,16 @@ def judge(outcome: ChildOutcome, limits: FragmentLimits) -> Verdict:
         return Verdict(FailureKind.CANCELLED, "cancelled: the run was stopped")
     if outcome.killed_for == "timeout":
         return Verdict(FailureKind.TIMEOUT, f"timed out after {limits.timeout:g} s (timeout_per_task)")
+    if outcome.killed_for == "memory":
+        return Verdict(FailureKind.MEMORY, f"used {outcome.peak_memory_mib or 0:.0f} MiB, over its limit{_limit(limits)}")
     if outcome.template_lost:
         return Verdict(FailureKind.CRASHED, "the fragment's template process died")
     if outcome.signal is not None:
         return Verdict(FailureKind.CRASHED, f"engine process killed by {outcome.signal}")
     if outcome.result_json is None or outcome.exit_status:
         last = _last_line(outcome.stderr_tail) or "no result"
+        if _mentions_memory(outcome.stderr_tail):
+            return Verdict(FailureKind.MEMORY, f"out of memory{_limit(limits)}: {last}")
         return Verdict(FailureKind.CRASHED, f"engine process exited with status {outcome.exit_status}: {last}")
     result = json.loads(outcome.result_json)
     if result.get("success"):
@@ -106,14 +118,17 @@ def judge(outcome: ChildOutcome, limits: FragmentLimits) -> Verdict:
     error_type = error.get("error_type") or "unknown_error"
     message = error.get("error_message") or "the engine gave no message"
     if _mentions_memory(message, outcome.stderr_tail):
-        limit = "" if limits.memory_bytes is None else f" (limit {limits.memory_bytes / 2**30:g} GiB beyond the engine's libraries)"
-        return Verdict(FailureKind.MEMORY, f"out of memory{limit}: {_last_line(message)}", error_type)
+        return Verdict(FailureKind.MEMORY, f"out of memory{_limit(limits)}: {_last_line(message)}", error_type)
     kind = FailureKind.INPUT if error_type == "input_error" else FailureKind.ENGINE
     return Verdict(kind, message, error_type)
 
 
 def _mentions_memory(*texts: str) -> bool:
-    return any(word in text.lower() for text in texts for word in _MEMORY_WORDS)
+    return any(re.search(pattern, text, re.IGNORECASE) for text in texts for pattern in _MEMORY_PATTERNS)
+
+
+def _limit(limits: FragmentLimits) -> str:
+    return "" if limits.memory_bytes is None else f" of {limits.memory_bytes / 2**30:g} GiB (memory_per_worker)"
 
 
 def _last_line(text: str) -> str:

@@ -1,33 +1,42 @@
-"""``python -m qcmb_parsl.execution.lifeline COMMAND...``: run COMMAND for as long as our parent lives.
+"""``python -m qcmb_parsl.execution.lifeline COMMAND...``: the interchange, tied to the driver's life.
 
-Parsl starts the HighThroughputExecutor's interchange as a plain child of the driver. A driver killed
-with SIGKILL (or by the OOM killer) leaves the interchange behind, and its worker pools with it, for
-as long as they keep each other alive: minutes to hours. This wrapper sits between the two: it runs
-the interchange, forwards the signals Parsl sends it, and ends the interchange as soon as the driver
-is gone. Worker pools notice the interchange is gone within their heartbeat threshold and exit.
+Parsl starts the HighThroughputExecutor's interchange as a plain child of the driver, which leaves two
+holes:
+
+- A driver killed with SIGKILL (or by the OOM killer) leaves the interchange behind, and its worker
+  pools with it, for as long as they keep each other alive: minutes to hours.
+- A signal sent to every process of a job or a terminal's process group (Slurm's ``scancel`` and time
+  limit, Ctrl-C) kills the interchange while the driver is still stopping cleanly, and the driver's
+  shutdown then waits forever for the interchange to answer.
+
+This wrapper runs the interchange immune to such broadcasts, ends it when the driver asks (Parsl's
+SIGTERM, recognised by its sender) and the moment the driver is gone, and takes it along if the
+wrapper itself is killed. Worker pools notice the interchange is gone within their heartbeat
+threshold and exit.
 """
 
 from __future__ import annotations
 
-import contextlib
 import os
 import select
 import signal
 import subprocess
 import sys
 
-#: Seconds the interchange gets to exit on SIGTERM before SIGKILL.
-GRACE = 5.0
-
 _PR_SET_PDEATHSIG = 1
+_BROADCAST = {signal.SIGTERM, signal.SIGINT, signal.SIGHUP}
+#: Seconds between looks at pending signals; the pidfds wake the loop at once.
+_TICK = 0.2
 
 
-def _die_with_parent() -> None:
-    """Ask the kernel to SIGTERM this process (the interchange, after exec) when the wrapper dies."""
+def _prepare_interchange() -> None:
+    """In the child before exec: ignore broadcast signals, die with the wrapper."""
     import ctypes
 
-    libc = ctypes.CDLL(None, use_errno=True)
-    libc.prctl(_PR_SET_PDEATHSIG, signal.SIGTERM)
+    for signum in _BROADCAST:
+        signal.signal(signum, signal.SIG_IGN)
+    signal.pthread_sigmask(signal.SIG_UNBLOCK, _BROADCAST)
+    ctypes.CDLL(None, use_errno=True).prctl(_PR_SET_PDEATHSIG, signal.SIGKILL)
 
 
 def main(argv: list[str]) -> int:
@@ -35,23 +44,21 @@ def main(argv: list[str]) -> int:
     try:
         driver_fd = os.pidfd_open(driver)
     except (OSError, AttributeError):
-        os.execvp(argv[0], argv)  # no pidfd (old kernel): run the command as Parsl would have
-    child = subprocess.Popen(argv, preexec_fn=_die_with_parent)  # noqa: PLW1509 - this process has one thread
-    for signum in (signal.SIGTERM, signal.SIGINT, signal.SIGHUP):
-        signal.signal(signum, lambda received, _frame: child.send_signal(received))
+        os.execvp(argv[0], argv)  # no pidfd (an old kernel): run the command as Parsl would have
+    signal.pthread_sigmask(signal.SIG_BLOCK, _BROADCAST)
+    child = subprocess.Popen(argv, preexec_fn=_prepare_interchange)  # noqa: PLW1509 - one thread here
     child_fd = os.pidfd_open(child.pid)
     while True:
-        with contextlib.suppress(InterruptedError):
-            readable, _, _ = select.select([driver_fd, child_fd], [], [])
-            if child_fd in readable:
-                return child.wait()
-            if driver_fd in readable:
-                child.terminate()
-                try:
-                    child.wait(GRACE)
-                except subprocess.TimeoutExpired:
-                    child.kill()
-                return child.wait()
+        readable, _, _ = select.select([driver_fd, child_fd], [], [], 0)
+        if child_fd in readable:
+            return child.wait()
+        if driver_fd in readable:
+            child.kill()
+            return child.wait()
+        received = signal.sigtimedwait(_BROADCAST, _TICK)
+        if received is not None and received.si_signo == signal.SIGTERM and received.si_pid == driver:
+            child.kill()
+            return child.wait()
 
 
 if __name__ == "__main__":

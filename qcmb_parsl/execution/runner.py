@@ -17,6 +17,7 @@ from __future__ import annotations
 import json
 import logging
 import queue
+import signal
 import time
 from collections import deque
 from collections.abc import Callable, Iterable
@@ -169,6 +170,13 @@ class _Run:
                 self.backend.start()
             self._loop(leaders)
             stopped = False
+        except RunInterrupted as stop:
+            done = sum(result.success for result in self.results.values())
+            logger.warning(
+                "stopping on %s: %d of %d fragments done and kept; killing what runs, shutting %s down",
+                signal.Signals(stop.signum).name, done, len(self.tasks), self.backend.label,
+            )
+            raise
         finally:
             if stopped or owned:
                 with signals_ignored():

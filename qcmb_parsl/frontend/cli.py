@@ -451,6 +451,8 @@ def _one_line(exc: BaseException) -> str:
 
 def main(argv: Sequence[str] | None = None) -> int:
     """Run the command line ``argv`` (default ``sys.argv[1:]``); return the exit status."""
+    from ..errors import RunInterrupted
+
     argv = list(sys.argv[1:] if argv is None else argv)
     debug = "--debug" in argv
     try:
@@ -463,6 +465,9 @@ def main(argv: Sequence[str] | None = None) -> int:
                 setattr(args, name, default)
         configure_logging(args.verbose, args.quiet)
         return args.handler(args)
+    except RunInterrupted as stop:
+        print(f"{PROG}: {stop}", file=sys.stderr)
+        return stop.exit_status
     except KeyboardInterrupt:
         print(f"{PROG}: error: interrupted", file=sys.stderr)
         return 130

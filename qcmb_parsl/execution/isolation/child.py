@@ -9,7 +9,6 @@ from __future__ import annotations
 
 import json
 import os
-import resource
 import signal
 import sys
 import threading
@@ -23,12 +22,11 @@ from . import files
 EXIT_CHILD_ERROR = 70
 
 
-def run_child(directory: Path, memory_bytes: int | None, lifeline: int, inherited: list[int]) -> None:
+def run_child(directory: Path, lifeline: int, inherited: list[int]) -> None:
     """The body of a forked child; never returns."""
     status = EXIT_CHILD_ERROR
     try:
         _detach(directory, lifeline, inherited)
-        _limit_memory(memory_bytes)
         status = _compute(directory)
     except BaseException as exc:  # noqa: BLE001 - anything at all becomes evidence, then an exit status
         try:
@@ -68,23 +66,6 @@ def _die_with_template(lifeline: int) -> None:
     while os.read(lifeline, 1):
         pass
     os.killpg(0, signal.SIGKILL)
-
-
-def _limit_memory(memory_bytes: int | None) -> None:
-    """A hard limit on what this fragment may map beyond the libraries the template already holds.
-
-    An allocation past it fails inside the engine (Python's MemoryError, or the engine's own
-    out-of-memory report) instead of waking the kernel's OOM killer on a shared node.
-    """
-    if memory_bytes is None:
-        return
-    mapped = _mapped_bytes()
-    resource.setrlimit(resource.RLIMIT_AS, (mapped + memory_bytes, mapped + memory_bytes))
-
-
-def _mapped_bytes() -> int:
-    with open("/proc/self/statm") as statm:
-        return int(statm.read().split()[0]) * os.sysconf("SC_PAGE_SIZE")
 
 
 def _limit_threads(ncores: int) -> Any:

@@ -23,6 +23,8 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import IO, Any, Literal
 
+import psutil
+
 from ...resources import thread_environment
 from . import files
 
@@ -31,7 +33,10 @@ logger = logging.getLogger(__name__)
 #: Seconds the template may take to import the engines and answer; far above the 1-3 s seen.
 TEMPLATE_START_TIMEOUT = 300.0
 
-KilledFor = Literal["timeout", "cancelled"]
+KilledFor = Literal["timeout", "memory", "cancelled"]
+
+#: Seconds between looks at a fragment's memory when it has a limit.
+WATCH_PERIOD = 0.1
 
 
 @dataclass(frozen=True)
@@ -43,7 +48,10 @@ class FragmentLimits:
     timeout
         Seconds before the process group is sent SIGTERM, then SIGKILL ``grace`` seconds later.
     memory_bytes
-        Bytes the process may map beyond what the template already holds (``RLIMIT_AS``).
+        Bytes the fragment may hold: its own pages (what it did not share with the template) plus
+        everything its subprocesses hold. Watched every :data:`WATCH_PERIOD` seconds; over it, the
+        process group is killed. (A kernel limit on address space does not fit: PySCF reserves
+        gigabytes of address space it never touches, and fails at once under such a limit.)
     """
 
     timeout: float | None = None
@@ -63,6 +71,7 @@ class ChildOutcome:
     signal: str | None = None
     killed_for: KilledFor | None = None
     peak_rss_mib: float | None = None
+    peak_memory_mib: float | None = None
     stdout_tail: str = ""
     stderr_tail: str = ""
     template_lost: bool = False
@@ -75,6 +84,7 @@ class _Waiter:
     maxrss_kib: int | None = None
     lost: bool = False
     killed_for: KilledFor | None = None
+    peak_memory: int = 0
     template: int | None = None
     forked: threading.Event = field(default_factory=threading.Event)
     done: threading.Event = field(default_factory=threading.Event)
@@ -90,14 +100,14 @@ class _Template:
         self._ids = itertools.count(1)
         self.cancelled = False
 
-    def submit(self, directory: Path, program: str, memory_bytes: int | None) -> _Waiter:
+    def submit(self, directory: Path, program: str) -> _Waiter:
         waiter = _Waiter()
         with self._lock:
             proc = self._running()
             request_id = next(self._ids)
             waiter.template = proc.pid
             self._waiters[request_id] = waiter
-            request = {"id": request_id, "dir": str(directory), "program": program, "memory_bytes": memory_bytes}
+            request = {"id": request_id, "dir": str(directory), "program": program}
             assert proc.stdin is not None
             proc.stdin.write((json.dumps(request) + "\n").encode())
             proc.stdin.flush()
@@ -108,6 +118,16 @@ class _Template:
         if waiter.pid is not None and not waiter.done.is_set():
             with contextlib.suppress(ProcessLookupError, PermissionError):
                 os.killpg(waiter.pid, signum)
+
+    def stop(self, waiter: _Waiter, reason: KilledFor, grace: float) -> None:
+        """SIGTERM, then SIGKILL after ``grace`` seconds; returns when the process is gone."""
+        waiter.forked.wait(5)
+        if grace > 0:
+            self.kill(waiter, signal.SIGTERM, reason)
+            if waiter.done.wait(grace):
+                return
+        self.kill(waiter, signal.SIGKILL, reason)
+        waiter.done.wait()
 
     def kill_all(self) -> None:
         with self._lock:
@@ -227,19 +247,47 @@ def _run(
         "environment": {**environment, **private},
     }
     files.write_atomically(directory / files.INPUT, json.dumps(job))
-    waiter = _TEMPLATE.submit(directory, program, limits.memory_bytes)
+    waiter = _TEMPLATE.submit(directory, program)
     try:
-        if not waiter.done.wait(limits.timeout):
-            waiter.forked.wait(5)
-            _TEMPLATE.kill(waiter, signal.SIGTERM, "timeout")
-            if not waiter.done.wait(limits.grace):
-                _TEMPLATE.kill(waiter, signal.SIGKILL, "timeout")
-            waiter.done.wait()
+        _watch(waiter, limits)
     except BaseException:
         waiter.forked.wait(5)
         _TEMPLATE.kill(waiter, signal.SIGKILL, "cancelled")
         raise
     return _outcome(directory, waiter, started)
+
+
+def _watch(waiter: _Waiter, limits: FragmentLimits) -> None:
+    """Wait for the fragment's process; kill its group when it runs out of time or over its memory."""
+    deadline = None if limits.timeout is None else time.monotonic() + limits.timeout
+    while True:
+        remaining = None if deadline is None else max(deadline - time.monotonic(), 0.0)
+        if limits.memory_bytes is not None:
+            remaining = WATCH_PERIOD if remaining is None else min(remaining, WATCH_PERIOD)
+        if waiter.done.wait(remaining):
+            return
+        if deadline is not None and time.monotonic() >= deadline:
+            _TEMPLATE.stop(waiter, "timeout", limits.grace)
+            return
+        if limits.memory_bytes is not None and waiter.pid is not None:
+            waiter.peak_memory = max(waiter.peak_memory, _fragment_memory(waiter.pid))
+            if waiter.peak_memory > limits.memory_bytes:
+                _TEMPLATE.stop(waiter, "memory", 0.0)
+                return
+
+
+def _fragment_memory(pid: int) -> int:
+    """What a fragment holds: its process's own pages (USS: not those still shared with the template)
+    plus the resident memory of everything it started (an engine's executable, MPI ranks)."""
+    try:
+        process = psutil.Process(pid)
+        total = process.memory_full_info().uss
+        for descendant in process.children(recursive=True):
+            with contextlib.suppress(psutil.Error):
+                total += descendant.memory_info().rss
+        return total
+    except psutil.Error:
+        return 0
 
 
 def _outcome(directory: Path, waiter: _Waiter, started: float) -> ChildOutcome:
@@ -262,6 +310,7 @@ def _outcome(directory: Path, waiter: _Waiter, started: float) -> ChildOutcome:
         signal=signal_name,
         killed_for=waiter.killed_for,
         peak_rss_mib=None if waiter.maxrss_kib is None else waiter.maxrss_kib / 1024,
+        peak_memory_mib=waiter.peak_memory / 2**20 if waiter.peak_memory else None,
         stdout_tail=files.tail(directory / files.STDOUT),
         stderr_tail=files.tail(directory / files.STDERR),
         template_lost=waiter.lost,

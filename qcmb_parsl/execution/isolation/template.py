@@ -2,7 +2,7 @@
 
 Started by :mod:`qcmb_parsl.execution.isolation.client` as ``python -m
 qcmb_parsl.execution.isolation.template``, it speaks JSON lines: requests on stdin
-(``{"id", "dir", "program", "memory_bytes"}``), answers on stdout (``{"ready"}`` once, then
+(``{"id", "dir", "program"}``), answers on stdout (``{"ready"}`` once, then
 ``{"id", "pid"}`` when a child starts and ``{"id", "status", "maxrss_kib"}`` when it ends). It never
 computes: forking is safe for BLAS and OpenMP only before their thread pools exist, so the template
 imports and probes, and its children do the work.
@@ -125,7 +125,7 @@ class Template:
         pid = os.fork()
         if pid == 0:
             inherited = [self.lifeline_w, self.wake_r, self.wake_w]
-            run_child(Path(request["dir"]), request.get("memory_bytes"), self.lifeline_r, inherited)
+            run_child(Path(request["dir"]), self.lifeline_r, inherited)
         self.children[pid] = request["id"]
         self.send({"id": request["id"], "pid": pid})
 

@@ -1,0 +1,57 @@
+"""Drivers in subprocesses, and the processes they leave (or must not leave) behind."""
+
+from __future__ import annotations
+
+import os
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import psutil
+
+from qcmb_parsl.cache import FragmentCache
+
+
+def start_cli(args: list[str], cwd: Path, cache: Path) -> subprocess.Popen:
+    """``python -m qcmb_parsl ARGS`` in its own session, as a user's shell would start it."""
+    env = {**os.environ, "QCMB_PARSL_CACHE_DIR": str(cache), "OMP_NUM_THREADS": "1"}
+    return subprocess.Popen(
+        [sys.executable, "-m", "qcmb_parsl", *args],
+        cwd=cwd,
+        env=env,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+        start_new_session=True,
+    )
+
+
+def wait_for_cached(cache: Path, count: int, timeout: float = 180) -> None:
+    """Until the cache holds ``count`` fragments: the moment to stop a driver mid-run."""
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        if (cache / "cache.db").exists():
+            with FragmentCache(cache) as opened:
+                if len(opened) >= count:
+                    return
+        time.sleep(0.1)
+    raise AssertionError(f"fewer than {count} fragments cached after {timeout} s")
+
+
+def still_alive(pids: set[int], timeout: float) -> set[int]:
+    """Which of ``pids`` are still running (zombies count as gone) after up to ``timeout`` seconds."""
+    deadline = time.monotonic() + timeout
+    alive = set(pids)
+    while alive and time.monotonic() < deadline:
+        alive = {pid for pid in alive if psutil.pid_exists(pid) and psutil.Process(pid).status() != psutil.STATUS_ZOMBIE}
+        time.sleep(0.2)
+    return alive
+
+
+def descendants(pid: int) -> set[int]:
+    """Every process below ``pid``: interchange, worker pools, templates, engines."""
+    try:
+        return {p.pid for p in psutil.Process(pid).children(recursive=True)}
+    except psutil.Error:
+        return set()
