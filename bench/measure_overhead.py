@@ -5,6 +5,10 @@ sequential (in-process, no Parsl), Parsl threads and local HTEX with 2 workers o
 experiment: ``local-prefetch``, the local preset's Config with HTEX ``prefetch_capacity=2`` (passed as a
 ``parsl.Config``), to see how much of HTEX's cost is each worker idling for a task round trip.
 
+Every executor runs each engine in a child of a warm template by default; ``sequential-shared`` and
+``local-shared`` run with ``isolate=False`` (the engine in the worker's own process), and the
+difference is what isolation costs per fragment (``isolation_ms``).
+
 Definition: ``overhead = (wall - engine / workers) / count``, where ``wall`` is the run loop
 (``executor.run``: keys, deduplication, ordering, submission, collection) and ``engine`` the sum of the
 fragments' own ``qcengine.compute`` times from provenance. So it is the wall time per fragment that no
@@ -28,7 +32,9 @@ from typing import Any
 from cases import CORES_PER_WORKER, WARMUP_COUNT, WORKERS, overhead_count, tiny_tasks
 from common import emit, log, spawn
 
-EXECUTORS = ("sequential", "threads", "local", "local-prefetch")
+EXECUTORS = ("sequential", "threads", "local", "local-prefetch", "sequential-shared", "local-shared")
+#: Without isolation: the engine shares the worker's process.
+SHARED_SUFFIX = "-shared"
 
 
 def _engine_seconds(report: Any) -> float:
@@ -38,7 +44,7 @@ def _engine_seconds(report: Any) -> float:
 def _config_source(name: str) -> Any:
     """A preset name, or for ``local-prefetch`` the local preset's Config with tasks queued at each pool."""
     if name != "local-prefetch":
-        return name
+        return name.removesuffix(SHARED_SUFFIX)
     from qcmb_parsl.presets import build_preset
 
     config, _ = build_preset("local", max_workers=WORKERS, cores_per_worker=CORES_PER_WORKER)
@@ -51,11 +57,17 @@ def run_one(name: str, count: int) -> dict[str, Any]:
     from qcmb_parsl import ParslExecutor, SequentialExecutor
 
     begin = time.perf_counter()
-    if name == "sequential":
-        executor, workers = SequentialExecutor(cache=False), 1
+    isolate = not name.endswith(SHARED_SUFFIX)
+    if name.startswith("sequential"):
+        executor, workers = SequentialExecutor(cache=False, isolate=isolate), 1
     else:
         executor = ParslExecutor(
-            _config_source(name), max_workers=WORKERS, cores_per_worker=CORES_PER_WORKER, cache=False, progress=False
+            _config_source(name),
+            max_workers=WORKERS,
+            cores_per_worker=CORES_PER_WORKER,
+            cache=False,
+            progress=False,
+            isolate=isolate,
         )
         executor.start()
         workers = WORKERS
@@ -100,6 +112,10 @@ def measure(quick: bool) -> dict[str, Any]:
     for result in results.values():
         ideal = sequential_engine / result["workers"]
         result["vs_sequential_engine_ms"] = 1000 * (result["wall_s"] - ideal) / count
+    for name in ("sequential", "local"):
+        # Wall time per fragment, isolated minus shared: the fork, the files and the engine's first-use costs.
+        shared = results[name + SHARED_SUFFIX]
+        results[name]["isolation_ms"] = 1000 * (results[name]["wall_s"] - shared["wall_s"]) / count * results[name]["workers"]
     return results
 
 

@@ -189,17 +189,19 @@ def test_slurm_mpi_with_open_mpi_mpiexec_launcher(
         progress=False,
     ) as executor:
         spec = {"num_nodes": 1, "ranks_per_node": 2, "num_ranks": 2, "launcher_options": ""}
-        envelope = fragment_app(executor.dfk)(
-            "water",
-            water,
-            "nwchem",
-            {"ncores": 1, "memory": 1.0},
-            {"OMP_NUM_THREADS": "1"},
-            parsl_resource_specification=spec,
-        ).result(timeout=240)
+        job = {
+            "label": "water",
+            "program": "nwchem",
+            "atomic_input": water,
+            "task_config": {"ncores": 1, "memory": 1.0},
+            "environment": {"OMP_NUM_THREADS": "1"},
+            "workers_per_node": 1,
+            "max_retries": 0,
+        }
+        envelope = fragment_app(executor.dfk)(job, parsl_resource_specification=spec).result(timeout=240)
 
     result = json.loads(envelope["result_json"])
-    assert envelope["success"], result.get("error")
+    assert envelope["failure"] is None, envelope["failure"]
     assert envelope["provenance"]["mpi_ranks"] == 2 and envelope["provenance"]["slurm_job_id"]
     assert abs(result["return_result"] - serial) < 1e-8
     assert re.search(r"nproc\s*=\s*2\b", result["stdout"]), "NWChem did not report 2 ranks"
