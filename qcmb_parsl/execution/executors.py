@@ -148,7 +148,8 @@ class FragmentExecutor:
 
         versions = self._program_versions(tasks)
         keys = task_keys(tasks, versions)
-        hits = self.cache.get_many(list(set(keys.values()))) if self.cache is not None else {}
+        requests = {keys[task.label]: task.atomic_input for task in tasks}
+        hits = self.cache.get_many(requests) if self.cache is not None else {}
         sharing: dict[str, list[FragmentTask]] = {}
         for task in tasks:
             sharing.setdefault(keys[task.label], []).append(task)
