@@ -192,11 +192,11 @@ def test_corrupt_entries_are_misses_and_removed(cache, result_json, caplog):
     garbage = fragment_key("pyscf", "2.8", water_input(shift=0.1))
     failed = fragment_key("pyscf", "2.8", water_input(shift=0.2))
     pickled = fragment_key("pyscf", "2.8", water_input(shift=0.3))
-    record = json.loads(cache._cache.get(good))  # a valid record, then its result made a failure
-    record["result_json"] = json.dumps({"schema_name": "qcschema_atomic_result", "success": False})
+    header = json.loads(cache._cache.get(good).partition("\n")[0])  # a valid record's header ...
+    failure = json.dumps({"schema_name": "qcschema_atomic_result", "success": False})  # ... and a failure
     with diskcache.Cache(str(cache.directory)) as raw:  # stock diskcache, as another tool might write
         raw.set(garbage, '{"result_json": "truncated')
-        raw.set(failed, json.dumps(record))
+        raw.set(failed, json.dumps({**header, "key": failed}) + "\n" + failure)
         raw.set(pickled, {"result_json": result_json})  # stock Disk pickles a dict; it must never be loaded
         raw.set(("a", "tuple"), "key")  # and a tuple key
 
@@ -318,7 +318,7 @@ def test_nothing_stored_is_a_pickle(cache, result_json):
     db.close()
     assert len(rows) == 2 and sum(filename is not None for _, _, filename in rows) == 1
     assert all(isinstance(key, str) and len(key) == 64 for key, _, _ in rows)
-    assert [json.loads(value)["program"] for _, value, _ in rows if value is not None] == ["pyscf"]
+    assert [json.loads(value.partition("\n")[0])["program"] for _, value, _ in rows if value] == ["pyscf"]
     fields = [field for row in rows + settings for field in row if isinstance(field, (str, bytes))]
     files = [path.read_bytes() for path in cache.directory.rglob("*") if path.is_file()]
     assert len(files) >= 2  # cache.db and the large result's .val file, perhaps WAL files too

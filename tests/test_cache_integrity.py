@@ -93,23 +93,17 @@ def one_line_error(proc: subprocess.CompletedProcess) -> str:
     return lines[0]
 
 
-def edit_record(directory: Path, key: str, change) -> None:
-    """Rewrite the stored record of ``key`` with SQLite, as any SQLite client can."""
+def rewrite(directory: Path, key: str, header=None, result=None) -> None:
+    """Rewrite the stored record of ``key`` with SQLite, as any SQLite client can: ``header`` changes
+    its first line (a JSON object), ``result`` the AtomicResult JSON after it."""
     with sqlite3.connect(directory / "cache.db") as db:
         ((value,),) = db.execute("SELECT value FROM Cache WHERE key = ?", (key,)).fetchall()
-        record = json.loads(value)
-        change(record)
-        db.execute("UPDATE Cache SET value = ? WHERE key = ?", (json.dumps(record), key))
+        parts = [json.loads(part) for part in value.split("\n", 1)]
+        for part, change in zip(parts, (header, result), strict=True):
+            if change is not None:
+                change(part)
+        db.execute("UPDATE Cache SET value = ? WHERE key = ?", ("\n".join(map(json.dumps, parts)), key))
     db.close()
-
-
-def edit_result(directory: Path, key: str, change) -> None:
-    def change_result(record: dict) -> None:
-        result = json.loads(record["result_json"])
-        change(result)
-        record["result_json"] = json.dumps(result)
-
-    edit_record(directory, key, change_result)
 
 
 def swap_values(directory: Path, first: str, second: str) -> None:
@@ -298,7 +292,7 @@ def test_a_record_for_another_geometry_is_not_served(tmp_path, caplog):
         def claim(record: dict) -> None:  # the far record, relabelled as the near one
             record["key"] = key_near
 
-        edit_record(cache.directory, key_far, claim)
+        rewrite(cache.directory, key_far, header=claim)
         swap_values(cache.directory, key_near, key_far)
         with caplog.at_level(logging.WARNING, logger="qcmb_parsl.cache"):
             found = cache.get_many({key_near: near, key_far: far})
@@ -333,7 +327,7 @@ def test_a_stored_result_that_does_not_fit_its_request_is_a_miss(tmp_path, caplo
     with FragmentCache(tmp_path / "c") as cache:
         key = put(cache, atomic_input, result)
         assert json.loads(cache.get_many({key: atomic_input})[key].result_json) == result
-        edit_result(cache.directory, key, change)
+        rewrite(cache.directory, key, result=change)
         with caplog.at_level(logging.WARNING, logger="qcmb_parsl.cache"):
             assert cache.get_many({key: atomic_input}) == {}
         assert key not in cache
@@ -374,8 +368,8 @@ def fill_and_damage(directory: Path) -> dict[str, dict]:
         db.execute('UPDATE Cache SET value = \'{"result_json": "trunc\' WHERE key = ?', (keys[0],))
     db.close()
     swap_values(directory, keys[1], keys[2])  # two energies, other geometries: swapped keys
-    edit_record(directory, keys[3], lambda r: r["request"].__setitem__("symbols", ["O", "O", "H"]))
-    edit_result(directory, keys[4], lambda r: r["properties"].__setitem__("calcinfo_nbasis", "seven"))
+    rewrite(directory, keys[3], header=lambda r: r["request"].__setitem__("symbols", ["O", "O", "H"]))
+    rewrite(directory, keys[4], result=lambda r: r["properties"].__setitem__("calcinfo_nbasis", "seven"))
     with diskcache.Cache(str(directory)) as stock:
         stock.set("f" * 64, {"a": "pickle"})
         stock.set(("a", "tuple"), "key")

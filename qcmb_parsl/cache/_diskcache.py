@@ -45,7 +45,7 @@ Row = tuple[int, Any, int, str | None, Any]
 
 
 class JSONTextDisk(diskcache.Disk):
-    """A diskcache Disk that stores ``str`` keys and JSON text values and refuses anything else.
+    """A diskcache Disk that stores ``str`` keys and text values and refuses anything else.
 
     diskcache's default Disk pickles values of other types, and unpickles any value a row marks as a
     pickle (as one written by stock diskcache would be); this one does neither. Values too large for
@@ -63,7 +63,7 @@ class JSONTextDisk(diskcache.Disk):
 
     def store(self, value: Any, read: bool, key: Any = UNKNOWN) -> tuple[int, int, str | None, Any]:
         if read or type(value) is not str:
-            raise TypeError(f"fragment cache values are JSON text, not {type(value).__name__}")
+            raise TypeError(f"fragment cache values are text, not {type(value).__name__}")
         size, mode, filename, stored = super().store(value, read, key=key)
         if filename is not None:
             path = Path(self._directory, filename)
@@ -121,7 +121,7 @@ def select_rows(
 
 
 def fetch(cache: diskcache.Cache, row: Row) -> Any:
-    """The value of ``row`` as its Disk reads it: JSON text, or OSError/ValueError."""
+    """The value of ``row`` as its Disk reads it: text, or OSError/ValueError."""
     _, _, mode, filename, value = row
     return cache.disk.fetch(mode, filename, value, False)
 

@@ -37,7 +37,8 @@ def _rounded_digest(values: Sequence[Any], decimals: int) -> str:
     A digest of the rounded float64 bytes rather than their JSON: a ghost-laden CP fragment carries
     the whole cluster's coordinates, and encoding them as text dominated planning-time key cost.
     """
-    array = np.round(np.asarray(values, dtype=np.float64).ravel(), decimals) + 0.0
+    array = np.asarray(values, dtype=np.float64).ravel().round(decimals)
+    array += 0.0
     return hashlib.sha256(array.tobytes()).hexdigest()
 
 

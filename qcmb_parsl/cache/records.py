@@ -1,12 +1,13 @@
 """What the cache stores per fragment, and the checks a record passes before its result is served.
 
-A record is the JSON text of::
+A record is text of two lines: a JSON header::
 
-    {"key", "program", "program_version", "request", "request_digest",
-     "result_json", "wall_time", "provenance", "created"}
+    {"key", "program", "program_version", "request", "request_digest", "wall_time", "provenance", "created"}
 
-``request`` is the :func:`~qcmb_parsl.cache.keys.request_summary` of the input the result answers and
-``request_digest`` its digest; ``result_json`` is the AtomicResult exactly as the engine returned it.
+then the AtomicResult JSON exactly as the engine returned it. ``request`` is the
+:func:`~qcmb_parsl.cache.keys.request_summary` of the input the result answers and ``request_digest``
+its digest. The result is not a string inside the header: decoding it twice (once unescaping it, once
+parsing it) cost as much as every check below, measured.
 A hit is served only when the record was stored under the key it is read from, the request at hand
 has the stored digest, and the result answers it (atoms, ghost flags, model, driver, and a
 ``return_result`` of the driver's type and shape): whatever an editor, a crash or a swap did to the
@@ -34,7 +35,6 @@ RECORD_FIELDS = frozenset(
         "program_version",
         "request",
         "request_digest",
-        "result_json",
         "wall_time",
         "provenance",
         "created",
@@ -58,7 +58,7 @@ def make_record(
     wall_time: float,
     provenance: dict[str, Any],
 ) -> str:
-    """The record's JSON text; ValueError unless ``result_json`` is a successful AtomicResult answering
+    """The record's text; ValueError unless ``result_json`` is a successful AtomicResult answering
     ``atomic_input``."""
     summary = request_summary(program, atomic_input)
     check_answers(parse_result(result_json), summary)
@@ -68,12 +68,11 @@ def make_record(
         "program_version": program_version,
         "request": summary,
         "request_digest": summary_digest(summary),
-        "result_json": result_json,
         "wall_time": float(wall_time),
         "provenance": provenance,
         "created": time.time(),
     }
-    return json.dumps(record)
+    return json.dumps(record) + "\n" + result_json  # json.dumps never writes a newline
 
 
 def parse_result(result_json: Any) -> dict[str, Any]:
@@ -89,11 +88,15 @@ def parse_result(result_json: Any) -> dict[str, Any]:
 
 
 def parse_record(key: str, text: Any) -> tuple[dict[str, Any], dict[str, Any]]:
-    """(record, parsed result) of the value stored under ``key``, or ValueError saying what is wrong."""
+    """(record, parsed result) of the value stored under ``key``, or ValueError saying what is wrong.
+
+    The record is the header with ``result_json``, the result's text exactly as it was put.
+    """
     if not isinstance(text, str):
-        raise TypeError(f"the value is {type(text).__name__}, not JSON text")
-    record = json.loads(text)
-    if not isinstance(record, dict) or not RECORD_FIELDS <= record.keys():
+        raise TypeError(f"the value is {type(text).__name__}, not text")
+    header, newline, result_json = text.partition("\n")
+    record = json.loads(header)
+    if not newline or not isinstance(record, dict) or not RECORD_FIELDS <= record.keys():
         raise ValueError("not a fragment-cache record of this release")
     if record["key"] != key:
         raise ValueError(f"the record was stored for key {str(record['key'])[:16]}")
@@ -103,7 +106,8 @@ def parse_record(key: str, text: Any) -> tuple[dict[str, Any], dict[str, Any]]:
         raise TypeError("its request summary is malformed")
     if type(record["wall_time"]) not in (float, int):
         raise ValueError("its wall_time is not a number")
-    return record, parse_result(record["result_json"])
+    record["result_json"] = result_json
+    return record, parse_result(result_json)
 
 
 def check_hit(record: Mapping[str, Any], result: Mapping[str, Any], summary: Mapping[str, Any]) -> None:

@@ -11,9 +11,9 @@ and only when its result fits it (:mod:`~qcmb_parsl.cache.records`). Anything el
 computed again, overwritten. The directory is private unless a group cache is asked for
 (:mod:`~qcmb_parsl.cache.access`).
 
-Storage is :mod:`diskcache` (SQLite, process-safe) with a Disk that accepts ``str`` keys and JSON
-text values only: nothing is ever pickled, so opening a cache never runs code and every record can be
-read with any SQLite client. The few diskcache internals used live in :mod:`._diskcache`.
+Storage is :mod:`diskcache` (SQLite, process-safe) with a Disk that accepts ``str`` keys and text
+values only (a JSON header line, then the AtomicResult JSON): nothing is ever pickled, so opening a
+cache never runs code and every record can be read with any SQLite client. The few diskcache internals used live in :mod:`._diskcache`.
 """
 
 from __future__ import annotations

@@ -109,6 +109,8 @@ def canonical_keywords(program: str, keywords: Mapping[str, Any]) -> dict[str, A
     values equal to its defaults left out); QCEngine's case-folding harnesses get :func:`fold_case`;
     any other harness's keywords are taken as given.
     """
+    if not keywords:  # the common case, and the same under every rule
+        return {}
     harness = _harness(program)
     rule = getattr(harness, "canonical_keywords", None)
     if rule is not None:
