@@ -391,6 +391,17 @@ def test_verify_checks_every_entry_and_drops_the_bad_ones(tmp_path, caplog):
         assert cache.verify().dropped == 0 and len(cache) == 1
 
 
+def test_cli_cache_verify(tmp_path):
+    directory = tmp_path / "c"
+    fill_and_damage(directory)
+    proc = cli("cache", "verify", "--cache-dir", str(directory), cwd=tmp_path)
+    assert proc.returncode == 0, proc.stderr
+    assert proc.stdout.strip() == f"checked 8 entries in {directory}: dropped 7"
+    assert proc.stderr.count("is dropped") == 7
+    proc = cli("cache", "verify", "--cache-dir", str(directory), cwd=tmp_path)
+    assert (proc.returncode, proc.stdout.strip()) == (0, f"checked 1 entries in {directory}: dropped 0")
+
+
 # ------------------------------------------------------------------------------- a private cache
 
 
@@ -537,3 +548,17 @@ def test_a_damaged_database_is_one_line_naming_it_and_the_way_out(many_entries, 
     assert "\n" not in message
     assert message.startswith(f"fragment cache database {directory}/cache.db is damaged (")
     assert f"move the directory {directory} aside or delete it" in message
+
+
+def test_cli_damaged_database_exits_2(many_entries, tmp_path):
+    directory, _ = many_entries
+    garble(directory, whole=False)
+    for command in (["cache", "verify"], ["cache", "list"]):
+        proc = cli(*command, "--cache-dir", str(directory), cwd=tmp_path)
+        assert proc.returncode == 2, proc.stderr
+        assert f"{directory}/cache.db is damaged" in one_line_error(proc)
+    garble(directory, whole=True)
+    (tmp_path / "dimer.json").write_text(json.dumps(mbe_input(2)))
+    proc = cli("run", "dimer.json", "--preset", "threads", "--cache-dir", str(directory), cwd=tmp_path)
+    assert proc.returncode == 2
+    assert f"move the directory {directory} aside or delete it" in one_line_error(proc)
