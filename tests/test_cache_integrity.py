@@ -180,10 +180,12 @@ def test_nwchem_keywords_fold_case_and_nothing_else():
 
 
 @pytest.mark.nwchem
-def test_nwchem_harness_reads_either_case_alike():
+def test_nwchem_harness_reads_either_case_alike(tmp_path, monkeypatch):
     """The rule above read from QCEngine's code, checked in numbers: cc-pVDZ has d functions, so
     spherical and cartesian differ, and the upper-case name is read as the lower-case one."""
     require_nwchem()
+    # Open MPI's session directory in /tmp is shared with every other NWChem run on the machine
+    monkeypatch.setenv("TMPDIR", str(tmp_path))
 
     def energy(program: str, keywords: dict) -> float:
         return compute(water(keywords=keywords, basis="cc-pvdz"), program)["return_result"]
