@@ -512,6 +512,19 @@ def test_a_group_cache_is_an_explicit_choice(tmp_path, monkeypatch):
         FragmentCache(tmp_path / "other")
 
 
+def test_a_private_cache_becomes_a_group_cache_only_when_asked(made_cache):
+    with FragmentCache(made_cache) as cache:
+        assert not cache.shared_group and stat.S_IMODE(made_cache.stat().st_mode) == 0o700
+    os.chmod(value_file(made_cache), 0o666)  # others could have written it: refused, not repaired
+    with pytest.raises(CacheError, match=r"is writable by others \(mode 666\)"):
+        FragmentCache(made_cache, shared_group=True)
+    os.chmod(value_file(made_cache), 0o600)
+    with FragmentCache(made_cache, shared_group=True) as cache:
+        assert len(cache) == 1
+    modes = {stat.S_IMODE(p.stat().st_mode) for p in [made_cache, *made_cache.rglob("*")]}
+    assert modes == {0o2770, 0o660}
+
+
 # ------------------------------------------------------------------------------ a damaged database
 
 

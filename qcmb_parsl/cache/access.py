@@ -17,6 +17,7 @@ import grp
 import os
 import pwd
 import stat
+from collections.abc import Iterator
 from dataclasses import dataclass
 from functools import cache
 from pathlib import Path
@@ -60,14 +61,23 @@ class AccessPolicy:
         return GroupJSONTextDisk if self.shared_group else JSONTextDisk
 
     def prepare(self, directory: Path) -> None:
-        """Create ``directory`` with this policy's mode, or give an existing one of yours that mode
-        (a group cache only: a private one is never loosened or tightened behind your back); then
-        check every path in it. OSError if it cannot be created; CacheError if it is not safe."""
+        """Create ``directory`` with this policy's mode; then check every path in it. OSError if it
+        cannot be created; CacheError if it is not safe.
+
+        An existing private cache keeps its modes (a 0755 directory stays readable by others). A group
+        cache is made one: your directory setgid 2770, and your files and directories in it that others
+        cannot write 0660 and 2770 (one that others could write may have been written: the check
+        refuses it).
+        """
         if not directory.is_dir():
             directory.mkdir(mode=self.dir_mode & 0o777, parents=True, exist_ok=True)
             os.chmod(directory, self.dir_mode)
-        elif self.shared_group and directory.stat().st_uid == os.geteuid():
-            os.chmod(directory, self.dir_mode)
+        elif self.shared_group:
+            for path, status in [(directory, directory.stat()), *_walk(directory)]:
+                mode = self.dir_mode if stat.S_ISDIR(status.st_mode) else self.file_mode
+                mine = status.st_uid == os.geteuid() and not stat.S_ISLNK(status.st_mode)
+                if mine and not status.st_mode & stat.S_IWOTH and stat.S_IMODE(status.st_mode) != mode:
+                    os.chmod(path, mode)
         self.check(directory)
 
     def check(self, directory: Path) -> None:
@@ -79,22 +89,13 @@ class AccessPolicy:
                 f"to its group {_group_name(top.st_gid)}: run chmod 2770 {directory}"
             )
         self._check_path(directory, top, directory, top.st_gid)
-        pending = [directory]
-        while pending:
-            for entry in _entries(pending.pop()):
-                try:
-                    status = entry.stat(follow_symlinks=False)
-                except FileNotFoundError:  # removed meanwhile by another driver using the cache
-                    continue
-                path = Path(entry.path)
-                if stat.S_ISLNK(status.st_mode):
-                    raise CacheError(
-                        f"fragment cache {directory} holds a symbolic link, {path}: remove it or pass "
-                        "another cache directory"
-                    )
-                self._check_path(path, status, directory, top.st_gid)
-                if stat.S_ISDIR(status.st_mode):
-                    pending.append(path)
+        for path, status in _walk(directory):
+            if stat.S_ISLNK(status.st_mode):
+                raise CacheError(
+                    f"fragment cache {directory} holds a symbolic link, {path}: remove it or pass another "
+                    "cache directory"
+                )
+            self._check_path(path, status, directory, top.st_gid)
 
     def secure_database(self, directory: Path) -> None:
         """Give the database files you own this policy's file mode: SQLite creates them with the umask."""
@@ -140,14 +141,24 @@ class AccessPolicy:
             )
 
 
-def _entries(directory: Path) -> list[os.DirEntry[str]]:
-    """The entries of ``directory``; none if another driver has just removed it (an emptied value
-    directory)."""
-    try:
-        with os.scandir(directory) as entries:
-            return list(entries)
-    except FileNotFoundError:
-        return []
+def _walk(directory: Path) -> Iterator[tuple[Path, os.stat_result]]:
+    """(path, lstat) of everything below ``directory``, symbolic links not followed. What another
+    driver removes meanwhile (an emptied value directory, SQLite's transient files) is left out."""
+    pending = [directory]
+    while pending:
+        try:
+            with os.scandir(pending.pop()) as scan:
+                entries = list(scan)
+        except FileNotFoundError:
+            continue
+        for entry in entries:
+            try:
+                status = entry.stat(follow_symlinks=False)
+            except FileNotFoundError:
+                continue
+            yield Path(entry.path), status
+            if stat.S_ISDIR(status.st_mode):
+                pending.append(Path(entry.path))
 
 
 @cache

@@ -92,7 +92,7 @@ def program_versions(programs: Iterable[str]) -> dict[str, str | None]:
     return {program: program_identity(program) for program in programs}
 
 
-def fold_case(keywords: Mapping[str, Any]) -> dict[str, Any]:
+def _fold_case(keywords: Mapping[str, Any]) -> dict[str, Any]:
     """Names lowercased, for harnesses that read names in one case.
 
     Names that differ only in case are kept as given: the engine would keep one of them, which one
@@ -106,7 +106,7 @@ def canonical_keywords(program: str, keywords: Mapping[str, Any]) -> dict[str, A
     """The keywords as ``program``'s harness reads them: equal exactly when the engine sees the same.
 
     A harness may define ``canonical_keywords(keywords)`` (ours for PySCF does: names lowercased,
-    values equal to its defaults left out); QCEngine's case-folding harnesses get :func:`fold_case`;
+    values equal to its defaults left out); QCEngine's case-folding harnesses get :func:`_fold_case`;
     any other harness's keywords are taken as given.
     """
     if not keywords:  # the common case, and the same under every rule
@@ -116,5 +116,5 @@ def canonical_keywords(program: str, keywords: Mapping[str, Any]) -> dict[str, A
     if rule is not None:
         return rule(keywords)
     if program.lower() in _CASE_FOLDING_HARNESSES and type(harness).__module__.startswith("qcengine."):
-        return fold_case(keywords)
+        return _fold_case(keywords)
     return dict(keywords)
