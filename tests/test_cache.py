@@ -42,14 +42,29 @@ def water_input(schema: int = 2, *, shift: float = 0.0, **molecule_changes) -> d
 
 
 @pytest.fixture(scope="module")
-def result_json() -> str:
-    """A real HF/STO-3G water AtomicResult, from the project's PySCF harness through QCEngine."""
+def compute():
+    """Real AtomicResult JSON of an input, from the project's PySCF harness through QCEngine (memoised)."""
     import qcengine
 
     from qcmb_parsl.engines.pyscf import register_pyscf_harness
 
     register_pyscf_harness()
-    return json.dumps(qcengine.compute(water_input(), "pyscf", raise_error=True, return_dict=True))
+    results: dict[str, str] = {}
+
+    def result_of(atomic_input: dict) -> str:
+        text = json.dumps(atomic_input, sort_keys=True)
+        if text not in results:
+            result = qcengine.compute(atomic_input, "pyscf", raise_error=True, return_dict=True)
+            results[text] = json.dumps(result)
+        return results[text]
+
+    return result_of
+
+
+@pytest.fixture(scope="module")
+def result_json(compute) -> str:
+    """A real HF/STO-3G water AtomicResult (QCSchema v2)."""
+    return compute(water_input())
 
 
 @pytest.fixture
@@ -136,7 +151,7 @@ def test_key_changes_with_program_and_version():
 def test_put_then_get_many_in_this_and_another_cache_object(cache, result_json):
     key = put(cache, result_json, water_input())
     missing = fragment_key("pyscf", "2.8", water_input(shift=0.1))
-    found = cache.get_many([key, missing, key])
+    found = cache.get_many({key: water_input(), missing: water_input(shift=0.1)})
     assert list(found) == [key]
     assert found[key].result_json == result_json
     assert found[key].wall_time == 1.5
@@ -144,14 +159,17 @@ def test_put_then_get_many_in_this_and_another_cache_object(cache, result_json):
     assert key in cache and missing not in cache and len(cache) == 1
 
     with FragmentCache(cache.directory) as other:
-        assert other.get_many([key])[key].result_json == result_json
+        assert other.get_many({key: water_input(1)})[key].result_json == result_json
     assert cache.wall_times([key, missing]) == {key: 1.5}
 
 
-def test_v1_results_are_stored_too(cache):
-    v1_result = {"schema_name": "qcschema_output", "schema_version": 1, "success": True, "properties": {}}
-    key = put(cache, json.dumps(v1_result), water_input(1))
-    assert json.loads(cache.get_many([key])[key].result_json) == v1_result
+def test_v1_results_are_stored_too(cache, compute):
+    v1_result = compute(water_input(1))
+    assert json.loads(v1_result)["schema_name"] == "qcschema_output"
+    key = put(cache, v1_result, water_input(1))
+    assert cache.get_many({key: water_input(1)})[key].result_json == v1_result
+    assert cache.get_many({key: water_input(2)})[key].result_json == v1_result
+    assert cache.verify().dropped == 0
 
 
 @pytest.mark.parametrize(
@@ -174,33 +192,36 @@ def test_corrupt_entries_are_misses_and_removed(cache, result_json, caplog):
     garbage = fragment_key("pyscf", "2.8", water_input(shift=0.1))
     failed = fragment_key("pyscf", "2.8", water_input(shift=0.2))
     pickled = fragment_key("pyscf", "2.8", water_input(shift=0.3))
-    record = json.loads(cache._cache.get(good))  # a valid record, then its result made a failure
-    record["result_json"] = json.dumps({"schema_name": "qcschema_atomic_result", "success": False})
+    header = json.loads(cache._cache.get(good).partition("\n")[0])  # a valid record's header ...
+    failure = json.dumps({"schema_name": "qcschema_atomic_result", "success": False})  # ... and a failure
     with diskcache.Cache(str(cache.directory)) as raw:  # stock diskcache, as another tool might write
         raw.set(garbage, '{"result_json": "truncated')
-        raw.set(failed, json.dumps(record))
+        raw.set(failed, json.dumps({**header, "key": failed}) + "\n" + failure)
         raw.set(pickled, {"result_json": result_json})  # stock Disk pickles a dict; it must never be loaded
         raw.set(("a", "tuple"), "key")  # and a tuple key
 
+    requests = {
+        key: water_input(shift=shift) for key, shift in ((garbage, 0.1), (failed, 0.2), (pickled, 0.3))
+    }
     with caplog.at_level(logging.WARNING, logger="qcmb_parsl.cache"):
-        found = cache.get_many([good, garbage, failed, pickled])
+        found = cache.get_many({good: water_input(), **requests})
     assert list(found) == [good]
     for key in (garbage, failed, pickled):
         assert key not in cache
-        assert key in caplog.text
+        assert f"fragment cache entry {key[:16]} is not used" in caplog.text
     assert [info.key for info in cache.entries()] == [good]
 
 
-def test_stats_entries_invalidate_and_clear(cache, result_json):
+def test_stats_entries_invalidate_and_clear(cache, result_json, compute):
     keys = {
         ("pyscf", "hf"): put(cache, result_json, water_input(shift=0.1)),
         ("psi4", "hf"): put(cache, result_json, water_input(shift=0.2), program="Psi4"),
     }
     b3lyp = water_input(shift=0.3)
     b3lyp["specification"]["model"]["method"] = "B3LYP"
-    keys[("pyscf", "b3lyp")] = put(cache, result_json, b3lyp)
+    keys[("pyscf", "b3lyp")] = put(cache, compute(b3lyp), b3lyp)
     ghost = water_input(shift=0.4, real=[True, False, False])
-    keys[("psi4", "ghost")] = put(cache, result_json, ghost, program="psi4")
+    keys[("psi4", "ghost")] = put(cache, compute(ghost), ghost, program="psi4")
 
     stats = cache.stats()
     assert stats.directory == cache.directory and stats.entries == 4 and stats.size_bytes > 0
@@ -219,10 +240,11 @@ def test_stats_entries_invalidate_and_clear(cache, result_json):
     assert cache.invalidate(program="pyscf", keys=[keys[("psi4", "hf")]]) == 0
     assert cache.invalidate(keys=[keys[("psi4", "hf")], "absent"]) == 1
     assert cache.invalidate(program="psi4") == 1
-    assert set(cache.get_many(list(keys.values()))) == {keys[("pyscf", "hf")]}
-    put(cache, result_json, ghost)
+    requests = {keys[("pyscf", "hf")]: water_input(shift=0.1), keys[("psi4", "hf")]: water_input(shift=0.2)}
+    assert set(cache.get_many({**requests, keys[("pyscf", "b3lyp")]: b3lyp})) == {keys[("pyscf", "hf")]}
+    put(cache, compute(ghost), ghost)
     assert cache.invalidate() == 2
-    put(cache, result_json, ghost)
+    put(cache, compute(ghost), ghost)
     assert cache.clear() == 1 and len(cache) == 0
 
 
@@ -232,10 +254,18 @@ def test_get_many_on_five_thousand_keys_in_one_call(cache, result_json):
     probe = [f"{i:064x}" for i in range(5000)]
     stored = probe[::2]
     for i, key in enumerate(stored):
-        cache.put(key, program="pyscf", program_version="2.8", atomic_input=atomic_input,
-                  result_json=result_json, wall_time=float(i), provenance={})
+        cache.put(
+            key,
+            program="pyscf",
+            program_version="2.8",
+            atomic_input=atomic_input,
+            result_json=result_json,
+            wall_time=float(i),
+            provenance={},
+        )
+    requests = dict.fromkeys(probe, atomic_input)
     start = time.perf_counter()
-    found = cache.get_many(probe)
+    found = cache.get_many(requests)
     print(f"get_many: {len(probe)} keys, {len(found)} hits in {time.perf_counter() - start:.3f} s")
     assert set(found) == set(stored)
     assert found[stored[2345]].wall_time == 2345.0 and found[stored[-1]].result_json == result_json
@@ -246,7 +276,8 @@ def test_get_many_on_five_thousand_keys_in_one_call(cache, result_json):
 
 def test_directory_created_private_and_existing_one_left_alone(tmp_path):
     with FragmentCache(tmp_path / "a" / "b" / "fragments") as cache:
-        assert cache.directory.stat().st_mode & 0o777 == 0o700
+        assert cache.directory.stat().st_mode & 0o7777 == 0o700
+        assert (cache.directory / "cache.db").stat().st_mode & 0o777 == 0o600
     existing = tmp_path / "shared"
     existing.mkdir(mode=0o755)
     existing.chmod(0o755)
@@ -287,7 +318,7 @@ def test_nothing_stored_is_a_pickle(cache, result_json):
     db.close()
     assert len(rows) == 2 and sum(filename is not None for _, _, filename in rows) == 1
     assert all(isinstance(key, str) and len(key) == 64 for key, _, _ in rows)
-    assert [json.loads(value)["program"] for _, value, _ in rows if value is not None] == ["pyscf"]
+    assert [json.loads(value.partition("\n")[0])["program"] for _, value, _ in rows if value] == ["pyscf"]
     fields = [field for row in rows + settings for field in row if isinstance(field, (str, bytes))]
     files = [path.read_bytes() for path in cache.directory.rglob("*") if path.is_file()]
     assert len(files) >= 2  # cache.db and the large result's .val file, perhaps WAL files too
@@ -301,10 +332,11 @@ def test_large_result_whose_file_is_gone_is_a_miss(cache, result_json):
     big = json.loads(result_json)
     big["stdout"] = "x" * 100_000
     key = put(cache, json.dumps(big), water_input())
-    assert json.loads(cache.get_many([key])[key].result_json) == big
+    assert json.loads(cache.get_many({key: water_input()})[key].result_json) == big
     (value_file,) = cache.directory.rglob("*.val")
+    assert value_file.stat().st_mode & 0o777 == 0o600 and value_file.parent.stat().st_mode & 0o777 == 0o700
     value_file.unlink()
-    assert cache.get_many([key]) == {} and key not in cache
+    assert cache.get_many({key: water_input()}) == {} and key not in cache
 
 
 # ----------------------------------------------------------------------------------- two processes
@@ -321,17 +353,17 @@ while not (barrier / "go").exists():
 geometry = [0.0, 0.0, -0.1294, 0.0, -1.4941, 1.0274, 0.0, 1.4941, 1.0274]
 atomic_input = {"molecule": {"symbols": ["O", "H", "H"], "geometry": geometry},
                 "specification": {"driver": "energy", "model": {"method": "hf", "basis": "sto-3g"}}}
-keys = []
+requests = {}
 with FragmentCache(directory) as cache:
     for i in range(200):
         atomic_input["molecule"]["geometry"][8] = 1.0 + int(tag) + i * 1e-3
         key = fragment_key("pyscf", "2.8", atomic_input)
         cache.put(key, program="pyscf", program_version="2.8", atomic_input=atomic_input,
                   result_json=result_json, wall_time=float(i), provenance={"writer": tag})
-        keys.append(key)
-        assert key in cache.get_many(keys[-10:])
-    assert len(cache.get_many(keys)) == 200
-print(json.dumps(keys))
+        requests[key] = json.loads(json.dumps(atomic_input))
+        assert key in cache.get_many(dict(list(requests.items())[-10:]))
+    assert len(cache.get_many(requests)) == 200
+print(json.dumps(requests))
 """
 
 
@@ -342,22 +374,28 @@ def test_two_processes_share_one_cache(tmp_path, result_json):
     pythonpath = os.pathsep.join(filter(None, [str(REPO), os.environ.get("PYTHONPATH")]))
     env = {**os.environ, "PYTHONPATH": pythonpath}
     writers = [
-        subprocess.Popen([sys.executable, "-c", WRITER, str(directory), str(result_file), tag],
-                         env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+        subprocess.Popen(
+            [sys.executable, "-c", WRITER, str(directory), str(result_file), tag],
+            env=env,
+            stdout=subprocess.PIPE,
+            stderr=subprocess.PIPE,
+            text=True,
+        )
         for tag in ("0", "1")
     ]
     deadline = time.monotonic() + 60
     while not all((tmp_path / f"ready-{tag}").exists() for tag in ("0", "1")) and time.monotonic() < deadline:
         time.sleep(0.01)
     (tmp_path / "go").touch()  # both start writing at once
-    keys = []
+    requests = {}
     for writer in writers:
         stdout, stderr = writer.communicate(timeout=120)
         assert writer.returncode == 0, stderr
-        keys.extend(json.loads(stdout))
-    assert len(set(keys)) == 400
+        requests.update(json.loads(stdout))
+    keys = list(requests)
+    assert len(keys) == 400
     with FragmentCache(directory) as cache:
-        found = cache.get_many(keys)
+        found = cache.get_many(requests)
         assert len(found) == 400 and len(cache) == 400
         assert all(entry.result_json == result_json for entry in found.values())
         assert {entry.provenance["writer"] for entry in found.values()} == {"0", "1"}

@@ -1,11 +1,19 @@
-"""The fragment-result cache: content keys, and the store that keeps every finished fragment."""
+"""The fragment-result cache: content keys, verified records, and the store that keeps every fragment."""
 
 from .keys import fragment_key, task_keys
-from .store import CachedFragment, CacheEntryInfo, CacheStats, FragmentCache, default_cache_dir
+from .store import (
+    CachedFragment,
+    CacheEntryInfo,
+    CacheStats,
+    CacheVerification,
+    FragmentCache,
+    default_cache_dir,
+)
 
 __all__ = [
     "CacheEntryInfo",
     "CacheStats",
+    "CacheVerification",
     "CachedFragment",
     "FragmentCache",
     "default_cache_dir",

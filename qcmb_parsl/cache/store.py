@@ -5,45 +5,48 @@ type, the same cluster in another input, a rerun after the driver was killed. Th
 looks each fragment up here before submitting it and stores each result the moment it arrives, so
 an interrupted campaign loses only the fragments in flight. Workers never touch the cache.
 
-The key (:func:`fragment_key`) is a digest of what determines the numbers (program and version,
-driver, model, keywords, protocols and the molecule with float noise rounded away) and of nothing
-else: not the molecule's name, not QCManyBody's label, not provenance-like extras.
+The key (:func:`~qcmb_parsl.cache.keys.fragment_key`) is a digest of what determines the numbers;
+each record also holds a summary of the request it answers, and a hit is served only to that request
+and only when its result fits it (:mod:`~qcmb_parsl.cache.records`). Anything else is a miss: logged,
+computed again, overwritten. The directory is private unless a group cache is asked for
+(:mod:`~qcmb_parsl.cache.access`).
 
-Storage is :mod:`diskcache` (SQLite, process-safe) with a :class:`diskcache.Disk` that accepts
-``str`` keys and JSON text values only: nothing is ever pickled, so opening a cache never runs code
-and every record can be read with any SQLite client.
+Storage is :mod:`diskcache` (SQLite, process-safe) with a Disk that accepts ``str`` keys and text
+values only (a JSON header line, then the AtomicResult JSON): nothing is ever pickled, so opening a
+cache never runs code and every record can be read with any SQLite client. The few diskcache internals used live in :mod:`._diskcache`.
 """
 
 from __future__ import annotations
 
 import errno
-import json
 import logging
 import os
 import sqlite3
-import time
 from collections.abc import Iterable, Iterator, Mapping, Sequence
-from dataclasses import dataclass, fields
+from contextlib import contextmanager
+from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import diskcache
 import platformdirs
-from diskcache.core import MODE_PICKLE, UNKNOWN
 
 from ..errors import CacheError
-from .keys import _model, _specification
+from ._diskcache import DATABASE_FILES, Row, delete_rows, fetch, open_cache, quick_check, select_rows
+from .access import AccessPolicy, shared_group_from_env
+from .keys import request_summary
+from .records import check_hit, check_stored, make_record, parse_record
+
+if TYPE_CHECKING:
+    from typing_extensions import Self
 
 logger = logging.getLogger(__name__)
 
 #: Environment variable naming the cache directory, e.g. one on node-local or project storage.
 CACHE_DIR_ENV = "QCMB_PARSL_CACHE_DIR"
 
-#: ``schema_name`` of an AtomicResult in QCSchema v1 and v2.
-_RESULT_SCHEMAS = frozenset({"qcschema_output", "qcschema_atomic_result"})
-
-#: Keys per ``SELECT ... WHERE key IN (...)``; below SQLite's historical limit of 999 parameters.
-_CHUNK = 900
+#: What a malformed record, or a result that does not fit, raises while it is being checked.
+_RECORD_ERRORS = (OSError, ValueError, TypeError, KeyError, AttributeError)
 
 
 def default_cache_dir() -> Path:
@@ -74,6 +77,15 @@ class CacheStats:
 
 
 @dataclass(frozen=True)
+class CacheVerification:
+    """What :meth:`FragmentCache.verify` found: entries checked, and how many of them it dropped."""
+
+    directory: Path
+    checked: int
+    dropped: int
+
+
+@dataclass(frozen=True)
 class CacheEntryInfo:
     """What a stored entry is, without its result: for listing and choosing what to invalidate."""
 
@@ -89,57 +101,46 @@ class CacheEntryInfo:
     created: float
 
 
-#: Fields of a stored record besides the key: the result, its provenance and what describes it.
-_INFO_FIELDS = tuple(f.name for f in fields(CacheEntryInfo) if f.name != "key")
-_RECORD_FIELDS = frozenset({"result_json", "provenance", *_INFO_FIELDS})
+def _entry_info(key: str, record: Mapping[str, Any]) -> CacheEntryInfo:
+    request = record["request"]
+    return CacheEntryInfo(
+        key,
+        record["program"],
+        record["program_version"],
+        request["method"],
+        request["basis"],
+        request["driver"],
+        len(request["symbols"]),
+        sum(request["real"]),
+        record["wall_time"],
+        record["created"],
+    )
 
 
-class _JSONTextDisk(diskcache.Disk):
-    """A diskcache Disk that stores ``str`` keys and JSON text values and refuses anything else.
-
-    diskcache's default Disk pickles values of other types, and unpickles any value a row marks as a
-    pickle (as one written by stock diskcache would be); this one does neither.
-    """
-
-    def put(self, key: Any) -> tuple[Any, bool]:
-        if type(key) is not str:
-            raise TypeError(f"fragment cache keys are str, not {type(key).__name__}")
-        return super().put(key)
-
-    def store(self, value: Any, read: bool, key: Any = UNKNOWN) -> tuple[int, int, str | None, Any]:
-        if read or type(value) is not str:
-            raise TypeError(f"fragment cache values are JSON text, not {type(value).__name__}")
-        return super().store(value, read, key=key)
-
-    def fetch(self, mode: int, filename: str | None, value: Any, read: bool) -> Any:
-        if mode == MODE_PICKLE:
-            raise ValueError("refusing to unpickle a cache value")
-        return super().fetch(mode, filename, value, read)
+def _reason(exc: BaseException) -> str:
+    """One line: the first error of a pydantic ValidationError, else the exception's text."""
+    errors = getattr(exc, "errors", None)
+    if callable(errors):
+        first = errors()[0]
+        where = ".".join(str(part) for part in first.get("loc", ()))
+        text = f"not a valid AtomicResult: {where}: {first.get('msg', exc)}"
+    elif isinstance(exc, KeyError):
+        text = f"field {exc} is missing"
+    else:
+        text = getattr(exc, "strerror", None) or str(exc) or type(exc).__name__
+    return " ".join(text.split())
 
 
-def _check_result(result_json: Any) -> None:
-    """Raise ValueError unless ``result_json`` is the JSON of a successful AtomicResult."""
-    if not isinstance(result_json, str):
-        raise ValueError(f"result_json is {type(result_json).__name__}, not JSON text")
-    result = json.loads(result_json)
-    if not isinstance(result, dict) or result.get("success") is not True:
-        raise ValueError("not a successful result (success is not true)")
-    if result.get("schema_name") not in _RESULT_SCHEMAS or "properties" not in result:
-        raise ValueError(f"not an AtomicResult (schema_name {result.get('schema_name')!r})")
+def _label(key: Any) -> str:
+    return key[:16] if isinstance(key, str) else f"with the non-text key {type(key).__name__}"
 
 
-def _parse_record(text: Any) -> dict[str, Any]:
-    """A stored record, or ValueError if it is not one with a valid result in it."""
-    record = json.loads(text)
-    if not isinstance(record, dict) or not _RECORD_FIELDS <= record.keys():
-        raise ValueError("not a fragment-cache record")
-    _check_result(record["result_json"])
-    return record
-
-
-def _one_line(exc: BaseException) -> str:
-    reason = getattr(exc, "strerror", None) or str(exc) or type(exc).__name__
-    return " ".join(reason.split())
+def _rejected(row: Row, exc: BaseException) -> Row:
+    """Log why a stored entry is not served; the row, to be deleted."""
+    logger.warning(
+        "fragment cache entry %s is not used (%s); computing it again", _label(row[1]), _reason(exc)
+    )
+    return row
 
 
 class FragmentCache:
@@ -147,41 +148,47 @@ class FragmentCache:
 
     Several driver processes may use one directory at once: diskcache serialises writers through
     SQLite's locking. Entries never expire and are never evicted for size; only
-    :meth:`invalidate` and :meth:`clear` remove them, apart from corrupt entries met on lookup.
+    :meth:`invalidate` and :meth:`clear` remove them, apart from entries met on look-up that are
+    corrupt or do not answer their request, and those :meth:`verify` drops.
 
     Parameters
     ----------
     directory
         Where the SQLite database (``cache.db``) and any large results live. Created with mode
-        0700 if missing; an existing directory is used as it is.
+        0700 if missing. An existing directory is used as it is if nobody but you can write it or
+        anything in it, and refused otherwise (CacheError naming the path and the fix).
+    shared_group
+        A cache shared by the directory's group, e.g. on project storage: the directory is made
+        setgid 2770 and files 0660, and every path must be writable only within that group and
+        owned by its members. Default: ``$QCMB_PARSL_CACHE_SHARED_GROUP`` (``1`` for yes), else private.
     """
 
-    def __init__(self, directory: str | os.PathLike[str] | None = None):
+    def __init__(self, directory: str | os.PathLike[str] | None = None, *, shared_group: bool | None = None):
         self.directory = Path(directory).expanduser() if directory is not None else default_cache_dir()
+        self.shared_group = shared_group_from_env() if shared_group is None else shared_group
+        policy = AccessPolicy(self.shared_group)
         try:
-            if not self.directory.is_dir():
-                self.directory.mkdir(mode=0o700, parents=True, exist_ok=True)
-                self.directory.chmod(0o700)
+            policy.prepare(self.directory)
             if not os.access(self.directory, os.W_OK | os.X_OK):
                 raise PermissionError(errno.EACCES, "not writable")
-            # diskcache's default policy would silently drop the oldest results beyond 1 GB.
-            self._cache = diskcache.Cache(str(self.directory), disk=_JSONTextDisk, eviction_policy="none")
+            self._cache = open_cache(self.directory, policy.disk)
+            policy.secure_database(self.directory)
         except (OSError, sqlite3.Error, diskcache.Timeout) as exc:
-            raise CacheError(
-                f"cannot use fragment cache directory {self.directory}: {_one_line(exc)}"
-                f" (pass another directory or set {CACHE_DIR_ENV})"
-            ) from exc
+            raise self._error(exc, "use") from exc
 
     def __repr__(self) -> str:
-        return f"FragmentCache({str(self.directory)!r})"
+        group = ", shared_group=True" if self.shared_group else ""
+        return f"FragmentCache({str(self.directory)!r}{group})"
 
     def __len__(self) -> int:
-        return len(self._cache)
+        with self._database("read"):
+            return len(self._cache)
 
     def __contains__(self, key: object) -> bool:
-        return isinstance(key, str) and key in self._cache
+        with self._database("read"):
+            return isinstance(key, str) and key in self._cache
 
-    def __enter__(self) -> FragmentCache:
+    def __enter__(self) -> Self:
         return self
 
     def __exit__(self, *exc_info: object) -> None:
@@ -203,37 +210,53 @@ class FragmentCache:
     ) -> None:
         """Store one successful result now, so that a killed driver loses only what is in flight.
 
-        Raises ValueError for anything but a successful AtomicResult: a failure must be retried,
-        never replayed from the cache.
+        ``program_version`` is the program's identity as the key has it. Raises ValueError for anything
+        but a successful AtomicResult answering ``atomic_input``: a failure must be retried, never
+        replayed from the cache.
         """
-        _check_result(result_json)
-        method, basis = _model(atomic_input)
-        molecule = atomic_input["molecule"]
-        natom = len(molecule["symbols"])
-        record = {
-            "result_json": result_json,
-            "wall_time": float(wall_time),
-            "provenance": provenance,
-            "program": program.lower(),
-            "program_version": program_version,
-            "method": method,
-            "basis": basis,
-            "driver": str(_specification(atomic_input)["driver"]).lower(),
-            "natom": natom,
-            "nreal": sum(map(bool, molecule.get("real", [True] * natom))),
-            "created": time.time(),
-        }
-        try:
-            self._cache.set(key, json.dumps(record))
-        except (OSError, sqlite3.Error, diskcache.Timeout) as exc:
-            raise CacheError(f"cannot write to fragment cache {self.directory}: {_one_line(exc)}") from exc
+        record = make_record(
+            key,
+            program=program,
+            program_version=program_version,
+            atomic_input=atomic_input,
+            result_json=result_json,
+            wall_time=wall_time,
+            provenance=provenance,
+        )
+        with self._database("write to"):
+            self._cache.set(key, record)
 
-    def get_many(self, keys: Sequence[str]) -> dict[str, CachedFragment]:
-        """The stored results among ``keys``; keys not stored, or stored corrupt, are left out."""
-        return {
-            key: CachedFragment(key, record["result_json"], record["wall_time"], record["provenance"])
-            for key, record in self._records(keys).items()
-        }
+    def get_many(self, requests: Mapping[str, Mapping[str, Any]]) -> dict[str, CachedFragment]:
+        """The stored results that answer ``requests`` (key -> the task's AtomicInput, QCSchema v1 or v2).
+
+        A stored entry is served only if it was stored for its key, for a request with the same digest
+        as the one given (atoms, ghost flags, geometry, charge, model, driver, keywords), and holds a
+        successful AtomicResult of that request's atoms, driver and return_result shape. Any other is
+        a miss, logged as a WARNING and deleted, to be computed again and overwritten.
+        """
+        if not isinstance(requests, Mapping):
+            raise TypeError(f"get_many takes a mapping of key -> AtomicInput, not {type(requests).__name__}")
+        found: dict[str, CachedFragment] = {}
+        rejected: list[Row] = []
+        with self._database("read"):
+            rows = list(select_rows(self._cache, list(requests)))
+        for row in rows:
+            key = row[1]
+            try:
+                record, result = parse_record(key, fetch(self._cache, row))
+            except _RECORD_ERRORS as exc:
+                rejected.append(_rejected(row, exc))
+                continue
+            # The request is the caller's: an error in it is raised, never blamed on the record.
+            summary = request_summary(record["program"], requests[key])
+            try:
+                check_hit(record, result, summary)
+            except ValueError as exc:
+                rejected.append(_rejected(row, exc))
+                continue
+            found[key] = CachedFragment(key, record["result_json"], record["wall_time"], record["provenance"])
+        self._drop(rejected)
+        return found
 
     def wall_times(self, keys: Iterable[str]) -> dict[str, float]:
         """Recorded wall time per stored key, to calibrate the cost model against earlier runs."""
@@ -242,12 +265,42 @@ class FragmentCache:
     def entries(self, keys: Iterable[str] | None = None) -> list[CacheEntryInfo]:
         """Descriptions of all entries, or of those among ``keys`` that are stored."""
         return [
-            CacheEntryInfo(key, *(record[name] for name in _INFO_FIELDS))
+            _entry_info(key, record)
             for key, record in self._records(None if keys is None else list(keys)).items()
         ]
 
     def stats(self) -> CacheStats:
-        return CacheStats(self.directory, len(self._cache), self._cache.volume())
+        with self._database("read"):
+            return CacheStats(self.directory, len(self._cache), self._cache.volume())
+
+    def verify(self) -> CacheVerification:
+        """Check every entry and drop the bad ones: SQLite's quick check of the database, then per entry
+        a text key, a record that parses and was stored under its key, a request digest that matches
+        its request summary, and a result that validates as a QCSchema v1/v2 AtomicResult and fits
+        that request (atoms, ghost flags, model, driver, return_result shape).
+
+        A database SQLite finds damaged is a CacheError saying how to recover; each dropped entry is
+        logged as a WARNING.
+        """
+        checked = 0
+        rejected: list[Row] = []
+        with self._database("check"):
+            verdict = quick_check(self._cache)
+            if verdict != "ok":
+                raise self._damaged(verdict)
+            for row in select_rows(self._cache, None, text_keys_only=False):
+                checked += 1
+                key = row[1]
+                try:
+                    if type(key) is not str:
+                        raise ValueError("not written by qcmb_parsl")
+                    record, result = parse_record(key, fetch(self._cache, row))
+                    check_stored(record, result)
+                except _RECORD_ERRORS as exc:
+                    logger.warning("fragment cache entry %s is dropped (%s)", _label(key), _reason(exc))
+                    rejected.append(row)
+        self._drop(rejected)
+        return CacheVerification(self.directory, checked, len(rejected))
 
     def invalidate(
         self, *, program: str | None = None, method: str | None = None, keys: Iterable[str] | None = None
@@ -259,50 +312,63 @@ class FragmentCache:
             key
             for key, record in self._records(None if keys is None else list(keys)).items()
             if (program is None or record["program"] == program.lower())
-            and (method is None or record["method"] == method.lower())
+            and (method is None or record["request"]["method"] == method.lower())
         ]
-        self._delete(doomed)
+        with self._database("write to"), self._cache.transact(retry=True):
+            for key in doomed:
+                self._cache.delete(key)
         return len(doomed)
 
     def clear(self) -> int:
         """Delete every entry; return how many there were."""
-        return self._cache.clear()
-
-    def _delete(self, keys: Iterable[str]) -> None:
-        with self._cache.transact(retry=True):
-            for key in keys:
-                self._cache.delete(key)
-
-    def _rows(self, keys: Sequence[str] | None) -> Iterator[tuple[str, int, str | None, Any]]:
-        """(key, mode, filename, value) of the stored entries among ``keys`` (all if None).
-
-        One ``SELECT ... WHERE key IN (...)`` per chunk of keys rather than a query per key: for
-        10^4 keys this is faster than ``Cache.get`` in a transaction (1.5x when all hit, 10x when
-        all miss) and takes no write lock, so other drivers keep writing meanwhile.
-        """
-        select = "SELECT key, mode, filename, value FROM Cache"
-        if keys is None:
-            # Only text keys are ours; a pickled key written by stock diskcache is never loaded.
-            yield from self._cache._sql(f"{select} WHERE typeof(key) = 'text'").fetchall()
-            return
-        unique = list(dict.fromkeys(keys))
-        for start in range(0, len(unique), _CHUNK):
-            chunk = unique[start : start + _CHUNK]
-            placeholders = ",".join("?" * len(chunk))
-            yield from self._cache._sql(f"{select} WHERE key IN ({placeholders})", chunk).fetchall()
+        with self._database("write to"):
+            return self._cache.clear()
 
     def _records(self, keys: Sequence[str] | None) -> dict[str, dict[str, Any]]:
-        """Parsed and validated records; corrupt ones are logged, deleted and left out."""
-        records, corrupt = {}, []
-        fetch = self._cache.disk.fetch
-        for key, mode, filename, value in self._rows(keys):
-            try:
-                records[key] = _parse_record(fetch(mode, filename, value, False))
-            except (OSError, ValueError, TypeError) as exc:
-                # Deleting is right even in the rare race where another driver just replaced the
-                # entry (and its result file): the worst outcome is one fragment computed again.
-                logger.warning("fragment cache entry %s is corrupt (%s); deleting it", key, _one_line(exc))
-                corrupt.append(key)
-        if corrupt:
-            self._delete(corrupt)
+        """Records that parse, by key; corrupt ones are logged, deleted and left out."""
+        records: dict[str, dict[str, Any]] = {}
+        corrupt: list[Row] = []
+        with self._database("read"):
+            for row in select_rows(self._cache, keys):
+                key = row[1]
+                try:
+                    records[key], _ = parse_record(key, fetch(self._cache, row))
+                except _RECORD_ERRORS as exc:
+                    logger.warning(
+                        "fragment cache entry %s is corrupt (%s); deleting it", _label(key), _reason(exc)
+                    )
+                    corrupt.append(row)
+        self._drop(corrupt)
         return records
+
+    def _drop(self, rows: Sequence[Row]) -> None:
+        """Delete rows found bad. Right even in the rare race where another driver has just replaced
+        one: the worst outcome is one fragment computed again."""
+        if rows:
+            with self._database("write to"):
+                delete_rows(self._cache, rows)
+
+    @contextmanager
+    def _database(self, doing: str) -> Iterator[None]:
+        """SQLite and file errors as one-line CacheErrors naming the cache and the way out."""
+        try:
+            yield
+        except (OSError, sqlite3.Error, diskcache.Timeout) as exc:
+            raise self._error(exc, doing) from exc
+
+    def _error(self, exc: BaseException, doing: str) -> CacheError:
+        # "file is not a database" and "database disk image is malformed" are plain DatabaseErrors;
+        # locked, read-only or full databases raise its subclass OperationalError.
+        if type(exc) is sqlite3.DatabaseError:
+            return self._damaged(_reason(exc))
+        return CacheError(
+            f"cannot {doing} fragment cache directory {self.directory}: {_reason(exc)}"
+            f" (pass another directory or set {CACHE_DIR_ENV})"
+        )
+
+    def _damaged(self, reason: str) -> CacheError:
+        return CacheError(
+            f"fragment cache database {self.directory / DATABASE_FILES[0]} is damaged ({reason}): move the directory "
+            f"{self.directory} aside or delete it (a database that does not open cannot be cleared); the next "
+            "run starts an empty cache there"
+        )

@@ -1,16 +1,32 @@
-"""Checks made on the driver before anything is submitted: is each program there, and which version."""
+"""Checks made on the driver before anything is submitted, and what of each engine goes into cache keys.
+
+A cached result is only as right as its key: the key holds the program's identity (its version and the
+version of the QCEngine harness that drives it, :func:`program_versions`) and the keywords as the harness
+reads them (:func:`canonical_keywords`), so that neither a new build nor a harness whose defaults changed
+is answered with old numbers, and two spellings the engine treats alike share one key.
+"""
 
 from __future__ import annotations
 
+import importlib.metadata
 import logging
-from collections.abc import Iterable
+import sys
+from collections.abc import Iterable, Mapping
 from functools import cache
+from typing import Any
 
 import qcengine
+from qcengine.exceptions import InputError as QCEngineInputError
+from qcengine.programs.model import ProgramHarness
 
 from ..errors import InputError
 
 logger = logging.getLogger(__name__)
+
+#: Stock QCEngine harnesses that read keyword names in one case, the last of two spellings winning
+#: (QCEngine 0.52: nwchem and gamess lowercase the names, cfour and qchem uppercase them). For any
+#: other harness without a ``canonical_keywords`` of its own, names are taken as given.
+_CASE_FOLDING_HARNESSES = frozenset({"nwchem", "gamess", "cfour", "qchem"})
 
 
 def check_programs(programs: Iterable[str]) -> None:
@@ -29,15 +45,76 @@ def _available() -> list[str]:
     return sorted(qcengine.list_available_programs())
 
 
-@cache
-def program_version(program: str) -> str | None:
-    """The program's version, part of every cache key: a new build of an engine must not hit old results."""
+def _harness(program: str) -> ProgramHarness | None:
     try:
-        return qcengine.get_program(program, check=False).get_version()
-    except Exception as exc:  # noqa: BLE001 - a program that cannot say its version still runs
-        logger.warning("could not read the version of %s (%s); cache keys will not include it", program, exc)
+        return qcengine.get_program(program, check=False)
+    except QCEngineInputError:  # not registered with QCEngine: nothing to say about it
         return None
 
 
+@cache
+def program_version(program: str) -> str | None:
+    """The program's own version: a new build of an engine must not hit old results."""
+    try:
+        return qcengine.get_program(program, check=False).get_version()
+    except Exception as exc:  # noqa: BLE001 - a program that cannot say its version still runs
+        logger.warning("could not read the version of %s (%s); its cache keys hold no version", program, exc)
+        return None
+
+
+def harness_identity(harness: ProgramHarness) -> str:
+    """Which code turns QCSchema into the engine's input: distribution, its version and the class.
+
+    The harness sets defaults the engine never sees as keywords (frozen core, grids, thresholds); a
+    release that changes one must not be answered from results of the release before. Our PySCF
+    harness is versioned by this package (``qcmb_parsl 0.1.0 PySCFHarness``), QCEngine's stock harnesses
+    by QCEngine's version (``qcengine 0.52.0 NWChemHarness``).
+    """
+    package = type(harness).__module__.partition(".")[0]
+    try:
+        version = importlib.metadata.version(package)
+    except importlib.metadata.PackageNotFoundError:  # a harness defined in a script or a plain module
+        version = str(getattr(sys.modules.get(package), "__version__", "unversioned"))
+    return f"{package} {version} {type(harness).__name__}"
+
+
+@cache
+def program_identity(program: str) -> str | None:
+    """``"<program version> (harness <harness identity>)"``: what besides the input made a result."""
+    harness = _harness(program)
+    if harness is None:
+        return program_version(program)
+    return f"{program_version(program) or 'unknown version'} (harness {harness_identity(harness)})"
+
+
 def program_versions(programs: Iterable[str]) -> dict[str, str | None]:
-    return {program: program_version(program) for program in programs}
+    """program -> identity (:func:`program_identity`), the program part of every cache key and record."""
+    return {program: program_identity(program) for program in programs}
+
+
+def _fold_case(keywords: Mapping[str, Any]) -> dict[str, Any]:
+    """Names lowercased, for harnesses that read names in one case.
+
+    Names that differ only in case are kept as given: the engine would keep one of them, which one
+    depends on their order, so they must never share a key with either (planning refuses them).
+    """
+    folded = {name.lower(): value for name, value in keywords.items()}
+    return folded if len(folded) == len(keywords) else dict(keywords)
+
+
+def canonical_keywords(program: str, keywords: Mapping[str, Any]) -> dict[str, Any]:
+    """The keywords as ``program``'s harness reads them: equal exactly when the engine sees the same.
+
+    A harness may define ``canonical_keywords(keywords)`` (ours for PySCF does: names lowercased,
+    values equal to its defaults left out); QCEngine's case-folding harnesses get :func:`_fold_case`;
+    any other harness's keywords are taken as given.
+    """
+    if not keywords:  # the common case, and the same under every rule
+        return {}
+    harness = _harness(program)
+    rule = getattr(harness, "canonical_keywords", None)
+    if rule is not None:
+        return rule(keywords)
+    if program.lower() in _CASE_FOLDING_HARNESSES and type(harness).__module__.startswith("qcengine."):
+        return _fold_case(keywords)
+    return dict(keywords)

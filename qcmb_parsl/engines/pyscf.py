@@ -19,8 +19,9 @@ swapped or mixed within one expansion:
 * No symmetry and no reorientation: gradients and Hessians are in the input frame, with rows
   for ghost atoms too, as QCManyBody's assembly expects.
 
-Keywords (``specification.keywords``, case-insensitive; any other keyword is an InputError so
-that a keyword meant for another engine is never silently ignored):
+Keywords (``specification.keywords``, case-insensitive; any other keyword, and two names that
+differ only in case, are an InputError, so that a keyword meant for another engine is never silently
+ignored and the order of two spellings never decides the numbers):
 
 =============  ======  ========================================================================
 keyword        default meaning
@@ -37,6 +38,10 @@ frozen_core    False   freeze PySCF's chemical core (``pyscf.data.elements.chemc
 grid_level     3       PySCF DFT grid level (0-9); level 3 is within 1e-8 Eh of level 9 for
                        B3LYP water
 =============  ======  ========================================================================
+
+A value equal to its default is the same calculation as leaving the keyword out; the fragment cache
+keys keywords the way this harness reads them (``PySCFHarness.canonical_keywords``) and keys the
+harness by this package's version, so a release that changes a default here never hits old results.
 
 Task configuration: ``ncores`` sets PySCF's OpenMP threads, ``memory`` (GiB) its ``max_memory``,
 and PySCF's temporary files go to a directory under ``scratch_directory`` that is removed
@@ -91,18 +96,30 @@ _DRIVERS: dict[str, tuple[str, ...]] = {
 }
 
 
+def _coerce(name: str, value: Any) -> Any:
+    """An int where a float is expected is that float; every other value stays as it is."""
+    if type(KEYWORD_DEFAULTS.get(name)) is float and type(value) is int:
+        return float(value)
+    return value
+
+
 def _parse_keywords(keywords: Mapping[str, Any]) -> dict[str, Any]:
-    """Merge user keywords over the defaults, rejecting unknown names and wrong types."""
+    """Merge user keywords over the defaults, rejecting unknown names, case duplicates and wrong types."""
     options = dict(KEYWORD_DEFAULTS)
+    given: dict[str, str] = {}
     for key, value in keywords.items():
         name = key.lower()
         if name not in KEYWORD_DEFAULTS:
             raise InputError(
                 f"Unknown PySCF keyword {key!r}. Supported keywords: {', '.join(KEYWORD_DEFAULTS)}."
             )
+        if name in given:
+            raise InputError(
+                f"PySCF keywords {given[name]!r} and {key!r} differ only in case; give one of them."
+            )
+        given[name] = key
+        value = _coerce(name, value)
         expected = type(KEYWORD_DEFAULTS[name])
-        if expected is float and type(value) is int:
-            value = float(value)
         if type(value) is not expected:
             raise InputError(f"PySCF keyword {key!r} must be of type {expected.__name__}, got {value!r}.")
         options[name] = value
@@ -137,7 +154,7 @@ def _integer(value: float, what: str) -> int:
     """PySCF needs integral charge and multiplicity; QCSchema allows floats."""
     if abs(value - round(value)) > 1e-8:
         raise InputError(f"The PySCF harness needs an integral {what}, got {value}.")
-    return int(round(value))
+    return round(value)
 
 
 @contextmanager
@@ -341,6 +358,30 @@ class PySCFHarness(ProgramHarness):
             raise_error=raise_error,
             raise_msg="Please install PySCF via `pip install pyscf`.",
         )
+
+    @staticmethod
+    def canonical_keywords(keywords: Mapping[str, Any]) -> dict[str, Any]:
+        """The keywords as this harness reads them, for cache keys: equal exactly when the options are.
+
+        Names are lowercased, ints coerced where floats are expected, and values equal to
+        ``KEYWORD_DEFAULTS`` (and of the default's type: ``cartesian=0`` is refused, not false) left
+        out, since leaving them out gives the same calculation. Names that differ only in case are
+        refused by the harness; they stay as given, so they never share a key with an input that runs.
+        """
+        names = [key.lower() for key in keywords]
+        if len(set(names)) != len(names):
+            return dict(keywords)
+        canonical: dict[str, Any] = {}
+        for name, value in zip(names, keywords.values(), strict=True):
+            value = _coerce(name, value)
+            if (
+                name in KEYWORD_DEFAULTS
+                and type(value) is type(KEYWORD_DEFAULTS[name])
+                and value == KEYWORD_DEFAULTS[name]
+            ):
+                continue
+            canonical[name] = value
+        return canonical
 
     def get_version(self) -> str:
         """Return PySCF's version (imports PySCF)."""

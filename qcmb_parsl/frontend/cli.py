@@ -4,13 +4,14 @@ Commands::
 
     qcmb-parsl run INPUT.json [--preset NAME | --config FILE] [--workers N] [--out RESULT.json]
     qcmb-parsl campaign DIR_OR_FILES... [--out-dir D] [--force]
-    qcmb-parsl cache stats | list [INPUT.json] | invalidate [--program P] [--method M] [--input I] | clear
+    qcmb-parsl cache stats | list [INPUT.json] | verify
+    qcmb-parsl cache invalidate [--program P] [--method M] [--input I] | clear
     qcmb-parsl presets
     qcmb-parsl report RESULT.json... [--out-dir D]
 
 Exit status: 0 on success, 1 when fragments failed (or on an unexpected error), 2 for a bad input,
-configuration, cache directory or command line. A failure prints one line, ``qcmb-parsl: error: ...``,
-on stderr; ``--debug`` adds the traceback.
+configuration, cache directory (unsafe permissions, a damaged database) or command line. A failure
+prints one line, ``qcmb-parsl: error: ...``, on stderr; ``--debug`` adds the traceback.
 """
 
 from __future__ import annotations
@@ -28,7 +29,10 @@ from typing import Any
 PROG = "qcmb-parsl"
 DEFAULT_PRESET = "local"
 DEFAULT_CAMPAIGN_DIR = "campaign-results"
-CACHE_DIR_HELP = "cache directory (default $QCMB_PARSL_CACHE_DIR or the user cache)"
+CACHE_DIR_HELP = (
+    "cache directory (default $QCMB_PARSL_CACHE_DIR or the user cache); private unless "
+    "$QCMB_PARSL_CACHE_SHARED_GROUP=1 makes it a cache of its group"
+)
 
 logger = logging.getLogger(__name__)
 
@@ -98,7 +102,7 @@ def build_parser() -> argparse.ArgumentParser:
         description="Run QCManyBody many-body expansions with fragments in parallel through Parsl, "
         "with a persistent fragment cache.",
         epilog=f"`{PROG} COMMAND --help` describes each command. Exit status: 0 success, 1 failed fragments, "
-        "2 bad input, configuration or command line.",
+        "2 bad input, configuration, cache directory or command line.",
     )
     commands = parser.add_subparsers(dest="command", metavar="COMMAND", required=True)
     cache_dir = _cache_dir_option()
@@ -142,6 +146,13 @@ def build_parser() -> argparse.ArgumentParser:
     )
     listing.add_argument("input", nargs="?", metavar="INPUT.json", help="list only this input's fragments")
     listing.set_defaults(handler=cmd_cache_list)
+    verify = actions.add_parser(
+        "verify", parents=[common, cache_dir], help="check every entry and drop the bad ones",
+        description="Check the database and every entry (its result validates as a QCSchema AtomicResult "
+        "and fits the request it was stored for), drop the entries that fail, and print how many were "
+        "checked and dropped.",
+    )
+    verify.set_defaults(handler=cmd_cache_verify)
     invalidate = actions.add_parser(
         "invalidate", parents=[common, cache_dir], help="delete entries by program, method or input",
         description="Delete the entries matching every filter given (at least one).",
@@ -340,21 +351,27 @@ def cmd_cache_list(args: argparse.Namespace) -> int:
         entries = cache.entries(keys)
         directory = cache.directory
     entries.sort(key=lambda e: (e.program, e.method, str(e.basis), e.nreal, e.natom, e.created))
-    header = f"{'key':<16}  {'program':<8} {'version':<10} {'method':<10} {'basis':<12} {'driver':<8} " \
-             f"{'real/atoms':>10} {'wall s':>8}  created"
+    header = f"{'key':<16}  {'program':<8} {'method':<10} {'basis':<12} {'driver':<8} " \
+             f"{'real/atoms':>10} {'wall s':>8}  {'created':<19}  version (harness)"
     print(header)
     for e in entries:
         created = datetime.fromtimestamp(e.created).isoformat(sep=" ", timespec="seconds")
         print(
-            f"{e.key[:16]}  {e.program:<8} {str(e.program_version or '-'):<10} {e.method:<10} "
-            f"{str(e.basis or '-'):<12} {e.driver:<8} {f'{e.nreal}/{e.natom}':>10} {e.wall_time:>8.2f}"
-            f"  {created}"
+            f"{e.key[:16]}  {e.program:<8} {e.method:<10} {e.basis or '-'!s:<12} {e.driver:<8} "
+            f"{f'{e.nreal}/{e.natom}':>10} {e.wall_time:>8.2f}  {created}  {e.program_version or '-'}"
         )
     if keys is None:
         print(f"{len(entries)} entries in {directory}")
     else:
         print(f"{len(entries)} of {len(set(keys))} distinct fragments of {args.input} are cached in "
               f"{directory}")
+    return 0
+
+
+def cmd_cache_verify(args: argparse.Namespace) -> int:
+    with _open_cache(args) as cache:
+        outcome = cache.verify()
+    print(f"checked {outcome.checked} entries in {outcome.directory}: dropped {outcome.dropped}")
     return 0
 
 

@@ -200,7 +200,11 @@ def plan_tasks(
     """
     missing = [mc for mc in core.mc_levels if mc not in specifications]
     if missing:
-        raise InputError(f"no specification for model chemistry {missing[0]!r}; given: {sorted(specifications)}")
+        raise InputError(
+            f"no specification for model chemistry {missing[0]!r}; given: {sorted(specifications)}"
+        )
+    for mc, specification in specifications.items():
+        check_keyword_names(mc, specification["specification"].get("keywords") or {})
 
     builder = FragmentMoleculeBuilder(core.molecule)
     costs = FragmentCosts(builder, specifications)
@@ -219,6 +223,24 @@ def plan_tasks(
         tasks.append(FragmentTask(label, mc, program, real, basis, atomic_input, costs.cost(mc, basis)))
     logger.info("planned %d fragment tasks", len(tasks))
     return tasks
+
+
+def check_keyword_names(mc: str, keywords: Mapping[str, Any]) -> None:
+    """Refuse keyword names that differ only in case, whatever the program.
+
+    Engines read keyword names in one case (our PySCF harness and QCEngine's NWChem harness lowercase
+    them, the last of two spellings winning), so which value is used would depend on the order of
+    the two, and a cached result could answer the other order.
+    """
+    seen: dict[str, str] = {}
+    for name in keywords:
+        folded = name.lower()
+        if folded in seen:
+            raise InputError(
+                f"model chemistry {mc!r}: keywords {seen[folded]!r} and {name!r} differ only in case and the "
+                "engine would use one of them: give it once"
+            )
+        seen[folded] = name
 
 
 class FragmentCosts:
