@@ -56,12 +56,14 @@ def engine_processes() -> list[psutil.Process]:
 
 
 def fragment_name(process: psutil.Process) -> str | None:
-    """The fragment a process computes, from the input in its private directory."""
+    """The fragment a process computes now: its working directory is that job's directory inside the
+    process's own, whose input lists every job it was given (one, or a bundle of tiny ones)."""
     try:
-        job = json.loads((Path(process.cwd()) / "input.json").read_text())
-    except (OSError, ValueError, psutil.Error):
+        job_dir = Path(process.cwd())
+        jobs = json.loads((job_dir.parent / "input.json").read_text())["jobs"]
+        return jobs[int(job_dir.name)]["atomic_input"]["molecule"].get("name")
+    except (OSError, ValueError, KeyError, IndexError, psutil.Error):
         return None
-    return job["atomic_input"]["molecule"].get("name")
 
 
 # -- crashes ------------------------------------------------------------------------------------
@@ -173,11 +175,14 @@ def test_fragment_over_its_memory_fails_alone(backend, tmp_path):
 
 def test_threads_give_every_fragment_its_own_process_wide_settings(tmp_path):
     """PySCF's harness is not thread safe (process-wide temporary directory, threads): under the
-    threads preset each fragment still runs alone in its own process, so CCSD(T) scratch files of
+    threads preset each fragment still runs alone in its own process (bundles of tiny fragments
+    turned off here: they share one process, one fragment after another), so CCSD(T) scratch files of
     fragments side by side never meet."""
     mbin = mbe_input(2, method="ccsd(t)", basis="6-31g", bsse_type=["cp", "nocp"])
     reference = ManyBodyComputer.from_manybodyinput(mbin)
-    with ParslExecutor("threads", max_workers=2, cache=False, progress=False, scratch_directory=str(tmp_path)) as ex:
+    with ParslExecutor(
+        "threads", max_workers=2, cache=False, progress=False, scratch_directory=str(tmp_path), bundle_seconds=0
+    ) as ex:
         result = ManyBodyComputer.from_manybodyinput(mbin, executor=ex)
     assert result.return_result == pytest.approx(reference.return_result, abs=1e-9)
     pids = {c.extras["qcmb_parsl"]["engine_pid"] for c in result.component_results.values()}

@@ -24,7 +24,7 @@ from parsl.app.python import PythonApp
 
 from ..mpi_syntax import mpi_task_config
 from ..resources import node_task_config
-from .isolation import ChildOutcome, FragmentLimits, isolated_compute
+from .isolation import ChildOutcome, EngineJob, FragmentLimits, isolated_compute, isolated_compute_many
 from .outcomes import Evidence, FailureKind
 
 #: Engine error types worth one more attempt on the same input (QCEngine's vocabulary):
@@ -59,38 +59,51 @@ def compute_fragment(job: dict[str, Any], parsl_resource_specification: dict[str
     ``parsl_resource_specification`` is read by Parsl itself (MPI ranks, priority); it is a parameter
     here only so that Parsl passes it on.
     """
-    task_config, mpi_ranks = mpi_task_config(node_task_config(job["task_config"], job["workers_per_node"]))
-    limits = FragmentLimits(timeout=job.get("timeout"), memory_bytes=job.get("memory_bytes"))
-    outcomes: list[ChildOutcome] = []
-    verdicts: list[Verdict] = []
-    while True:
-        outcome = _attempt(job, task_config, limits)
-        verdict = judge(outcome, limits)
-        outcomes.append(outcome)
-        verdicts.append(verdict)
-        if not _worth_another(verdicts, int(job.get("max_retries", 0))):
-            break
-    return envelope(job["label"], outcomes, verdicts, mpi_ranks)
+    return compute_fragments([job])[0]
 
 
-def _attempt(job: dict[str, Any], task_config: dict[str, Any], limits: FragmentLimits) -> ChildOutcome:
-    if job.get("isolate", True):
-        return isolated_compute(job["program"], job["atomic_input"], task_config, job["environment"], limits)
-    return _in_process(job["program"], job["atomic_input"], task_config, job["environment"])
+def compute_bundle(
+    jobs: list[dict[str, Any]], parsl_resource_specification: dict[str, Any] | None = None
+) -> list[dict[str, Any]]:
+    """Run a bundle of tiny fragment jobs in one app call; one envelope per job, in order."""
+    return compute_fragments(jobs)
 
 
-def _in_process(
-    program: str, atomic_input: dict[str, Any], task_config: dict[str, Any], environment: dict[str, str]
-) -> ChildOutcome:
+def compute_fragments(jobs: list[dict[str, Any]]) -> list[dict[str, Any]]:
+    """First attempts of all ``jobs`` together (one engine process for all when isolated), then
+    further attempts one by one for those whose failure may be transient."""
+    first = jobs[0]
+    task_config, mpi_ranks = mpi_task_config(node_task_config(first["task_config"], first["workers_per_node"]))
+    limits = FragmentLimits(timeout=first.get("timeout"), memory_bytes=first.get("memory_bytes"))
+    engine_jobs = [EngineJob(job["program"], job["atomic_input"], task_config, job["environment"]) for job in jobs]
+    if first.get("isolate", True):
+        firsts = isolated_compute_many(engine_jobs, limits)
+    else:
+        firsts = [_in_process(engine_job) for engine_job in engine_jobs]
+    envelopes = []
+    for job, engine_job, outcome in zip(jobs, engine_jobs, firsts, strict=True):
+        outcomes, verdicts = [outcome], [judge(outcome, limits)]
+        while _worth_another(verdicts, int(job.get("max_retries", 0))):
+            outcomes.append(_attempt(engine_job, limits, job.get("isolate", True)))
+            verdicts.append(judge(outcomes[-1], limits))
+        envelopes.append(envelope(job["label"], outcomes, verdicts, mpi_ranks, len(jobs)))
+    return envelopes
+
+
+def _attempt(job: EngineJob, limits: FragmentLimits, isolate: bool) -> ChildOutcome:
+    return isolated_compute(job, limits) if isolate else _in_process(job)
+
+
+def _in_process(job: EngineJob) -> ChildOutcome:
     """Without isolation (an option for floods of tiny fragments): the engine shares this process."""
     import qcengine
 
     from ..engines.pyscf import register_pyscf_harness
 
-    os.environ.update(environment)
+    os.environ.update(job.environment)
     register_pyscf_harness()
     started = time.time()
-    result = qcengine.compute(atomic_input, program, raise_error=False, task_config=task_config)
+    result = qcengine.compute(job.atomic_input, job.program, raise_error=False, task_config=job.task_config)
     return ChildOutcome(result.model_dump_json(), started, time.time() - started, os.getpid(), exit_status=0)
 
 
@@ -150,7 +163,9 @@ def _worth_another(verdicts: list[Verdict], max_retries: int) -> bool:
     return False
 
 
-def envelope(label: str, outcomes: list[ChildOutcome], verdicts: list[Verdict], mpi_ranks: int | None) -> dict[str, Any]:
+def envelope(
+    label: str, outcomes: list[ChildOutcome], verdicts: list[Verdict], mpi_ranks: int | None, bundle: int = 1
+) -> dict[str, Any]:
     """The JSON-able report of a fragment: the last attempt's result or failure, every attempt's evidence."""
     last, verdict = outcomes[-1], verdicts[-1]
     provenance: dict[str, Any] = {
@@ -168,6 +183,8 @@ def envelope(label: str, outcomes: list[ChildOutcome], verdicts: list[Verdict], 
         provenance["slurm_job_id"] = os.environ["SLURM_JOB_ID"]
     if mpi_ranks:
         provenance["mpi_ranks"] = mpi_ranks
+    if bundle > 1:
+        provenance["bundle"] = bundle
     failure = None
     if verdict.kind is not None:
         failure = {"kind": verdict.kind.value, "message": verdict.message, "error_type": verdict.error_type}
@@ -194,3 +211,8 @@ def _evidence(outcome: ChildOutcome, verdict: Verdict) -> Evidence:
 def fragment_app(data_flow_kernel: Any, executors: list[str] | str = "all") -> PythonApp:
     """``compute_fragment`` as a Parsl python_app bound to one DataFlowKernel (not the global one)."""
     return PythonApp(compute_fragment, data_flow_kernel=data_flow_kernel, executors=executors)
+
+
+def bundle_app(data_flow_kernel: Any, executors: list[str] | str = "all") -> PythonApp:
+    """``compute_bundle`` as a Parsl python_app bound to one DataFlowKernel."""
+    return PythonApp(compute_bundle, data_flow_kernel=data_flow_kernel, executors=executors)

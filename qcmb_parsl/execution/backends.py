@@ -8,11 +8,12 @@ ordering, progress, stopping) is the runner's, the same for every back-end.
 from __future__ import annotations
 
 from abc import ABC, abstractmethod
+from collections.abc import Callable
 from concurrent.futures import Future
 from typing import Any
 
 from ..planning.plan import FragmentTask
-from .app import compute_fragment
+from .app import compute_bundle, compute_fragment
 from .isolation.client import allow_running, cancel_running
 
 
@@ -44,6 +45,10 @@ class Backend(ABC):
     def submit(self, task: FragmentTask, job: dict[str, Any], priority: int) -> Future:
         """Start ``job`` (the worker's view of ``task``); lower ``priority`` runs first where the
         back-end orders its queue."""
+
+    @abstractmethod
+    def submit_bundle(self, tasks: list[FragmentTask], jobs: list[dict[str, Any]], priority: int) -> Future:
+        """Start several tiny jobs as one call; the future resolves to their envelopes, in order."""
 
     def attempts(self, future: Future) -> int:
         """How many times the infrastructure ran the job (1 unless a lost worker was retried)."""
@@ -77,9 +82,17 @@ class InProcessBackend(Backend):
         return 1
 
     def submit(self, task: FragmentTask, job: dict[str, Any], priority: int) -> Future:
-        future: Future = Future()
-        try:
-            future.set_result(compute_fragment(job))
-        except Exception as exc:  # noqa: BLE001 - a bug on the worker side is reported per fragment, as on a worker
-            future.set_exception(exc)
-        return future
+        return _done(compute_fragment, job)
+
+    def submit_bundle(self, tasks: list[FragmentTask], jobs: list[dict[str, Any]], priority: int) -> Future:
+        return _done(compute_bundle, jobs)
+
+
+def _done(function: Callable[[Any], Any], argument: Any) -> Future:
+    """A future already resolved by calling ``function`` here and now."""
+    future: Future = Future()
+    try:
+        future.set_result(function(argument))
+    except Exception as exc:  # noqa: BLE001 - a bug on the worker side is reported per fragment, as on a worker
+        future.set_exception(exc)
+    return future

@@ -25,7 +25,7 @@ from .ordering import Order
 from .outcomes import RunReport, RunSummary, TaskResult
 from .parsl_backend import ParslBackend
 from .progress import ProgressMode, check_progress
-from .runner import ProgressCallback, Runner
+from .runner import DEFAULT_BUNDLE_SECONDS, ProgressCallback, Runner
 
 if TYPE_CHECKING:
     from ..cache import FragmentCache
@@ -51,13 +51,18 @@ class FragmentExecutor:
         progress: ProgressMode = False,
         check_programs: bool = True,
         order: Order = "cost",
+        bundle_seconds: float = DEFAULT_BUNDLE_SECONDS,
     ):
         if order not in ("cost", "fifo"):
             raise ConfigurationError(f"order must be 'cost' or 'fifo', got {order!r}")
+        if bundle_seconds < 0:
+            raise ConfigurationError(f"bundle_seconds must be zero (no bundles) or positive, got {bundle_seconds}")
         self.backend = backend
         self.settings = settings
         self.cache = _open_cache(cache)
-        self.runner = Runner(backend, settings, self.cache, order, check_progress(progress), check_programs)
+        self.runner = Runner(
+            backend, settings, self.cache, order, check_progress(progress), check_programs, bundle_seconds
+        )
 
     @property
     def label(self) -> str:
@@ -113,9 +118,7 @@ class SequentialExecutor(FragmentExecutor):
         Fragments a node would run side by side; sizes the default memory per fragment.
     cache
         ``True`` for the default cache directory, a path for another one, ``False``/``None`` for none.
-    timeout_per_task, max_retries, isolate
-        See :class:`ParslExecutor`.
-    progress, check_programs, order
+    timeout_per_task, max_retries, isolate, progress, check_programs, order, bundle_seconds
         See :class:`ParslExecutor`.
     """
 
@@ -131,10 +134,17 @@ class SequentialExecutor(FragmentExecutor):
         progress: ProgressMode = False,
         check_programs: bool = True,
         order: Order = "cost",
+        bundle_seconds: float = DEFAULT_BUNDLE_SECONDS,
     ):
         settings = JobSettings(resources or WorkerResources(), max_workers, timeout_per_task, max_retries, isolate)
         super().__init__(
-            InProcessBackend(), settings, cache=cache, progress=progress, check_programs=check_programs, order=order
+            InProcessBackend(),
+            settings,
+            cache=cache,
+            progress=progress,
+            check_programs=check_programs,
+            order=order,
+            bundle_seconds=bundle_seconds,
         )
         self.max_workers = max_workers
 
@@ -171,6 +181,11 @@ class ParslExecutor(FragmentExecutor):
         when the programs exist on the compute nodes but not where the driver runs.
     order
         ``"cost"``: longest expected fragment first (default); ``"fifo"``: in planned order.
+    bundle_seconds
+        Fragments expected (from the cache's wall times, or those of the run so far) to take less than
+        half this many seconds are packed into one app call lasting about this long, run one after
+        another in one engine process; each is still its own result, cached and judged alone. 0 turns
+        bundling off.
     resource_specification
         ``callable(task) -> dict``: Parsl's per-task resource specification, for a config file or
         Config whose executor needs one (MPIExecutor: ``num_ranks``, ``ranks_per_node``, ...).
@@ -199,6 +214,7 @@ class ParslExecutor(FragmentExecutor):
         progress: ProgressMode = "auto",
         check_programs: bool = True,
         order: Order = "cost",
+        bundle_seconds: float = DEFAULT_BUNDLE_SECONDS,
         resource_specification: Callable[[FragmentTask], dict[str, Any]] | None = None,
         **preset_options: Any,
     ):
@@ -237,6 +253,7 @@ class ParslExecutor(FragmentExecutor):
             progress=progress,
             check_programs=check_programs,
             order=order,
+            bundle_seconds=bundle_seconds,
         )
 
     def __repr__(self) -> str:

@@ -42,6 +42,29 @@ def estimate_seconds(tasks: Sequence[FragmentTask], factors: Mapping[tuple, floa
         task.expected_seconds = None if factor is None else factor * task.cost
 
 
+class Calibration:
+    """Seconds per cost unit of each family: from the cache's wall times at the start, and from the
+    run's own fragments as they finish, so a first run also learns which fragments are tiny."""
+
+    #: Measurements kept per family: enough for a stable median, few enough to stay cheap.
+    KEEP = 32
+
+    def __init__(self, factors: Mapping[tuple, float]):
+        self._ratios: dict[tuple, list[float]] = {family: [factor] for family, factor in factors.items()}
+        self._factors: dict[tuple, float] = dict(factors)
+
+    def observe(self, task: FragmentTask, seconds: float) -> None:
+        ratios = self._ratios.setdefault(family(task), [])
+        if seconds > 0 and task.cost > 0 and len(ratios) < self.KEEP:
+            ratios.append(seconds / task.cost)
+            self._factors[family(task)] = statistics.median(ratios)
+
+    def seconds(self, task: FragmentTask) -> float | None:
+        """Expected seconds of ``task``, or None while its family has no measurement."""
+        factor = self._factors.get(family(task))
+        return None if factor is None else factor * task.cost
+
+
 def order_tasks(tasks: Sequence[FragmentTask], order: Order) -> list[FragmentTask]:
     """Tasks in submission order: ``"cost"`` longest expected first, ``"fifo"`` as planned."""
     if order == "fifo":

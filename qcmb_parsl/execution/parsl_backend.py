@@ -27,7 +27,7 @@ from ._parsl import (
     try_count,
     user_executors,
 )
-from .app import fragment_app
+from .app import bundle_app, fragment_app
 from .backends import Backend
 from .isolation.client import allow_running, cancel_running
 from .retry import retry_cost
@@ -66,6 +66,7 @@ class ParslBackend(Backend):
         self._resource_specification = resource_specification
         self.dfk: DataFlowKernel | None = None
         self._app: Any = None
+        self._bundle_app: Any = None
         self._prioritise = False
 
     @property
@@ -92,6 +93,7 @@ class ParslBackend(Backend):
         allow_running()
         self.dfk = DataFlowKernel(config)
         self._app = fragment_app(self.dfk)
+        self._bundle_app = bundle_app(self.dfk)
         self._prioritise = all(accepts_priority(ex) for ex in user_executors(self.dfk))
         logger.info("Parsl started (%s): run directory %s", self.label, self.dfk.run_dir)
 
@@ -99,7 +101,7 @@ class ParslBackend(Backend):
         """Clean up the DataFlowKernel; with ``cancel``, first kill and drop what has not finished."""
         if self.dfk is None:
             return
-        dfk, self.dfk, self._app = self.dfk, None, None
+        dfk, self.dfk, self._app, self._bundle_app = self.dfk, None, None, None
         if cancel:
             for executor in user_executors(dfk):
                 cancel_queued_threads(executor)
@@ -107,14 +109,20 @@ class ParslBackend(Backend):
         dfk.cleanup()
 
     def submit(self, task: FragmentTask, job: dict[str, Any], priority: int) -> Future:
-        if self._app is None:
+        return self._call(self._app, task, job, priority)
+
+    def submit_bundle(self, tasks: list[FragmentTask], jobs: list[dict[str, Any]], priority: int) -> Future:
+        return self._call(self._bundle_app, tasks[0], jobs, priority)
+
+    def _call(self, app: Any, task: FragmentTask, argument: Any, priority: int) -> Future:
+        if app is None:
             raise ConfigurationError(f"the {self.label!r} executor is not started")
         spec: dict[str, Any] = {}
         if self._resource_specification is not None:
             spec.update(self._resource_specification(task))
         if self._prioritise:
             spec["priority"] = priority
-        return self._app(job, parsl_resource_specification=spec)
+        return app(argument, parsl_resource_specification=spec)
 
     def attempts(self, future: Future) -> int:
         return try_count(future)

@@ -32,13 +32,13 @@ class ProgressDisplay:
         self.label = label
         self.done = self.cached = self.shared = self.failed = self.running = 0
 
-    def submitted(self) -> None:
-        """A fragment went to the back-end (queued there or running)."""
-        self.running += 1
+    def submitted(self, count: int = 1) -> None:
+        """Fragments went to the back-end (queued there or running)."""
+        self.running += count
         self.show()
 
-    def returned(self) -> None:
-        self.running -= 1
+    def returned(self, count: int = 1) -> None:
+        self.running -= count
 
     def update(self, result: TaskResult) -> None:
         self.done += 1

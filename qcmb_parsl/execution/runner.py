@@ -31,7 +31,7 @@ from ..errors import CacheError, InputError, RunInterrupted
 from ..planning.plan import FragmentTask
 from .backends import Backend
 from .jobs import JobSettings
-from .ordering import Order, calibrate, estimate_seconds, log_plan, order_tasks
+from .ordering import Calibration, Order, calibrate, estimate_seconds, log_plan, order_tasks
 from .outcomes import (
     Evidence,
     FailureKind,
@@ -55,6 +55,11 @@ ProgressCallback = Callable[[str, int, int], None]
 
 #: Seconds between looks at the queue of finished fragments: how soon a stop signal is acted on.
 _POLL = 0.25
+#: Seconds a bundle of tiny fragments should last: results come back at least this often, and one
+#: round trip and one engine process serve every fragment in it.
+DEFAULT_BUNDLE_SECONDS = 0.5
+#: Fragments per bundle at most, however tiny.
+MAX_BUNDLE = 256
 
 
 @dataclass
@@ -75,6 +80,9 @@ class Runner:
         ``"auto"``, ``"bar"``, ``"log"`` or False.
     check_programs
         Verify before submission that QCEngine finds each program where the driver runs.
+    bundle_seconds
+        Fragments expected to take less than half this are packed into app calls lasting about this
+        long (one round trip, one engine process for all of them); 0 turns bundling off.
     """
 
     backend: Backend
@@ -83,6 +91,7 @@ class Runner:
     order: Order = "cost"
     progress: ProgressMode = False
     check_programs: bool = True
+    bundle_seconds: float = DEFAULT_BUNDLE_SECONDS
 
     def run(self, tasks: Iterable[FragmentTask], progress_callback: ProgressCallback | None = None) -> RunReport:
         start, cpu_start = time.perf_counter(), time.thread_time()
@@ -107,7 +116,9 @@ class Runner:
                 for key, hit in hits.items():
                     for task in groups[key]:
                         run.record(_cached_result(task, hit, self.backend.label))
-                estimate_seconds(tasks, calibrate(tasks, {r.label: r.wall_time for r in run.results.values()}))
+                factors = calibrate(tasks, {r.label: r.wall_time for r in run.results.values()})
+                estimate_seconds(tasks, factors)
+                run.calibration = Calibration(factors)
                 leaders = order_tasks([group[0] for key, group in groups.items() if key not in hits], self.order)
                 if leaders:
                     run.execute(leaders)
@@ -153,6 +164,7 @@ class _Run:
         self.results: dict[str, TaskResult] = {}
         self.doomed: dict[str, FragmentFailure] = {}
         self.progress_callback: ProgressCallback | None = None
+        self.calibration = Calibration({})
 
     def record(self, result: TaskResult) -> None:
         self.results[result.label] = result
@@ -184,20 +196,23 @@ class _Run:
 
     def _loop(self, leaders: list[FragmentTask]) -> None:
         pending = deque(leaders)
-        in_flight: dict[Future, FragmentTask] = {}
+        in_flight: dict[Future, list[FragmentTask]] = {}
         finished: queue.SimpleQueue[Future] = queue.SimpleQueue()
         window = max(self.backend.capacity, 1)
         priority = 0
         while pending or in_flight:
             while pending and len(in_flight) < window:
-                task = pending.popleft()
-                if task.mc in self.doomed:
-                    self._finish(task, _cancelled(task, self.doomed[task.mc]), None)
+                bundle = self._next(pending)
+                if not bundle:
                     continue
-                future = self.backend.submit(task, self.runner.settings.job(task), priority)
+                jobs = [self.runner.settings.job(task) for task in bundle]
+                if len(bundle) == 1:
+                    future = self.backend.submit(bundle[0], jobs[0], priority)
+                else:
+                    future = self.backend.submit_bundle(bundle, jobs, priority)
                 priority += 1
-                in_flight[future] = task
-                self.display.submitted()
+                in_flight[future] = bundle
+                self.display.submitted(len(bundle))
                 future.add_done_callback(finished.put)
             if not in_flight:
                 continue
@@ -205,10 +220,31 @@ class _Run:
                 done = finished.get(timeout=_POLL)
             except queue.Empty:
                 continue
-            task = in_flight.pop(done)
-            self.display.returned()
-            result, result_json = self._collect(task, done)
-            self._finish(task, result, result_json)
+            bundle = in_flight.pop(done)
+            self.display.returned(len(bundle))
+            for task, (result, result_json) in zip(bundle, self._collect(bundle, done), strict=True):
+                self._finish(task, result, result_json)
+
+    def _next(self, pending: deque[FragmentTask]) -> list[FragmentTask]:
+        """The next call to submit: one fragment, or consecutive tiny ones packed to about
+        ``bundle_seconds``. Cancelled fragments are finished on the way and never submitted."""
+        task = pending.popleft()
+        if task.mc in self.doomed:
+            self._finish(task, _cancelled(task, self.doomed[task.mc]), None)
+            return []
+        bundle, target = [task], self.runner.bundle_seconds
+        expected = self.calibration.seconds(task)
+        if expected is None or expected >= target / 2:
+            return bundle
+        total = expected
+        while pending and len(bundle) < MAX_BUNDLE:
+            following = pending[0]
+            seconds = self.calibration.seconds(following)
+            if following.mc in self.doomed or seconds is None or total + seconds > target:
+                break
+            bundle.append(pending.popleft())
+            total += seconds
+        return bundle
 
     def _finish(self, task: FragmentTask, result: TaskResult, result_json: str | None) -> None:
         """Store, then record the fragment and its twins: a stop waits until this is done."""
@@ -222,17 +258,30 @@ class _Run:
             if result.failure is not None and result.failure.kind is FailureKind.INPUT:
                 self.doomed.setdefault(task.mc, result.failure)
 
-    def _collect(self, task: FragmentTask, future: Future) -> tuple[TaskResult, str | None]:
-        """TaskResult of a finished future, and the result's JSON text for the cache."""
+    def _collect(self, bundle: list[FragmentTask], future: Future) -> list[tuple[TaskResult, str | None]]:
+        """TaskResult of each fragment of a finished call, and each result's JSON text for the cache."""
         infrastructure_tries = self.backend.attempts(future)
         try:
-            envelope = future.result()
+            returned = future.result()
         except Exception as exc:  # noqa: BLE001 - every failure is reported per fragment
             kind = FailureKind.LOST_WORKER if is_infrastructure_failure(exc) else FailureKind.CRASHED
-            failure = FragmentFailure(
-                task.label, task.program, kind, f"{type(exc).__name__}: {exc}", attempts=infrastructure_tries
-            )
-            return TaskResult(task.label, None, failure=failure, attempts=infrastructure_tries), None
+            message = f"{type(exc).__name__}: {exc}"
+            return [
+                (
+                    TaskResult(
+                        task.label,
+                        None,
+                        failure=FragmentFailure(task.label, task.program, kind, message, attempts=infrastructure_tries),
+                        attempts=infrastructure_tries,
+                    ),
+                    None,
+                )
+                for task in bundle
+            ]
+        envelopes = returned if isinstance(returned, list) else [returned]
+        return [self._unpack(task, envelope, infrastructure_tries) for task, envelope in zip(bundle, envelopes, strict=True)]
+
+    def _unpack(self, task: FragmentTask, envelope: dict[str, Any], infrastructure_tries: int) -> tuple[TaskResult, str | None]:
         attempts = int(envelope["provenance"]["attempts"]) + infrastructure_tries - 1
         provenance = {
             **envelope["provenance"],
@@ -254,6 +303,8 @@ class _Run:
                 attempts,
                 tuple(Evidence.from_dict(e) for e in envelope["evidence"]),
             )
+        else:
+            self.calibration.observe(task, provenance["wall_time"])
         task_result = TaskResult(
             task.label, result, Source.COMPUTED, failure, provenance["wall_time"], attempts, provenance
         )

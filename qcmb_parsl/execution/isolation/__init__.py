@@ -6,6 +6,22 @@ first use) has QCEngine, the harnesses and the engines' Python modules imported,
 process costs a fork, not an interpreter start.
 """
 
-from .client import ChildOutcome, FragmentLimits, cancel_running, isolated_compute
+from .client import (
+    ChildOutcome,
+    EngineJob,
+    FragmentLimits,
+    allow_running,
+    cancel_running,
+    isolated_compute,
+    isolated_compute_many,
+)
 
-__all__ = ["ChildOutcome", "FragmentLimits", "cancel_running", "isolated_compute"]
+__all__ = [
+    "ChildOutcome",
+    "EngineJob",
+    "FragmentLimits",
+    "allow_running",
+    "cancel_running",
+    "isolated_compute",
+    "isolated_compute_many",
+]

@@ -1,8 +1,11 @@
 """What a fragment's own process does, from the moment the template forks it to its exit.
 
-It cuts itself loose from the template (own session, own files, own limits), dies with the template
-if that dies, runs ``qcengine.compute`` once, and leaves the result in its private directory. It
-never returns into the template's code: it leaves through ``os._exit``.
+It cuts itself loose from the template (own session, own files), dies with the template if that
+dies, runs ``qcengine.compute`` for each job it was given (one fragment, or a bundle of tiny ones one
+after another), each in its own directory with its own environment, output files and thread counts,
+and leaves every result on disk as soon as it has it. Before each job it says which one it starts,
+so that a crash, a timeout or a memory kill is blamed on that job alone. It never returns into the
+template's code: it leaves through ``os._exit``.
 """
 
 from __future__ import annotations
@@ -46,15 +49,20 @@ def _detach(directory: Path, lifeline: int, inherited: list[int]) -> None:
         signal.signal(signum, signal.SIG_DFL)
     signal.set_wakeup_fd(-1)
     os.chdir(directory)
+    _redirect(directory)
+    threading.Thread(target=_die_with_template, args=(lifeline,), name="lifeline", daemon=True).start()
+
+
+def _redirect(directory: Path) -> None:
+    """stdin from /dev/null; stdout and stderr (C level included) into the job's own files."""
     for fd, path, flags in (
         (0, os.devnull, os.O_RDONLY),
-        (1, files.STDOUT, os.O_WRONLY | os.O_CREAT | os.O_TRUNC),
-        (2, files.STDERR, os.O_WRONLY | os.O_CREAT | os.O_TRUNC),
+        (1, directory / files.STDOUT, os.O_WRONLY | os.O_CREAT | os.O_TRUNC),
+        (2, directory / files.STDERR, os.O_WRONLY | os.O_CREAT | os.O_TRUNC),
     ):
         opened = os.open(path, flags, 0o600)
         os.dup2(opened, fd)
         os.close(opened)
-    threading.Thread(target=_die_with_template, args=(lifeline,), name="lifeline", daemon=True).start()
 
 
 def _die_with_template(lifeline: int) -> None:
@@ -78,13 +86,22 @@ def _limit_threads(ncores: int) -> Any:
 def _compute(directory: Path) -> int:
     import qcengine
 
-    job = json.loads((directory / files.INPUT).read_text())
-    os.environ.update(job["environment"])
-    limits = _limit_threads(int(job["task_config"].get("ncores") or 1))
-    started = time.time()
-    result = qcengine.compute(job["atomic_input"], job["program"], raise_error=False, task_config=job["task_config"])
-    wall_time = time.time() - started
-    files.write_atomically(directory / files.RESULT, result.model_dump_json())
-    files.write_atomically(directory / files.TIMING, json.dumps({"started": started, "wall_time": wall_time}))
-    del limits
+    jobs = json.loads((directory / files.INPUT).read_text())["jobs"]
+    inherited = dict(os.environ)
+    for index, job in enumerate(jobs):
+        job_dir = Path(job["dir"])
+        sys.stdout.flush()
+        sys.stderr.flush()
+        _redirect(job_dir)
+        os.chdir(job_dir)
+        os.environ.clear()
+        os.environ.update({**inherited, **job["environment"]})
+        limits = _limit_threads(int(job["task_config"].get("ncores") or 1))
+        started = time.time()
+        files.write_atomically(directory / files.PROGRESS, json.dumps({"index": index, "started": started}))
+        result = qcengine.compute(job["atomic_input"], job["program"], raise_error=False, task_config=job["task_config"])
+        wall_time = time.time() - started
+        files.write_atomically(job_dir / files.RESULT, result.model_dump_json())
+        files.write_atomically(job_dir / files.TIMING, json.dumps({"started": started, "wall_time": wall_time}))
+        limits.restore_original_limits()
     return 0

@@ -202,73 +202,104 @@ def allow_running() -> None:
     _TEMPLATE.cancelled = False
 
 
-def isolated_compute(
-    program: str,
-    atomic_input: dict[str, Any],
-    task_config: dict[str, Any],
-    environment: dict[str, str],
-    limits: FragmentLimits,
-) -> ChildOutcome:
+@dataclass(frozen=True)
+class EngineJob:
+    """One ``qcengine.compute`` call: what the worker hands to a fragment's process."""
+
+    program: str
+    atomic_input: dict[str, Any]
+    task_config: dict[str, Any]
+    environment: dict[str, str]
+
+
+def isolated_compute(job: EngineJob, limits: FragmentLimits) -> ChildOutcome:
     """``qcengine.compute`` in a fresh child of the template, within ``limits``; never raises for the
     engine's sake (a crash, a kill or a failed result all come back as a :class:`ChildOutcome`)."""
+    return isolated_compute_many([job], limits)[0]
+
+
+def isolated_compute_many(jobs: list[EngineJob], limits: FragmentLimits) -> list[ChildOutcome]:
+    """Several jobs one after another in one child (a bundle of tiny fragments: one fork for all).
+
+    The limits apply to each job. A job that crashes, runs out of time or over its memory ends the
+    child; it alone gets the blame, and the jobs after it go to a fresh child.
+    """
+    outcomes: list[ChildOutcome | None] = [None] * len(jobs)
+    while remaining := [index for index, outcome in enumerate(outcomes) if outcome is None]:
+        if _TEMPLATE.cancelled:
+            for index in remaining:
+                outcomes[index] = ChildOutcome(None, time.time(), 0.0, None, killed_for="cancelled")
+            break
+        for index, outcome in zip(remaining, _run_child([jobs[i] for i in remaining], limits), strict=True):
+            outcomes[index] = outcome
+    return [outcome for outcome in outcomes if outcome is not None]
+
+
+def _run_child(jobs: list[EngineJob], limits: FragmentLimits) -> list[ChildOutcome | None]:
+    """One child for ``jobs``: an outcome for each job it finished or was computing, None for the rest."""
     started = time.time()
-    if _TEMPLATE.cancelled:
-        return ChildOutcome(None, started, 0.0, None, killed_for="cancelled")
-    base = task_config.get("scratch_directory") or tempfile.gettempdir()
+    base = jobs[0].task_config.get("scratch_directory") or tempfile.gettempdir()
     directory = Path(tempfile.mkdtemp(prefix="qcmb-fragment-", dir=base))
     try:
-        return _run(directory, program, atomic_input, task_config, environment, limits, started)
+        job_dirs = [directory / str(index) for index in range(len(jobs))]
+        entries = [_prepare(job_dir, job) for job_dir, job in zip(job_dirs, jobs, strict=True)]
+        files.write_atomically(directory / files.INPUT, json.dumps({"jobs": entries}))
+        waiter = _TEMPLATE.submit(directory, jobs[0].program)
+        try:
+            _watch(waiter, limits, directory / files.PROGRESS)
+        except BaseException:
+            waiter.forked.wait(5)
+            _TEMPLATE.kill(waiter, signal.SIGKILL, "cancelled")
+            raise
+        return _outcomes(directory, job_dirs, waiter, started)
     finally:
-        if not task_config.get("scratch_messy"):
+        if not jobs[0].task_config.get("scratch_messy"):
             shutil.rmtree(directory, ignore_errors=True)
 
 
-def _run(
-    directory: Path,
-    program: str,
-    atomic_input: dict[str, Any],
-    task_config: dict[str, Any],
-    environment: dict[str, str],
-    limits: FragmentLimits,
-    started: float,
-) -> ChildOutcome:
-    (directory / files.SCRATCH).mkdir()
-    (directory / files.TMP).mkdir()
+def _prepare(job_dir: Path, job: EngineJob) -> dict[str, Any]:
+    """The job's private directory, and its entry in the child's input."""
+    (job_dir / files.SCRATCH).mkdir(parents=True)
+    (job_dir / files.TMP).mkdir()
     private = {
         # Everything the engine, MPI and their libraries put in temporary files stays in here.
-        "TMPDIR": str(directory / files.TMP),
-        "TMP": str(directory / files.TMP),
-        "TEMP": str(directory / files.TMP),
+        "TMPDIR": str(job_dir / files.TMP),
+        "TMP": str(job_dir / files.TMP),
+        "TEMP": str(job_dir / files.TMP),
     }
-    job = {
-        "program": program,
-        "atomic_input": atomic_input,
-        "task_config": {**task_config, "scratch_directory": str(directory / files.SCRATCH)},
-        "environment": {**environment, **private},
+    entry = {
+        "dir": str(job_dir),
+        "program": job.program,
+        "atomic_input": job.atomic_input,
+        "task_config": {**job.task_config, "scratch_directory": str(job_dir / files.SCRATCH)},
+        "environment": {**job.environment, **private},
     }
-    files.write_atomically(directory / files.INPUT, json.dumps(job))
-    waiter = _TEMPLATE.submit(directory, program)
-    try:
-        _watch(waiter, limits)
-    except BaseException:
-        waiter.forked.wait(5)
-        _TEMPLATE.kill(waiter, signal.SIGKILL, "cancelled")
-        raise
-    return _outcome(directory, waiter, started)
+    return entry
 
 
-def _watch(waiter: _Waiter, limits: FragmentLimits) -> None:
-    """Wait for the fragment's process; kill its group when it runs out of time or over its memory."""
-    deadline = None if limits.timeout is None else time.monotonic() + limits.timeout
+def _watch(waiter: _Waiter, limits: FragmentLimits, progress: Path) -> None:
+    """Wait for the fragment's process; kill its group when a job runs out of time or over its memory.
+
+    A job's time starts when the child says it starts it (the progress file), so every job of a
+    bundle gets the whole ``timeout``.
+    """
+    job_started = time.time()
+    seen = None
     while True:
-        remaining = None if deadline is None else max(deadline - time.monotonic(), 0.0)
-        if limits.memory_bytes is not None:
+        remaining = None
+        if limits.timeout is not None:
+            remaining = max(job_started + limits.timeout - time.time(), 0.0)
+        if limits.memory_bytes is not None or limits.timeout is not None:
             remaining = WATCH_PERIOD if remaining is None else min(remaining, WATCH_PERIOD)
         if waiter.done.wait(remaining):
             return
-        if deadline is not None and time.monotonic() >= deadline:
-            _TEMPLATE.stop(waiter, "timeout", limits.grace)
-            return
+        if limits.timeout is not None:
+            current = _read_json(progress)
+            if current and current != seen:
+                seen, job_started = current, current["started"]
+            if time.time() >= job_started + limits.timeout:
+                _TEMPLATE.stop(waiter, "timeout", limits.grace)
+                return
         if limits.memory_bytes is not None and waiter.pid is not None:
             waiter.peak_memory = max(waiter.peak_memory, _fragment_memory(waiter.pid))
             if waiter.peak_memory > limits.memory_bytes:
@@ -290,28 +321,46 @@ def _fragment_memory(pid: int) -> int:
         return 0
 
 
-def _outcome(directory: Path, waiter: _Waiter, started: float) -> ChildOutcome:
-    result_path = directory / files.RESULT
-    timing_path = directory / files.TIMING
-    result_json = result_path.read_text() if result_path.is_file() else None
-    timing = json.loads(timing_path.read_text()) if timing_path.is_file() else {}
+def _read_json(path: Path) -> Any:
+    try:
+        return json.loads(path.read_text())
+    except (OSError, ValueError):
+        return None
+
+
+def _outcomes(directory: Path, job_dirs: list[Path], waiter: _Waiter, started: float) -> list[ChildOutcome | None]:
+    """Each job's outcome: its result if it left one; how the process ended for the job it was computing
+    when it ended; None for the jobs it never started."""
+    progress = _read_json(directory / files.PROGRESS) or {"index": 0}
     exit_status = signal_name = None
     if waiter.status is not None:
         if os.WIFSIGNALED(waiter.status):
             signal_name = signal.Signals(os.WTERMSIG(waiter.status)).name
         else:
             exit_status = os.waitstatus_to_exitcode(waiter.status)
-    return ChildOutcome(
-        result_json=result_json,
-        started=timing.get("started", started),
-        wall_time=timing.get("wall_time", time.time() - started),
-        engine_pid=waiter.pid,
-        exit_status=exit_status,
-        signal=signal_name,
-        killed_for=waiter.killed_for,
-        peak_rss_mib=None if waiter.maxrss_kib is None else waiter.maxrss_kib / 1024,
-        peak_memory_mib=waiter.peak_memory / 2**20 if waiter.peak_memory else None,
-        stdout_tail=files.tail(directory / files.STDOUT),
-        stderr_tail=files.tail(directory / files.STDERR),
-        template_lost=waiter.lost,
-    )
+    outcomes: list[ChildOutcome | None] = []
+    for index, job_dir in enumerate(job_dirs):
+        result_path = job_dir / files.RESULT
+        finished = result_path.is_file()
+        if not finished and index != progress["index"]:
+            outcomes.append(None)
+            continue
+        timing = _read_json(job_dir / files.TIMING) or {}
+        blamed = not finished
+        outcomes.append(
+            ChildOutcome(
+                result_json=result_path.read_text() if finished else None,
+                started=timing.get("started", progress.get("started", started)),
+                wall_time=timing.get("wall_time", time.time() - progress.get("started", started)),
+                engine_pid=waiter.pid,
+                exit_status=exit_status if blamed else 0,
+                signal=signal_name if blamed else None,
+                killed_for=waiter.killed_for if blamed else None,
+                peak_rss_mib=None if waiter.maxrss_kib is None else waiter.maxrss_kib / 1024,
+                peak_memory_mib=waiter.peak_memory / 2**20 if waiter.peak_memory and blamed else None,
+                stdout_tail=files.tail(job_dir / files.STDOUT),
+                stderr_tail=files.tail(job_dir / files.STDERR),
+                template_lost=waiter.lost and blamed,
+            )
+        )
+    return outcomes

@@ -6,6 +6,8 @@ import os
 from pathlib import Path
 
 INPUT = "input.json"
+#: Which job of a bundle the process is computing, and since when: ``{"index", "started"}``.
+PROGRESS = "progress.json"
 RESULT = "result.json"
 TIMING = "timing.json"
 STDOUT = "stdout.txt"
