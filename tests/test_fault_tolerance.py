@@ -13,7 +13,7 @@ import threading
 import numpy as np
 import psutil
 import pytest
-from hpc_services import SlurmCluster, slurm_cluster  # noqa: F401 - a fixture
+from hpc_services import SlurmCluster
 from molecules import mbe_input
 from parsl.app.errors import AppTimeout
 from parsl.executors.high_throughput.errors import WorkerLost
@@ -165,7 +165,7 @@ def test_worker_killed_mid_run_still_gives_the_same_numbers():
 
 
 @pytest.mark.slurm
-def test_slurm_block_cancelled_mid_run_is_replaced(slurm_cluster: SlurmCluster, tmp_path, monkeypatch):  # noqa: F811
+def test_slurm_block_cancelled_mid_run_is_replaced(slurm_cluster: SlurmCluster, tmp_path, monkeypatch):
     monkeypatch.chdir(tmp_path)
     mbin = mbe_input(3, basis="6-31g", bsse_type=["cp", "nocp"])
     reference = ManyBodyComputer.from_manybodyinput(mbin)
