@@ -11,6 +11,7 @@ from .engines.pyscf import register_pyscf_harness
 
 register_pyscf_harness()
 
+from . import v2  # noqa: E402  (qcmb_parsl.v2, as qcmanybody.v2 after `import qcmanybody`)
 from .computer import ManyBodyComputer  # noqa: E402
 from .errors import (  # noqa: E402
     CacheError,

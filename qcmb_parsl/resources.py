@@ -7,7 +7,6 @@ each fragment to its worker slot instead.
 
 from __future__ import annotations
 
-import os
 from typing import Any
 
 import psutil
@@ -21,10 +20,6 @@ THREAD_VARIABLES = (
     "VECLIB_MAXIMUM_THREADS",
     "NUMEXPR_NUM_THREADS",
 )
-
-
-def default_workers() -> int:
-    return os.cpu_count() or 1
 
 
 class WorkerResources(BaseModel):

@@ -8,6 +8,8 @@ from __future__ import annotations
 
 import json
 import os
+import subprocess
+import sys
 from functools import cache
 from pathlib import Path
 
@@ -265,3 +267,11 @@ def test_max_nbody_out_of_range(max_nbody):
     with pytest.raises(InputError) as excinfo:
         ManyBodyComputer.from_manybodyinput(mbe_input(3, max_nbody=max_nbody), executor=None)
     assert "max_nbody" in _one_line(excinfo)
+
+
+def test_v2_is_reachable_after_importing_the_package():
+    """As ``import qcmanybody`` exposes ``qcmanybody.v2``: a fresh interpreter, one import."""
+    code = "import qcmb_parsl; print(qcmb_parsl.v2.ManyBodyComputer.schema_version)"
+    proc = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=120)
+    assert proc.returncode == 0, proc.stderr
+    assert proc.stdout.strip() == "2"

@@ -83,9 +83,9 @@ def test_large_cluster_plans_quickly_and_samples_match_upstream():
     assert elapsed < 60, f"planning (H2O)32 MBE(3) CP took {elapsed:.1f} s"
     parent = computer.qcmb_core.molecule
     for task in random.Random(7).sample(tasks, 25):
-        ghost = sorted(set(task.basis) - set(task.real))
+        ghost = sorted(set(task.basis_fragments) - set(task.real_fragments))
         upstream = parent.get_fragment(
-            [i - 1 for i in task.real], [i - 1 for i in ghost], orient=False, group_fragments=False
+            [i - 1 for i in task.real_fragments], [i - 1 for i in ghost], orient=False, group_fragments=False
         ).copy(update={"fix_com": True, "fix_orientation": True})
         assert_same_fragment(task.atomic_input["molecule"], upstream, qcel_v1.Molecule)
 
@@ -93,7 +93,7 @@ def test_large_cluster_plans_quickly_and_samples_match_upstream():
 def test_cp_fragments_share_one_layout():
     """Every fragment in the full cluster basis reuses the same lists: memory stays flat."""
     computer = ManyBodyComputer.prepare(mbin_for(6, ["cp"], max_nbody=6))
-    full = [t for t in computer.fragment_tasks() if len(t.basis) == 6]
+    full = [t for t in computer.fragment_tasks() if len(t.basis_fragments) == 6]
     assert len(full) > 1
     assert len({id(t.atomic_input["molecule"]["geometry"]) for t in full}) == 1
 

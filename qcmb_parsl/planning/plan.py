@@ -34,22 +34,24 @@ SchemaVersion = Literal[1, 2]
 class FragmentTask:
     """One fragment calculation, ready to submit.
 
-    ``atomic_input`` is QCSchema JSON (plain dicts, lists and numbers) for ``qcengine.compute``:
+    ``real_fragments`` are the (1-indexed) parent fragments whose atoms are real, ``basis_fragments``
+    those whose basis functions are present (real plus ghosts), as in QCManyBody's labels; the basis
+    set's name is :attr:`basis_set`. ``atomic_input`` is QCSchema JSON (plain dicts, lists and numbers) for ``qcengine.compute``:
     it crosses process and node boundaries as data, never as a pickled model.
     """
 
     label: str
     mc: str
     program: str
-    real: tuple[int, ...]
-    basis: tuple[int, ...]
+    real_fragments: tuple[int, ...]
+    basis_fragments: tuple[int, ...]
     atomic_input: dict[str, Any]
     cost: float = 1.0
     expected_seconds: float | None = None
 
     @property
     def nbody(self) -> int:
-        return len(self.real)
+        return len(self.real_fragments)
 
     @property
     def method(self) -> str:
@@ -98,7 +100,7 @@ class FragmentMoleculeBuilder:
     and basis-function counts are prepared once per parent fragment and joined per fragment task.
     """
 
-    def __init__(self, molecule: Any, basis: str | None = None):
+    def __init__(self, molecule: Any):
         self.name = molecule.name
         geometry = np.asarray(molecule.geometry, dtype=float).reshape(-1, 3)
         self.fragments = [list(map(int, frag)) for frag in molecule.fragments]
