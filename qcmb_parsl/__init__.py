@@ -28,6 +28,7 @@ from .planning.plan import FragmentTask, plan_tasks, specifications_from_input  
 __version__ = version("qcmb_parsl")
 
 __all__ = [
+    "v2",
     "ManyBodyComputer",
     "ParslExecutor",
     "SequentialExecutor",

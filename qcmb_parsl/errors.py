@@ -23,6 +23,14 @@ class InputError(QcmbParslError, ValueError):
     """The ManyBodyInput (or a low-level plan) cannot be run as given; raised before any submission."""
 
 
+class OutputError(QcmbParslError):
+    """A result or summary file cannot be written where asked.
+
+    Raised before anything is computed when the place is unusable (a directory, no write access), and
+    after computing when writing fails (quota, file-size limit), then saying where the work is kept.
+    """
+
+
 class CacheError(QcmbParslError):
     """The fragment cache directory cannot be created, opened or written."""
 

@@ -24,17 +24,10 @@ from molecules import mbe_input
 from qcmb_parsl import ParslExecutor
 from qcmb_parsl.cache import fragment_key
 from qcmb_parsl.engines.programs import program_versions
-from qcmb_parsl.frontend.campaign import (
-    LABEL_SEPARATOR,
-    SUMMARY_COLUMNS,
-    detect_schema_version,
-    keep_fragment_results,
-    load_result,
-    prepare,
-    read_input,
-    run_campaign,
-)
+from qcmb_parsl.frontend.campaign import LABEL_SEPARATOR, run_campaign
 from qcmb_parsl.frontend.cli import main
+from qcmb_parsl.frontend.files import SUMMARY_COLUMNS, load_result, read_input
+from qcmb_parsl.schema import detect_input_version, keep_fragment_results
 
 ROOT = Path(__file__).resolve().parents[1]
 SBATCH = ROOT / "examples" / "slurm_campaign.sbatch"
@@ -60,7 +53,7 @@ def distinct_fragments(directory: Path) -> int:
     """Distinct fragment calculations over all inputs of ``directory``, by the executor's cache key."""
     keys = set()
     for path in sorted(directory.glob("*.json")):
-        tasks = prepare(read_input(path)).fragment_tasks()
+        tasks = read_input(path).prepare().fragment_tasks()
         versions = program_versions({task.program for task in tasks})
         keys.update(fragment_key(task.program, versions[task.program], task.atomic_input) for task in tasks)
     return len(keys)
@@ -225,20 +218,20 @@ def test_failed_input_is_reported_and_the_others_are_written(tmp_path, capsys):
 
 def test_schema_version_detection():
     v1, v2 = mbe_input(2), mbe_input(2, schema_version=2)
-    assert detect_schema_version(v1) == 1  # component_results protocol
-    assert detect_schema_version(v2) == 2  # cluster_results protocol
+    assert detect_input_version(v1) == 1  # component_results protocol
+    assert detect_input_version(v2) == 2  # cluster_results protocol
     bare = json.loads(json.dumps(v1))
     del bare["specification"]["protocols"]
-    assert detect_schema_version(bare) == 1  # no marker: validates as v1
-    assert detect_schema_version({**bare, "schema_version": 2}) == 2
+    assert detect_input_version(bare) == 1  # no marker: validates as v1
+    assert detect_input_version({**bare, "schema_version": 2}) == 2
     spec_v2 = {**bare, "specification": {**bare["specification"], "schema_version": 2}}
-    assert detect_schema_version(spec_v2) == 2
+    assert detect_input_version(spec_v2) == 2
     named = json.loads(json.dumps(bare))
     named["specification"]["specification"]["schema_name"] = "qcschema_atomic_specification"
-    assert detect_schema_version(named) == 2
+    assert detect_input_version(named) == 2
     only_v2 = json.loads(json.dumps(bare))
     only_v2["specification"]["program"] = ""  # a field only v2's ManyBodySpecification has
-    assert detect_schema_version(only_v2) == 2
+    assert detect_input_version(only_v2) == 2
 
 
 def test_fragment_results_protocol_is_added_not_overridden():
@@ -270,5 +263,5 @@ def test_example_inputs_are_valid_and_share_fragments():
     assert len(files) == 3
     versions = {path.stem: read_input(path).schema_version for path in files}
     assert versions == {"water_dimer": 1, "water_trimer_nocp": 1, "water_trimer_cp_v2": 2}
-    n_tasks = sum(len(prepare(read_input(path)).fragment_tasks()) for path in files)
+    n_tasks = sum(len(read_input(path).prepare().fragment_tasks()) for path in files)
     assert distinct_fragments(inputs) < n_tasks

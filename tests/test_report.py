@@ -16,7 +16,7 @@ from molecules import mbe_input
 
 from qcmb_parsl import ManyBodyComputer, ParslExecutor
 from qcmb_parsl.errors import InputError
-from qcmb_parsl.frontend.campaign import write_result
+from qcmb_parsl.frontend.files import write_result
 from qcmb_parsl.frontend.pictures import (
     FragmentRecord,
     assign_lanes,

@@ -9,13 +9,14 @@ Commands::
     qcmb-parsl report RESULT.json... [--out-dir D]
 
 Exit status: 0 on success, 1 when fragments failed (or on an unexpected error), 2 for a bad input,
-configuration, cache directory or command line. A failure prints one line, ``qcmb-parsl: error: ...``,
-on stderr; ``--debug`` adds the traceback.
+configuration, cache directory, output path or command line. A failure prints one line,
+``qcmb-parsl: error: ...``, on stderr; ``--debug`` adds the traceback.
 """
 
 from __future__ import annotations
 
 import argparse
+import inspect
 import json
 import logging
 import sys
@@ -29,6 +30,9 @@ PROG = "qcmb-parsl"
 DEFAULT_PRESET = "local"
 DEFAULT_CAMPAIGN_DIR = "campaign-results"
 CACHE_DIR_HELP = "cache directory (default $QCMB_PARSL_CACHE_DIR or the user cache)"
+#: ParslExecutor settings the command line sets with options of its own, not with --option.
+COMMAND_OPTIONS = {"config": "--config or --preset", "cache": "--no-cache", "cache_dir": "--cache-dir",
+                   "progress": "--progress or --quiet"}
 
 logger = logging.getLogger(__name__)
 
@@ -51,9 +55,9 @@ class _Parser(argparse.ArgumentParser):
 # -- the command line ------------------------------------------------------------------------------
 
 
-def _common_options() -> argparse.ArgumentParser:
+def _common_options() -> _Parser:
     """Options every command takes, before or after its name (defaults applied in :func:`main`)."""
-    common = argparse.ArgumentParser(add_help=False)
+    common = _Parser(add_help=False)
     common.add_argument("-v", "--verbose", action="count", default=argparse.SUPPRESS,
                         help="INFO log lines of qcmb_parsl on stderr (-vv: DEBUG)")
     common.add_argument("-q", "--quiet", action="store_true", default=argparse.SUPPRESS,
@@ -84,8 +88,8 @@ def _add_executor_options(parser: argparse.ArgumentParser) -> None:
     which.add_argument("--no-cache", action="store_true", help="neither read nor write the fragment cache")
 
 
-def _cache_dir_option() -> argparse.ArgumentParser:
-    options = argparse.ArgumentParser(add_help=False)
+def _cache_dir_option() -> _Parser:
+    options = _Parser(add_help=False)
     options.add_argument("--cache-dir", metavar="D", help=CACHE_DIR_HELP)
     return options
 
@@ -111,7 +115,8 @@ def build_parser() -> argparse.ArgumentParser:
     )
     run.add_argument("input", metavar="INPUT.json", help="ManyBodyInput JSON file")
     run.add_argument("--out", metavar="RESULT.json",
-                     help="result file (default INPUT.result.json next to the input)")
+                     help="result file (default INPUT.result.json next to the input); checked before "
+                          "anything is computed")
     _add_executor_options(run)
     run.set_defaults(handler=cmd_run)
 
@@ -200,11 +205,27 @@ def _preset_options(args: argparse.Namespace) -> dict[str, Any]:
         if not sep or not key.strip():
             raise ConfigurationError(f"--option {item!r}: write KEY=VALUE")
         options[key.strip().replace("-", "_")] = _option_value(value)
+    settings = sorted(set(options) & _executor_settings())
+    if settings:
+        named = [f"{name} (use {COMMAND_OPTIONS[name]})" if name in COMMAND_OPTIONS else name for name in settings]
+        raise ConfigurationError(
+            f"--option {', '.join(named)}: not a preset option; `{PROG} presets` lists each preset's options"
+        )
     if args.workers is not None:
         if args.workers < 1:
             raise ConfigurationError(f"--workers must be at least 1, got {args.workers}")
         options["max_workers"] = args.workers
     return options
+
+
+def _executor_settings() -> set[str]:
+    """ParslExecutor's own keyword parameters that are no preset option: --option may not set them."""
+    from ..execution.executors import ParslExecutor
+    from ..presets import PresetOptions
+
+    named = (inspect.Parameter.POSITIONAL_OR_KEYWORD, inspect.Parameter.KEYWORD_ONLY)
+    parameters = inspect.signature(ParslExecutor).parameters.values()
+    return {p.name for p in parameters if p.kind in named} - set(PresetOptions.model_fields)
 
 
 def make_executor(args: argparse.Namespace) -> Any:
@@ -236,9 +257,9 @@ def _open_cache(args: argparse.Namespace) -> Any:
 
 def _input_keys(path: str) -> list[str]:
     """Cache keys of every fragment of an input, as the executor computes them."""
-    from .campaign import prepare, read_input
+    from .files import read_input
 
-    return list(prepare(read_input(path)).cache_keys().values())
+    return list(read_input(path).prepare().cache_keys().values())
 
 
 def _size(n_bytes: float) -> str:
@@ -257,26 +278,19 @@ def _fmt(value: Any, spec: str) -> str:
 
 
 def cmd_run(args: argparse.Namespace) -> int:
-    from ..errors import FragmentsFailedError
-    from .campaign import default_result_path, mark_input, prepare, read_input, write_result
+    from .files import check_result_path, default_result_path, mark_input, read_input, save_result
     from .tables import energy_table
 
     start = time.perf_counter()
+    out = check_result_path(args.out or default_result_path(args.input))
     input_file = read_input(args.input)
-    computer = prepare(input_file)
+    computer = input_file.prepare()
     executor = make_executor(args)
     try:
-        plan_start = time.perf_counter()
-        tasks = computer.fragment_tasks()
-        plan_time = time.perf_counter() - plan_start
-        report = executor.run(tasks)
-        report.summary.plan_time = plan_time
+        result = computer.run(executor, start=start)
     finally:
         executor.close()
-    if report.failures:
-        raise FragmentsFailedError(report.failures, len(tasks), report)
-    result = mark_input(computer.assemble(report, wall_time=time.perf_counter() - start), input_file)
-    out = write_result(result, args.out or default_result_path(args.input))
+    out = save_result(mark_input(result, input_file), out)
 
     console = _console()
     console.print(energy_table(result))
@@ -433,9 +447,9 @@ def configure_logging(verbose: int, quiet: bool) -> None:
 
 
 def _exit_status(exc: BaseException) -> int:
-    from ..errors import CacheError, ConfigurationError, InputError
+    from ..errors import CacheError, ConfigurationError, InputError, OutputError
 
-    if isinstance(exc, (UsageError, InputError, ConfigurationError, CacheError)):
+    if isinstance(exc, (UsageError, InputError, ConfigurationError, CacheError, OutputError)):
         return 2
     return 1
 

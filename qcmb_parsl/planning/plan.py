@@ -12,22 +12,20 @@ engine side validates it into the very same molecule.
 from __future__ import annotations
 
 import copy
-import json
 import logging
 from collections.abc import Iterator, Mapping
 from dataclasses import dataclass
-from typing import Any, Literal
+from typing import Any
 
 import numpy as np
 from qcmanybody import ManyBodyCore
 from qcmanybody.utils import labeler
 
 from ..errors import InputError
+from ..schema import SchemaVersion, atomic_model, atomic_specification, atomic_version, dump
 from .cost import count_basis_functions, scaled_cost
 
 logger = logging.getLogger(__name__)
-
-SchemaVersion = Literal[1, 2]
 
 
 @dataclass(slots=True)
@@ -55,25 +53,20 @@ class FragmentTask:
 
     @property
     def method(self) -> str:
-        return str(self._model()["method"]).lower()
+        return atomic_model(self.atomic_input)[0]
 
     @property
     def basis_set(self) -> str | None:
-        basis = self._model().get("basis")
+        basis = atomic_model(self.atomic_input)[1]
         return None if basis is None else str(basis).lower()
 
     @property
-    def schema_version(self) -> int:
-        return 2 if "specification" in self.atomic_input else 1
+    def schema_version(self) -> SchemaVersion:
+        return atomic_version(self.atomic_input)
 
     @property
     def driver(self) -> str:
-        spec = self.atomic_input.get("specification", self.atomic_input)
-        return str(spec["driver"])
-
-    def _model(self) -> Mapping[str, Any]:
-        spec = self.atomic_input.get("specification", self.atomic_input)
-        return spec["model"]
+        return str(atomic_specification(self.atomic_input)["driver"])
 
 
 def specifications_from_input(computer: Any) -> dict[str, dict[str, Any]]:
@@ -84,7 +77,7 @@ def specifications_from_input(computer: Any) -> dict[str, dict[str, Any]]:
     specs: dict[str, dict[str, Any]] = {}
     driver = getattr(computer.driver, "value", computer.driver)
     for mc, spec in computer.input_data.specification.specification.items():
-        data = json.loads(spec.model_dump_json())
+        data = dump(spec)
         program = data.pop("program")
         data.pop("schema_name", None)
         data.pop("schema_version", None)
