@@ -160,7 +160,10 @@ def build_parser() -> argparse.ArgumentParser:
     clear.set_defaults(handler=cmd_cache_clear)
 
     presets = commands.add_parser("presets", parents=[common], help="list executor presets and their options",
-                                  description="List the executor presets: what each is, needs and accepts.")
+                                  description="List the executor presets: what each is, needs and accepts; "
+                                  "or write each as a plain Parsl config file.")
+    presets.add_argument("--write-configs", metavar="DIR",
+                         help="write each preset as a Parsl config file into DIR (parsl_configs/ is this output)")
     presets.set_defaults(handler=cmd_presets)
 
     report = commands.add_parser(
@@ -399,6 +402,13 @@ def _type_name(annotation: Any) -> str:
 
 def cmd_presets(args: argparse.Namespace) -> int:
     from ..presets import PRESETS
+
+    if args.write_configs:
+        from ..presets.config_files import write_config_files
+
+        for path in write_config_files(args.write_configs):
+            print(f"wrote {path}")
+        return 0
 
     for name, preset in PRESETS.items():
         print(f"{name}: {preset.summary}")

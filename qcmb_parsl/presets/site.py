@@ -152,7 +152,7 @@ def load_site_file(path: str | os.PathLike, **overrides: Any) -> tuple[Config, P
     preset = PRESETS[site.type]
     options = preset.options.model_validate(site.model_dump(exclude={"type"}))
     try:
-        config = preset.build(options)
+        config = preset.config(options)
     except ConfigurationError as exc:
         raise ConfigurationError(f"site file {str(path)!r}: {exc}") from None
     logger.info("site file %s: preset %r", path, preset.name)
