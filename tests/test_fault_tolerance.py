@@ -13,6 +13,7 @@ import threading
 import numpy as np
 import psutil
 import pytest
+import qcmb_parsl
 from hpc_services import SlurmCluster
 from molecules import mbe_input
 from parsl.app.errors import AppTimeout
@@ -30,6 +31,7 @@ from qcmb_parsl import (
 from qcmb_parsl.cache import FragmentCache
 from qcmb_parsl.execution.app import RetryableEngineError
 from qcmb_parsl.execution.retry import MAX_FREE_RETRIES, retry_cost
+from qcmb_parsl.presets.loader import check_progress
 
 
 def one_line(excinfo) -> str:
@@ -216,6 +218,54 @@ def test_bad_input_is_one_clear_line(mbin, expected):
     with pytest.raises(InputError) as excinfo:
         ManyBodyComputer.from_manybodyinput(mbin, executor=None)
     assert expected in one_line(excinfo)
+
+
+@pytest.mark.parametrize("schema_version", [1, 2])
+@pytest.mark.parametrize(
+    ("field", "change", "expected"),
+    [
+        ("bsse_type", lambda mbin: mbin["specification"]["keywords"].update(bsse_type=["cp", "xyz"]),
+         "bsse_type.1: 'xyz' is not one of nocp, cp, vmfc"),
+        ("driver", lambda mbin: mbin["specification"].update(driver="energies"),
+         "driver: 'energies' is not one of energy, gradient, hessian, properties"),
+    ],
+)
+def test_enum_errors_name_the_value_and_the_allowed_ones(schema_version, field, change, expected):
+    mbin = mbe_input(2, schema_version=schema_version)
+    change(mbin)
+    computer = ManyBodyComputer if schema_version == 1 else qcmb_parsl.v2.ManyBodyComputer
+    with pytest.raises(InputError) as excinfo:
+        computer.from_manybodyinput(mbin)
+    assert expected in one_line(excinfo)
+
+
+@pytest.mark.parametrize("value", [float("nan"), float("inf"), -float("inf")])
+def test_non_finite_coordinates_are_refused_before_any_engine_runs(value):
+    mbin = mbe_input(2)
+    mbin["molecule"]["geometry"][4] = value
+    with pytest.raises(InputError) as excinfo:
+        ManyBodyComputer.from_manybodyinput(mbin)
+    assert "molecule.geometry: atom 1 is at" in one_line(excinfo) and "finite" in one_line(excinfo)
+
+
+def test_api_misuse_is_our_error_naming_what_was_given():
+    with pytest.raises(InputError, match="ManyBodyInput model, a dict or JSON text, not int") as excinfo:
+        ManyBodyComputer.from_manybodyinput(123)
+    one_line(excinfo)
+    v2_model = qcmb_parsl.v2.ManyBodyComputer.prepare(mbe_input(2, schema_version=2)).input_data
+    with pytest.raises(InputError, match="QCSchema v2 ManyBodyInput was given to the v1 computer") as excinfo:
+        ManyBodyComputer.from_manybodyinput(v2_model)
+    assert "qcmb_parsl.v2.ManyBodyComputer" in one_line(excinfo)
+    with pytest.raises(ConfigurationError, match="config must be a preset name") as excinfo:
+        ParslExecutor(123)
+    assert "not int" in one_line(excinfo)
+
+
+def test_progress_must_be_a_known_mode():
+    assert [check_progress(mode) for mode in ("auto", "bar", "log", True, False)] == ["auto", "bar", "log", True, False]
+    with pytest.raises(ConfigurationError) as excinfo:
+        check_progress("weird")
+    assert "'weird'" in one_line(excinfo) and "'auto', 'bar', 'log'" in one_line(excinfo)
 
 
 def test_inconsistent_levels_and_vmfc_with_supersystem():

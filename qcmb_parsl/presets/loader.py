@@ -1,7 +1,8 @@
 """Resolve what a user passes as ``config`` into a Parsl Config: a preset name, a file, or a Config.
 
 Config files are Parsl's own idiom: a Python module that defines ``config``. Site files are YAML with
-QCFractal's compute-manager field names. All problems surface here, before anything is submitted.
+QCFractal's compute-manager field names. All problems surface here, before anything is submitted;
+:func:`check_progress` checks the one executor setting that is neither a preset option nor a number.
 """
 
 from __future__ import annotations
@@ -10,14 +11,26 @@ import os
 import runpy
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import Any, Literal, cast
 
 from parsl.config import Config
 
 from ..errors import ConfigurationError
 from . import Preset, PresetOptions, build_preset, get_preset, parse_options
 
-ConfigSource = str | os.PathLike | Config
+ConfigSource = str | os.PathLike[str] | Config
+#: How an executor shows progress: a live bar, log lines, "auto" (a bar on a terminal), or nothing.
+ProgressMode = bool | Literal["auto", "bar", "log"]
+PROGRESS_MODES = ("auto", "bar", "log")
+
+
+def check_progress(progress: Any) -> ProgressMode:
+    """``progress`` when it is one of :data:`ProgressMode`'s values; ConfigurationError naming them if not."""
+    if isinstance(progress, bool) or progress in PROGRESS_MODES:
+        return cast(ProgressMode, progress)
+    raise ConfigurationError(
+        f"progress must be one of {', '.join(map(repr, PROGRESS_MODES))}, True or False, got {progress!r}"
+    )
 
 
 def load_config_file(path: str | os.PathLike) -> Config:
@@ -55,6 +68,11 @@ def resolve_config(source: ConfigSource, options: dict[str, Any]) -> ResolvedCon
     """Build (or load) the Parsl Config that ``source`` names, validating ``options`` against it."""
     if isinstance(source, Config):
         return ResolvedConfig(source, _generic_options(options), "config")
+    if not isinstance(source, (str, os.PathLike)):
+        raise ConfigurationError(
+            f"config must be a preset name, the path of a Parsl config file (.py) or site file (.yaml), "
+            f"or a parsl.config.Config, not {type(source).__name__}"
+        )
     text = os.fspath(source)
     suffix = Path(text).suffix.lower()
     if suffix == ".py":
