@@ -216,6 +216,47 @@ def test_failed_input_is_reported_and_the_others_are_written(tmp_path, capsys):
     assert sorted(p.name for p in (tmp_path / "out").glob("*.result.json")) == ["b_dimer_nocp.result.json"]
 
 
+def test_planted_symlinks_in_the_output_directory_are_never_followed(campaign_run, tmp_path):
+    """Someone who can write into the output directory plants links named like our files; the
+    campaign replaces the links with its own files and never writes into what they point at."""
+    work, _ = campaign_run
+    shutil.copytree(work / "inputs", tmp_path / "inputs")
+    shutil.copytree(work / "cache", tmp_path / "cache")
+    out = tmp_path / "out"
+    out.mkdir()
+    planted = ["a_dimer.result.json.partial", "campaign_summary.csv.partial", "b_dimer_nocp.result.json",
+               "campaign_summary.csv"]
+    for name in planted:
+        (tmp_path / f"victim-{name}").write_text("precious")
+        (out / name).symlink_to(tmp_path / f"victim-{name}")
+
+    proc = campaign_cli("inputs", "--preset", "threads", "--out-dir", "out", "--cache-dir", "cache", "--quiet",
+                        cwd=tmp_path)
+    assert proc.returncode == 0, proc.stderr
+    assert [(tmp_path / f"victim-{name}").read_text() for name in planted] == ["precious"] * len(planted)
+    rows = read_summary(out / "campaign_summary.csv")
+    assert {row["status"] for row in rows.values()} == {"computed"}
+    for name in INPUTS:
+        path = out / f"{name}.result.json"
+        assert path.is_file() and not path.is_symlink()
+        expected = load_result(work / "out" / f"{name}.result.json").return_result
+        assert load_result(path).return_result == pytest.approx(expected, abs=ENERGY_TOL)
+    assert not (out / "campaign_summary.csv").is_symlink()
+    assert not [p for p in out.iterdir() if p.name.startswith(".")]  # no temporary file left behind
+
+
+def test_unusable_output_places_stop_the_campaign_before_it_computes(tmp_path):
+    write_inputs(tmp_path / "inputs", ("b_dimer_nocp",))
+    (tmp_path / "a-file").write_text("")
+    proc = campaign_cli("inputs", "--preset", "local", "--out-dir", "a-file", "--cache-dir", "cache", cwd=tmp_path)
+    assert proc.returncode == 2 and "output directory 'a-file' is a file" in proc.stderr, proc.stderr
+    (tmp_path / "out" / "b_dimer_nocp.result.json").mkdir(parents=True)
+    proc = campaign_cli("inputs", "--preset", "local", "--out-dir", "out", "--cache-dir", "cache", cwd=tmp_path)
+    assert proc.returncode == 2 and "b_dimer_nocp.result.json' is a directory" in proc.stderr, proc.stderr
+    assert len(proc.stderr.strip().splitlines()) == 1
+    assert not (tmp_path / "runinfo").exists()  # Parsl never started
+
+
 def test_schema_version_detection():
     v1, v2 = mbe_input(2), mbe_input(2, schema_version=2)
     assert detect_input_version(v1) == 1  # component_results protocol

@@ -235,7 +235,8 @@ def save_result(result: Any, path: str | os.PathLike) -> Path:
     cache_dir = (result.extras or {}).get("qcmb_parsl", {}).get("cache_dir")
     if cache_dir:
         raise OutputError(
-            f"{reason}; every fragment is in the cache {cache_dir}: make room and rerun, nothing is recomputed"
+            f"{reason}; every fragment is in the cache {os.path.abspath(cache_dir)}: "
+            "make room and rerun, nothing is recomputed"
         )
     text = result_json(result)
     for directory in (Path(tempfile.gettempdir()), Path.cwd()):
