@@ -257,6 +257,7 @@ def test_unusable_output_places_stop_the_campaign_before_it_computes(tmp_path):
     assert not (tmp_path / "runinfo").exists()  # Parsl never started
 
 
+@pytest.mark.fast
 def test_schema_version_detection():
     v1, v2 = mbe_input(2), mbe_input(2, schema_version=2)
     assert detect_input_version(v1) == 1  # component_results protocol
@@ -275,6 +276,7 @@ def test_schema_version_detection():
     assert detect_input_version(only_v2) == 2
 
 
+@pytest.mark.fast
 def test_fragment_results_protocol_is_added_not_overridden():
     bare = mbe_input(2)
     del bare["specification"]["protocols"]
@@ -298,6 +300,7 @@ def test_slurm_example_script_and_its_pictures(campaign_run):
     assert "timeline: out/a_dimer_timeline.png" in proc.stdout
 
 
+@pytest.mark.fast
 def test_example_inputs_are_valid_and_share_fragments():
     inputs = ROOT / "examples" / "inputs"
     files = sorted(inputs.glob("*.json"))

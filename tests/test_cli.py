@@ -128,6 +128,7 @@ def test_second_run_is_all_cache_hits_and_report_draws_it(dimer_run, tmp_path, c
         assert_png(path)
 
 
+@pytest.mark.fast
 def test_missing_input_is_one_line_and_exit_2(tmp_path):
     """Through the console script ``pip install -e .`` installed."""
     assert SCRIPT.is_file(), f"{SCRIPT} is missing: `pip install -e .` installs the console script"
@@ -138,6 +139,7 @@ def test_missing_input_is_one_line_and_exit_2(tmp_path):
     assert "missing.json" in proc.stderr and "does not exist" in proc.stderr
 
 
+@pytest.mark.fast
 def test_bad_inputs_and_options_are_one_line_and_exit_2(tmp_path, capsys):
     (tmp_path / "malformed.json").write_text('{"molecule": ')
     invalid = dimer_input()
@@ -168,6 +170,7 @@ def test_bad_inputs_and_options_are_one_line_and_exit_2(tmp_path, capsys):
     assert "Traceback" in err and err.strip().splitlines()[-1].startswith("qcmb-parsl: error: ")
 
 
+@pytest.mark.fast
 def test_settings_that_are_not_preset_options_are_refused_by_name(tmp_path):
     (tmp_path / "dimer.json").write_text(json.dumps(dimer_input()))
     options = ["cache_dir=elsewhere", "progress=log", "config=local", "max_retries=5"]
@@ -180,6 +183,7 @@ def test_settings_that_are_not_preset_options_are_refused_by_name(tmp_path):
     assert "not a preset option" in proc.stderr and not (tmp_path / "dimer.result.json").exists()
 
 
+@pytest.mark.fast
 def test_option_with_a_line_break_never_reaches_a_batch_script(tmp_path):
     (tmp_path / "dimer.json").write_text(json.dumps(dimer_input()))
     proc = cli("run", "dimer.json", "--preset", "slurm", "--option", "partition=debug\n#SBATCH --qos=high",
@@ -189,6 +193,7 @@ def test_option_with_a_line_break_never_reaches_a_batch_script(tmp_path):
     assert "preset 'slurm': partition: must be one line" in proc.stderr
 
 
+@pytest.mark.fast
 def test_directory_as_out_is_refused_before_anything_runs(tmp_path):
     (tmp_path / "dimer.json").write_text(json.dumps(dimer_input()))
     (tmp_path / "results").mkdir()
@@ -290,6 +295,7 @@ def test_v2_input_is_detected_and_gives_a_v2_result(tmp_path, capsys):
     assert "CP interaction" in capsys.readouterr().out
 
 
+@pytest.mark.fast
 @pytest.mark.parametrize(
     "command",
     [[], ["run"], ["campaign"], ["cache"], ["cache", "stats"], ["cache", "list"], ["cache", "invalidate"],
@@ -335,6 +341,7 @@ def test_cache_commands(dimer_run, tmp_path, capsys):
     assert "entries:   0" in capsys.readouterr().out
 
 
+@pytest.mark.fast
 def test_presets_lists_each_with_needs_and_options(capsys):
     from qcmb_parsl.presets import PRESETS
 

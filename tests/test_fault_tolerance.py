@@ -89,6 +89,7 @@ def _record(fail_count: int) -> dict:
     return {"dfk": type("DFK", (), {"config": _Config})(), "fail_count": fail_count}
 
 
+@pytest.mark.fast
 def test_retry_policy_spends_budget_only_on_engine_failures():
     assert retry_cost(WorkerLost(1, "node7"), _record(1)) == 0.0
     assert retry_cost(WorkerLost(1, "node7"), _record(MAX_FREE_RETRIES + 1)) > _Config.retries
@@ -200,6 +201,7 @@ def _mbin_with_molecule(**changes) -> dict:
     return mbin
 
 
+@pytest.mark.fast
 @pytest.mark.parametrize(
     "mbin, expected",
     [
@@ -220,6 +222,7 @@ def test_bad_input_is_one_clear_line(mbin, expected):
     assert expected in one_line(excinfo)
 
 
+@pytest.mark.fast
 @pytest.mark.parametrize("schema_version", [1, 2])
 @pytest.mark.parametrize(
     ("field", "change", "expected"),
@@ -239,6 +242,7 @@ def test_enum_errors_name_the_value_and_the_allowed_ones(schema_version, field, 
     assert expected in one_line(excinfo)
 
 
+@pytest.mark.fast
 @pytest.mark.parametrize("value", [float("nan"), float("inf"), -float("inf")])
 def test_non_finite_coordinates_are_refused_before_any_engine_runs(value):
     mbin = mbe_input(2)
@@ -248,6 +252,7 @@ def test_non_finite_coordinates_are_refused_before_any_engine_runs(value):
     assert "molecule.geometry: atom 1 is at" in one_line(excinfo) and "finite" in one_line(excinfo)
 
 
+@pytest.mark.fast
 def test_api_misuse_is_our_error_naming_what_was_given():
     with pytest.raises(InputError, match="ManyBodyInput model, a dict or JSON text, not int") as excinfo:
         ManyBodyComputer.from_manybodyinput(123)
@@ -261,6 +266,7 @@ def test_api_misuse_is_our_error_naming_what_was_given():
     assert "not int" in one_line(excinfo)
 
 
+@pytest.mark.fast
 def test_progress_must_be_a_known_mode():
     assert [check_progress(mode) for mode in ("auto", "bar", "log", True, False)] == ["auto", "bar", "log", True, False]
     with pytest.raises(ConfigurationError) as excinfo:
@@ -268,6 +274,7 @@ def test_progress_must_be_a_known_mode():
     assert "'weird'" in one_line(excinfo) and "'auto', 'bar', 'log'" in one_line(excinfo)
 
 
+@pytest.mark.fast
 def test_inconsistent_levels_and_vmfc_with_supersystem():
     specs = {
         "a": {"program": "pyscf", "driver": "energy", "model": {"method": "hf", "basis": "sto-3g"}},
@@ -283,6 +290,7 @@ def test_inconsistent_levels_and_vmfc_with_supersystem():
     assert "vmfc cannot be combined with a supersystem" in one_line(excinfo)
 
 
+@pytest.mark.fast
 def test_engine_rejecting_the_method_names_the_fragment():
     with pytest.raises(FragmentsFailedError) as excinfo:
         ManyBodyComputer.from_manybodyinput(mbe_input(2, method="no-such-method"))
@@ -290,6 +298,7 @@ def test_engine_rejecting_the_method_names_the_fragment():
     assert '["(auto)", [1], [1, 2]]' in message and "no-such-method" in message
 
 
+@pytest.mark.fast
 def test_bad_executor_settings(tmp_path):
     blocker = tmp_path / "a-file"
     blocker.write_text("")

@@ -18,6 +18,8 @@ from qcmb_parsl import InputError, ManyBodyComputer
 from qcmb_parsl.clusters import water_cluster
 from qcmb_parsl.planning.plan import FragmentMoleculeBuilder
 
+pytestmark = pytest.mark.fast  # planning only, in this process
+
 
 def mbin_for(n: int, bsse: list[str], *, levels=None, max_nbody=3, charges=True) -> dict:
     specs = {"program": "pyscf", "driver": "energy", "model": {"method": "hf", "basis": "sto-3g"}}

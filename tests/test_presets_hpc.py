@@ -25,6 +25,8 @@ from qcmb_parsl.presets.loader import load_config_file, resolve_config
 from qcmb_parsl.presets.mpi import SlurmMpiOptions, ranks_for_fragment
 from qcmb_parsl.presets.site import load_site_file
 
+pytestmark = pytest.mark.fast  # Configs are built, never loaded
+
 CONFIG_DIR = Path(__file__).resolve().parents[1] / "parsl_configs"
 
 #: preset name -> (options it needs to build, executor, provider, launcher)
