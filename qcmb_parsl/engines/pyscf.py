@@ -137,7 +137,7 @@ def _integer(value: float, what: str) -> int:
     """PySCF needs integral charge and multiplicity; QCSchema allows floats."""
     if abs(value - round(value)) > 1e-8:
         raise InputError(f"The PySCF harness needs an integral {what}, got {value}.")
-    return int(round(value))
+    return round(value)
 
 
 @contextmanager

@@ -270,7 +270,9 @@ def entry_from_result(input_file: InputFile, result_path: Path, result: Any, sta
     provenances = [(c.extras or {}).get("qcmb_parsl", {}) for c in fragment_results(result).values()]
     if provenances:
         fragment_time = sum(
-            p.get("wall_time", 0.0) for p in provenances if p.get("cache") == "miss" and "shared_with" not in p
+            p.get("wall_time", 0.0)
+            for p in provenances
+            if p.get("cache") == "miss" and "shared_with" not in p
         )
     return CampaignEntry(
         input=str(input_file.path),

@@ -31,8 +31,12 @@ DEFAULT_PRESET = "local"
 DEFAULT_CAMPAIGN_DIR = "campaign-results"
 CACHE_DIR_HELP = "cache directory (default $QCMB_PARSL_CACHE_DIR or the user cache)"
 #: ParslExecutor settings the command line sets with options of its own, not with --option.
-COMMAND_OPTIONS = {"config": "--config or --preset", "cache": "--no-cache", "cache_dir": "--cache-dir",
-                   "progress": "--progress or --quiet"}
+COMMAND_OPTIONS = {
+    "config": "--config or --preset",
+    "cache": "--no-cache",
+    "cache_dir": "--cache-dir",
+    "progress": "--progress or --quiet",
+}
 
 logger = logging.getLogger(__name__)
 
@@ -58,30 +62,50 @@ class _Parser(argparse.ArgumentParser):
 def _common_options() -> _Parser:
     """Options every command takes, before or after its name (defaults applied in :func:`main`)."""
     common = _Parser(add_help=False)
-    common.add_argument("-v", "--verbose", action="count", default=argparse.SUPPRESS,
-                        help="INFO log lines of qcmb_parsl on stderr (-vv: DEBUG)")
-    common.add_argument("-q", "--quiet", action="store_true", default=argparse.SUPPRESS,
-                        help="no progress display")
-    common.add_argument("--debug", action="store_true", default=argparse.SUPPRESS,
-                        help="show the traceback of an error")
+    common.add_argument(
+        "-v",
+        "--verbose",
+        action="count",
+        default=argparse.SUPPRESS,
+        help="INFO log lines of qcmb_parsl on stderr (-vv: DEBUG)",
+    )
+    common.add_argument(
+        "-q", "--quiet", action="store_true", default=argparse.SUPPRESS, help="no progress display"
+    )
+    common.add_argument(
+        "--debug", action="store_true", default=argparse.SUPPRESS, help="show the traceback of an error"
+    )
     return common
 
 
 def _add_executor_options(parser: argparse.ArgumentParser) -> None:
     group = parser.add_argument_group("where fragments run")
     where = group.add_mutually_exclusive_group()
-    where.add_argument("--preset", metavar="NAME",
-                       help=f"executor preset (default {DEFAULT_PRESET!r}; `{PROG} presets` lists them)")
-    where.add_argument("--config", metavar="FILE",
-                       help="Parsl config file (.py defining `config`) or site file "
-                            "(.yaml, QCFractal field names)")
+    where.add_argument(
+        "--preset",
+        metavar="NAME",
+        help=f"executor preset (default {DEFAULT_PRESET!r}; `{PROG} presets` lists them)",
+    )
+    where.add_argument(
+        "--config",
+        metavar="FILE",
+        help="Parsl config file (.py defining `config`) or site file (.yaml, QCFractal field names)",
+    )
     group.add_argument("--workers", type=int, metavar="N", help="fragments at once per node (max_workers)")
-    group.add_argument("--option", action="append", default=[], metavar="KEY=VALUE",
-                       help="further preset option, e.g. --option partition=debug --option walltime=02:00:00 "
-                            "(VALUE read as JSON when it parses, else as text); repeatable")
-    group.add_argument("--progress", choices=("auto", "bar", "log"), default="auto",
-                       help="live bar, log lines, or auto: a bar on a terminal, log lines otherwise "
-                            "(default)")
+    group.add_argument(
+        "--option",
+        action="append",
+        default=[],
+        metavar="KEY=VALUE",
+        help="further preset option, e.g. --option partition=debug --option walltime=02:00:00 "
+        "(VALUE read as JSON when it parses, else as text); repeatable",
+    )
+    group.add_argument(
+        "--progress",
+        choices=("auto", "bar", "log"),
+        default="auto",
+        help="live bar, log lines, or auto: a bar on a terminal, log lines otherwise (default)",
+    )
     cache = parser.add_argument_group("fragment cache")
     which = cache.add_mutually_exclusive_group()
     which.add_argument("--cache-dir", metavar="D", help=CACHE_DIR_HELP)
@@ -108,29 +132,43 @@ def build_parser() -> argparse.ArgumentParser:
     cache_dir = _cache_dir_option()
 
     run = commands.add_parser(
-        "run", parents=[common], help="run one ManyBodyInput",
+        "run",
+        parents=[common],
+        help="run one ManyBodyInput",
         description="Run the many-body expansion of one ManyBodyInput JSON file (QCSchema v1 or v2, "
         "detected) and write its ManyBodyResult JSON. Fragment results are kept in the result (protocols "
         "component_results/cluster_results 'all') unless the input says otherwise.",
     )
     run.add_argument("input", metavar="INPUT.json", help="ManyBodyInput JSON file")
-    run.add_argument("--out", metavar="RESULT.json",
-                     help="result file (default INPUT.result.json next to the input); checked before "
-                          "anything is computed")
+    run.add_argument(
+        "--out",
+        metavar="RESULT.json",
+        help="result file (default INPUT.result.json next to the input); checked before anything is computed",
+    )
     _add_executor_options(run)
     run.set_defaults(handler=cmd_run)
 
     campaign = commands.add_parser(
-        "campaign", parents=[common], help="run many inputs in one Parsl session",
+        "campaign",
+        parents=[common],
+        help="run many inputs in one Parsl session",
         description="Run many ManyBodyInputs in one Parsl session: the fragments of all inputs are planned "
         "together and identical ones computed once. Writes INPUT.result.json per input and "
         "campaign_summary.csv into --out-dir. Rerunning skips inputs whose result is there and valid "
         "(unless --force) and answers finished fragments from the cache.",
     )
-    campaign.add_argument("inputs", nargs="+", metavar="DIR_OR_FILE",
-                          help="input JSON files, or directories whose *.json files are inputs")
-    campaign.add_argument("--out-dir", default=DEFAULT_CAMPAIGN_DIR, metavar="D",
-                          help=f"where results and the summary go (default ./{DEFAULT_CAMPAIGN_DIR})")
+    campaign.add_argument(
+        "inputs",
+        nargs="+",
+        metavar="DIR_OR_FILE",
+        help="input JSON files, or directories whose *.json files are inputs",
+    )
+    campaign.add_argument(
+        "--out-dir",
+        default=DEFAULT_CAMPAIGN_DIR,
+        metavar="D",
+        help=f"where results and the summary go (default ./{DEFAULT_CAMPAIGN_DIR})",
+    )
     campaign.add_argument("--force", action="store_true", help="recompute inputs that have a result already")
     _add_executor_options(campaign)
     campaign.set_defaults(handler=cmd_campaign)
@@ -159,15 +197,24 @@ def build_parser() -> argparse.ArgumentParser:
                                description="Delete every entry (no question asked) and print how many.")
     clear.set_defaults(handler=cmd_cache_clear)
 
-    presets = commands.add_parser("presets", parents=[common], help="list executor presets and their options",
-                                  description="List the executor presets: what each is, needs and accepts; "
-                                  "or write each as a plain Parsl config file.")
-    presets.add_argument("--write-configs", metavar="DIR",
-                         help="write each preset as a Parsl config file into DIR (parsl_configs/ is this output)")
+    presets = commands.add_parser(
+        "presets",
+        parents=[common],
+        help="list executor presets and their options",
+        description="List the executor presets: what each is, needs and accepts; "
+        "or write each as a plain Parsl config file.",
+    )
+    presets.add_argument(
+        "--write-configs",
+        metavar="DIR",
+        help="write each preset as a Parsl config file into DIR (parsl_configs/ is this output)",
+    )
     presets.set_defaults(handler=cmd_presets)
 
     report = commands.add_parser(
-        "report", parents=[common], help="draw the timeline and n-body convergence of a result",
+        "report",
+        parents=[common],
+        help="draw the timeline and n-body convergence of a result",
         description="For each result, write RESULT_timeline.png (fragments per worker over time, "
         "coloured by n-body level, cache hits at t=0) and RESULT_convergence.png (interaction energy "
         "per n-body level and BSSE treatment, kcal/mol).",
@@ -210,7 +257,9 @@ def _preset_options(args: argparse.Namespace) -> dict[str, Any]:
         options[key.strip().replace("-", "_")] = _option_value(value)
     settings = sorted(set(options) & _executor_settings())
     if settings:
-        named = [f"{name} (use {COMMAND_OPTIONS[name]})" if name in COMMAND_OPTIONS else name for name in settings]
+        named = [
+            f"{name} (use {COMMAND_OPTIONS[name]})" if name in COMMAND_OPTIONS else name for name in settings
+        ]
         raise ConfigurationError(
             f"--option {', '.join(named)}: not a preset option; `{PROG} presets` lists each preset's options"
         )
@@ -322,8 +371,15 @@ def cmd_campaign(args: argparse.Namespace) -> int:
     for entry in outcome.entries:
         ie = {bsse: value * kcal_per_hartree for bsse, value in entry.interaction_energies.items()}
         table.add_row(
-            entry.input, entry.status, str(entry.n_tasks), str(entry.n_executed), str(entry.n_cached),
-            str(entry.n_shared), str(entry.n_failed), _fmt(ie.get("cp"), ".4f"), _fmt(ie.get("nocp"), ".4f"),
+            entry.input,
+            entry.status,
+            str(entry.n_tasks),
+            str(entry.n_executed),
+            str(entry.n_cached),
+            str(entry.n_shared),
+            str(entry.n_failed),
+            _fmt(ie.get("cp"), ".4f"),
+            _fmt(ie.get("nocp"), ".4f"),
         )
     console = _console()
     console.print(table)
@@ -421,8 +477,10 @@ def cmd_presets(args: argparse.Namespace) -> int:
                 default = f"default {info.get_default(call_default_factory=True)!r}"
             print(f"    {option} ({_type_name(info.annotation)}, {default}): {info.description or ''}")
         print()
-    print(f"Use one with `{PROG} run INPUT.json --preset NAME --option KEY=VALUE`, or give a Parsl config "
-          "file (.py) or a site file (.yaml) with --config.")
+    print(
+        f"Use one with `{PROG} run INPUT.json --preset NAME --option KEY=VALUE`, or give a Parsl config "
+        "file (.py) or a site file (.yaml) with --config."
+    )
     return 0
 
 

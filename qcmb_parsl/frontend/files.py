@@ -24,7 +24,7 @@ import tempfile
 from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass
 from pathlib import Path
-from typing import IO, Any
+from typing import IO, TYPE_CHECKING, Any
 
 from ..errors import InputError, OutputError
 from ..schema import (
@@ -35,6 +35,9 @@ from ..schema import (
     manybody_result_model,
     result_version,
 )
+
+if TYPE_CHECKING:
+    from ..computer import ManyBodyComputer, ManyBodyComputerV2
 
 logger = logging.getLogger(__name__)
 
@@ -77,7 +80,7 @@ class InputFile:
     digest: str
 
     @property
-    def computer_class(self) -> type:
+    def computer_class(self) -> type[ManyBodyComputer] | type[ManyBodyComputerV2]:
         """``qcmb_parsl.ManyBodyComputer`` or ``qcmb_parsl.v2.ManyBodyComputer``, by schema version."""
         from ..computer import computer_class
 
@@ -91,7 +94,9 @@ class InputFile:
             raise InputError(f"{self.path}: {exc}") from None
 
 
-def read_input(path: str | os.PathLike, *, keep_results: bool = True, input_id: str | None = None) -> InputFile:
+def read_input(
+    path: str | os.PathLike, *, keep_results: bool = True, input_id: str | None = None
+) -> InputFile:
     """Read a ManyBodyInput JSON file; InputError naming the file when it is missing or not JSON.
 
     ``keep_results`` sets the fragment-results protocol when the input leaves it out (see
@@ -241,7 +246,9 @@ def save_result(result: Any, path: str | os.PathLike) -> Path:
     text = result_json(result)
     for directory in (Path(tempfile.gettempdir()), Path.cwd()):
         try:
-            fd, fallback = tempfile.mkstemp(prefix=f"{result_stem(path)}.", suffix=RESULT_SUFFIX, dir=directory)
+            fd, fallback = tempfile.mkstemp(
+                prefix=f"{result_stem(path)}.", suffix=RESULT_SUFFIX, dir=directory
+            )
             with os.fdopen(fd, "w") as handle:
                 handle.write(text)
         except OSError as fallback_exc:
@@ -272,7 +279,9 @@ def check_result_path(path: str | os.PathLike) -> Path:
     """``path`` when a result can be written there; OutputError before anything is computed if not."""
     path = Path(path)
     if path.is_dir():
-        raise OutputError(f"result file {str(path)!r} is a directory: name a file, e.g. {path / 'result.json'}")
+        raise OutputError(
+            f"result file {str(path)!r} is a directory: name a file, e.g. {path / 'result.json'}"
+        )
     if path.exists() and not path.is_file():
         raise OutputError(f"result file {str(path)!r} exists and is not a regular file: name another file")
     _check_writable_directory(path.parent, f"result file {str(path)!r}")
@@ -301,7 +310,9 @@ def _check_writable_directory(directory: Path, what: str) -> None:
         with tempfile.TemporaryFile(dir=existing):
             pass
     except OSError as exc:
-        raise OutputError(f"{what}: cannot create files in {str(existing)!r} ({exc.strerror or exc})") from None
+        raise OutputError(
+            f"{what}: cannot create files in {str(existing)!r} ({exc.strerror or exc})"
+        ) from None
 
 
 def _write_atomic(path: Path, write: Callable[[IO[str]], object]) -> Path:

@@ -86,7 +86,8 @@ def assign_lanes(records: Sequence[FragmentRecord]) -> dict[str, str]:
         lanes = {}
         for record in sorted(mine, key=lambda r: (r.started, r.label)):
             index = next(
-                (i for i, end in enumerate(lane_ends) if record.started >= end - _OVERLAP_SLACK), len(lane_ends)
+                (i for i, end in enumerate(lane_ends) if record.started >= end - _OVERLAP_SLACK),
+                len(lane_ends),
             )
             if index == len(lane_ends):
                 lane_ends.append(0.0)
@@ -142,8 +143,16 @@ def plot_timeline(result: Any, path: str | os.PathLike) -> Path:
         )
     for record in hits:  # on a row of their own, below the workers
         offset = 0.3 * ((record.nbody - 1) % 3 - 1)
-        ax.plot(0, len(order) + offset, marker="X", markersize=7, color=_nbody_color(record.nbody),
-                markeredgecolor="black", markeredgewidth=0.4, linestyle="none")
+        ax.plot(
+            0,
+            len(order) + offset,
+            marker="X",
+            markersize=7,
+            color=_nbody_color(record.nbody),
+            markeredgecolor="black",
+            markeredgewidth=0.4,
+            linestyle="none",
+        )
     labels = [*order, *([f"cache ({len(hits)} hits)"] if hits else [])]
     ax.set_yticks(range(len(labels)), labels, fontsize=8 if n_rows < 30 else 6)
     ax.set_ylim(n_rows - 0.5, -0.5)
@@ -159,13 +168,25 @@ def plot_timeline(result: Any, path: str | os.PathLike) -> Path:
     ]
     if any(r.shared_with for r in computed):
         handles.append(
-            Patch(facecolor="white", edgecolor="black", hatch="///",
-                  label="shared (computed once, for another label)")
+            Patch(
+                facecolor="white",
+                edgecolor="black",
+                hatch="///",
+                label="shared (computed once, for another label)",
+            )
         )
     if hits:
         saved = sum(r.wall_time for r in hits)
-        handles.append(Line2D([], [], marker="X", color="grey", linestyle="none",
-                              label=f"cache hit ({len(hits)}, {saved:.1f} s saved)"))
+        handles.append(
+            Line2D(
+                [],
+                [],
+                marker="X",
+                color="grey",
+                linestyle="none",
+                label=f"cache hit ({len(hits)}, {saved:.1f} s saved)",
+            )
+        )
     ax.legend(handles=handles, loc="upper left", bbox_to_anchor=(1.01, 1.0), fontsize=8, borderaxespad=0.0)
     executor = (result.extras or {}).get("qcmb_parsl", {}).get("executor", "")
     where = f" ({executor})" if executor else ""

@@ -132,8 +132,10 @@ def fill_fragment_charges(molecule: Any) -> None:
     molecule["fragment_charges"] = [0.0] * len(fragments)
     molecule["fragment_multiplicities"] = [1] * len(fragments)
     logger.info(
-        "molecule has %d fragments and no %s: filled neutral closed-shell fragments (charge 0, multiplicity 1)",
-        len(fragments), " or ".join(missing),
+        "molecule has %d fragments and no %s: "
+        "filled neutral closed-shell fragments (charge 0, multiplicity 1)",
+        len(fragments),
+        " or ".join(missing),
     )
 
 
@@ -152,7 +154,9 @@ def check_fragments(natom: int, fragments: Any) -> None:
     for ifr, atoms in enumerate(fragments, start=1):
         for atom in atoms:
             if atom in owner:
-                raise InputError(f"atom {atom} is in fragments {owner[atom]} and {ifr}: fragments must not overlap")
+                raise InputError(
+                    f"atom {atom} is in fragments {owner[atom]} and {ifr}: fragments must not overlap"
+                )
             owner[atom] = ifr
     missing = sorted(set(range(natom)) - set(owner))
     if missing:
@@ -185,7 +189,9 @@ def check_manybody_input(model: Any) -> None:
     if nbody_levels and nbody_levels[-1] > nfr:
         raise InputError(f"levels go up to {nbody_levels[-1]}-body but the molecule has only {nfr} fragments")
     if nbody_levels and max_nbody is not None and nbody_levels[-1] != max_nbody:
-        raise InputError(f"levels go up to {nbody_levels[-1]}-body but max_nbody={max_nbody}: make them agree")
+        raise InputError(
+            f"levels go up to {nbody_levels[-1]}-body but max_nbody={max_nbody}: make them agree"
+        )
     bsse = [getattr(b, "value", b) for b in keywords.bsse_type]
     if "supersystem" in levels and "vmfc" in bsse:
         raise InputError("bsse_type vmfc cannot be combined with a supersystem level: use cp or nocp")
@@ -193,4 +199,6 @@ def check_manybody_input(model: Any) -> None:
     if levels and isinstance(specs, dict):
         unknown = sorted(set(levels.values()) - set(specs))
         if unknown:
-            raise InputError(f"levels name model chemistry {unknown[0]!r}, not among specifications {sorted(specs)}")
+            raise InputError(
+                f"levels name model chemistry {unknown[0]!r}, not among specifications {sorted(specs)}"
+            )

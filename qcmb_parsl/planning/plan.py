@@ -34,8 +34,9 @@ class FragmentTask:
 
     ``real_fragments`` are the (1-indexed) parent fragments whose atoms are real, ``basis_fragments``
     those whose basis functions are present (real plus ghosts), as in QCManyBody's labels; the basis
-    set's name is :attr:`basis_set`. ``atomic_input`` is QCSchema JSON (plain dicts, lists and numbers) for ``qcengine.compute``:
-    it crosses process and node boundaries as data, never as a pickled model.
+    set's name is :attr:`basis_set`. ``atomic_input`` is QCSchema JSON (plain dicts, lists and
+    numbers) for ``qcengine.compute``: it crosses process and node boundaries as data, never as a
+    pickled model.
     """
 
     label: str
@@ -195,7 +196,9 @@ def plan_tasks(
     """
     missing = [mc for mc in core.mc_levels if mc not in specifications]
     if missing:
-        raise InputError(f"no specification for model chemistry {missing[0]!r}; given: {sorted(specifications)}")
+        raise InputError(
+            f"no specification for model chemistry {missing[0]!r}; given: {sorted(specifications)}"
+        )
 
     builder = FragmentMoleculeBuilder(core.molecule)
     costs = FragmentCosts(builder, specifications)
@@ -217,7 +220,7 @@ def plan_tasks(
 
 
 class FragmentCosts:
-    """Estimated cost per (model chemistry, basis fragments), from basis-function counts per parent fragment."""
+    """Estimated cost per (model chemistry, basis fragments), from basis functions per parent fragment."""
 
     def __init__(self, builder: FragmentMoleculeBuilder, specifications: Mapping[str, Mapping[str, Any]]):
         self.builder = builder

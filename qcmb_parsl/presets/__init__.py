@@ -56,7 +56,9 @@ class PresetOptions(BaseModel):
 
     model_config = ConfigDict(extra="forbid")
 
-    max_workers: int | None = Field(None, ge=1, description="Fragments run at once per node (workers per node).")
+    max_workers: int | None = Field(
+        None, ge=1, description="Fragments run at once per node (workers per node)."
+    )
     cores_per_worker: int = Field(1, ge=1, description="Cores each fragment calculation may use.")
     memory_per_worker: float | None = Field(None, gt=0, description="GiB each fragment may use.")
     scratch_directory: str | None = Field(None, description="Node-local scratch directory for the engines.")

@@ -119,7 +119,9 @@ class BatchOptions(ClusterOptions):
         """Only this scheduler's directives: any other line ends the directives the scheduler reads."""
         for line in value.splitlines():
             if line.strip() and not line.startswith(f"{cls.directive} "):
-                raise ValueError(f"line {line!r} is not a {cls.directive} directive (each line: {cls.directive} ...)")
+                raise ValueError(
+                    f"line {line!r} is not a {cls.directive} directive (each line: {cls.directive} ...)"
+                )
         return value
 
     @field_validator("walltime", mode="before")
@@ -170,12 +172,19 @@ def cluster_htex(
     ``extra_executor_options`` last; ``settings`` are the preset's own executor arguments."""
     address = options.executor_address()
     logger.debug(
-        "%s: %s, workers connect to %s", label, executor_class.__name__, address or "any address of the driver"
+        "%s: %s, workers connect to %s",
+        label,
+        executor_class.__name__,
+        address or "any address of the driver",
     )
     try:
         return htex(
-            label, provider, address=address, executor_class=executor_class,
-            **settings, **options.extra_executor_options,
+            label,
+            provider,
+            address=address,
+            executor_class=executor_class,
+            **settings,
+            **options.extra_executor_options,
         )
     except TypeError as exc:
         raise ConfigurationError(f"extra_executor_options for {executor_class.__name__}: {exc}") from None

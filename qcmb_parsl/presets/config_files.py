@@ -103,13 +103,14 @@ def write_config_files(directory: str | Path) -> list[Path]:
 
 def _docstring(preset: Preset[Any]) -> str:
     fixed = ", ".join(f"{name}={value!r}" for name, value in preset.file_options.items())
+    copy = f"my_{file_name(preset)}"
     paragraphs = [
         f"The ``{preset.name}`` preset as a plain Parsl config file: {preset.summary}.",
         *(inspect.getdoc(preset.blueprint) or "").split("\n\n"),
         f"Needs: {preset.needs}.",
         f"Written by ``qcmb-parsl presets --write-configs DIR`` from the preset with its default options"
         f"{f' and {fixed}' if fixed else ''}. Copy it, edit the lines marked ``# site``, and pass its path: "
-        f'``ParslExecutor("my_{file_name(preset)}")`` or ``qcmb-parsl run INPUT.json --config my_{file_name(preset)}``.',
+        f'``ParslExecutor("{copy}")`` or ``qcmb-parsl run INPUT.json --config {copy}``.',
     ]
     text = "\n\n".join(
         textwrap.fill(" ".join(p.split()), _WIDTH, break_on_hyphens=False) for p in paragraphs if p.strip()

@@ -40,7 +40,7 @@ def load_config_file(path: str | os.PathLike) -> Config:
         raise ConfigurationError(f"Parsl config file {str(path)!r} does not exist")
     try:
         namespace = runpy.run_path(str(path), run_name="qcmb_parsl_config")
-    except Exception as exc:  # noqa: BLE001 - any failure of user code is reported, not re-raised raw
+    except Exception as exc:  # any failure of user code is reported, on one line
         raise ConfigurationError(
             f"Parsl config file {str(path)!r} raised {type(exc).__name__}: {exc}".splitlines()[0]
         ) from exc
@@ -49,7 +49,8 @@ def load_config_file(path: str | os.PathLike) -> Config:
         raise ConfigurationError(f"Parsl config file {str(path)!r} defines no `config`")
     if not isinstance(config, Config):
         raise ConfigurationError(
-            f"Parsl config file {str(path)!r}: `config` is a {type(config).__name__}, not a parsl.config.Config"
+            f"Parsl config file {str(path)!r}: `config` is a {type(config).__name__}, "
+            "not a parsl.config.Config"
         )
     return config
 

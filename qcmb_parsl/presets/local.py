@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from typing import Any
+
 from parsl.config import Config
 from parsl.executors import ThreadPoolExecutor
 from parsl.providers import LocalProvider
@@ -32,7 +34,7 @@ def local_blueprint(options: PresetOptions) -> Call:
             "worker_init": python_env_init(options.worker_init, options.cores_per_worker),
         },
     )
-    sizing = {"cores_per_worker": options.cores_per_worker}
+    sizing: dict[str, Any] = {"cores_per_worker": options.cores_per_worker}
     if options.max_workers is not None:
         sizing["max_workers_per_node"] = options.max_workers
     return htex_config(htex("local", provider, address="127.0.0.1", **sizing))

@@ -157,8 +157,9 @@ class SlurmMpiOptions(SlurmOptions):
 def ranks_for_fragment(task: FragmentTask, options: SlurmMpiOptions) -> dict[str, Any]:
     """MPIExecutor resource specification: more ranks for fragments with more basis functions.
 
-    The size measure is the number of fragments whose basis functions are present (``len(task.basis_fragments)``):
-    a counterpoise monomer in the dimer basis costs about what the dimer costs. Ranks grow linearly
+    The size measure is the number of fragments whose basis functions are present
+    (``len(task.basis_fragments)``): a counterpoise monomer in the dimer basis costs about what the
+    dimer costs. Ranks grow linearly
     from ``ranks_per_fragment_min`` for one fragment's basis and are capped by ``max_ranks``; beyond one
     node they are rounded down to whole nodes. Parsl's MPIExecutor gives each task whole nodes, so ranks
     short of a node leave that node's other cores idle while the fragment runs.
