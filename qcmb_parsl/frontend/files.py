@@ -277,26 +277,35 @@ def write_summary_csv(rows: Iterable[Mapping[str, Any]], path: str | os.PathLike
 
 def check_result_path(path: str | os.PathLike) -> Path:
     """``path`` when a result can be written there; OutputError before anything is computed if not."""
-    path = Path(path)
+    path = _check_file_place(Path(path))
+    _check_writable_directory(path.parent, f"result file {str(path)!r}")
+    return path
+
+
+def check_output_dir(directory: str | os.PathLike, names: Iterable[str] = ()) -> Path:
+    """``directory`` when files ``names`` can be written into it (it is created at the first write).
+
+    The directory is probed once (a shared file system pays for every file created), each name only
+    looked at.
+    """
+    directory = Path(directory)
+    if directory.exists() and not directory.is_dir():
+        raise OutputError(f"output directory {str(directory)!r} is a file: name a directory")
+    _check_writable_directory(directory, f"output directory {str(directory)!r}")
+    for name in names:
+        _check_file_place(directory / name)
+    return directory
+
+
+def _check_file_place(path: Path) -> Path:
+    """No directory or special file (device, pipe) where a result file is to be written."""
     if path.is_dir():
         raise OutputError(
             f"result file {str(path)!r} is a directory: name a file, e.g. {path / 'result.json'}"
         )
     if path.exists() and not path.is_file():
         raise OutputError(f"result file {str(path)!r} exists and is not a regular file: name another file")
-    _check_writable_directory(path.parent, f"result file {str(path)!r}")
     return path
-
-
-def check_output_dir(directory: str | os.PathLike, names: Iterable[str] = ()) -> Path:
-    """``directory`` when files ``names`` can be written into it (it is created at the first write)."""
-    directory = Path(directory)
-    if directory.exists() and not directory.is_dir():
-        raise OutputError(f"output directory {str(directory)!r} is a file: name a directory")
-    _check_writable_directory(directory, f"output directory {str(directory)!r}")
-    for name in names:
-        check_result_path(directory / name)
-    return directory
 
 
 def _check_writable_directory(directory: Path, what: str) -> None:
