@@ -113,6 +113,15 @@ def _validates(model: type, data: Mapping[str, Any]) -> bool:
 # -- atomic inputs (plain QCSchema dicts) ---------------------------------------------------------
 
 
+def make_atomic_input(
+    molecule: dict[str, Any], specification: dict[str, Any], version: int
+) -> dict[str, Any]:
+    """An AtomicInput dict: v2 nests the specification (driver, model, keywords, protocols), v1 does not."""
+    if version == 2:
+        return {"molecule": molecule, "specification": specification}
+    return {"molecule": molecule, **specification}
+
+
 def atomic_version(atomic_input: Mapping[str, Any]) -> SchemaVersion:
     """QCSchema version of an AtomicInput dict: v2 nests driver and model in ``specification``."""
     return 2 if "specification" in atomic_input else 1

@@ -22,7 +22,14 @@ from qcmanybody import ManyBodyCore
 from qcmanybody.utils import labeler
 
 from ..errors import InputError
-from ..schema import SchemaVersion, atomic_model, atomic_specification, atomic_version, dump
+from ..schema import (
+    SchemaVersion,
+    atomic_model,
+    atomic_specification,
+    atomic_version,
+    dump,
+    make_atomic_input,
+)
 from .cost import count_basis_functions, scaled_cost
 
 logger = logging.getLogger(__name__)
@@ -210,10 +217,7 @@ def plan_tasks(
         if core.embedding_charges:
             spec = copy.deepcopy(spec)
             _attach_embedding_charges(core, builder, molecule, spec, basis, program)
-        if schema_version == 1:
-            atomic_input = {"molecule": molecule, **spec}
-        else:
-            atomic_input = {"molecule": molecule, "specification": spec}
+        atomic_input = make_atomic_input(molecule, spec, schema_version)
         tasks.append(FragmentTask(label, mc, program, real, basis, atomic_input, costs.cost(mc, basis)))
     logger.info("planned %d fragment tasks", len(tasks))
     return tasks
