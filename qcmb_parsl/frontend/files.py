@@ -245,17 +245,27 @@ def save_result(result: Any, path: str | os.PathLike) -> Path:
         )
     text = result_json(result)
     for directory in (Path(tempfile.gettempdir()), Path.cwd()):
-        try:
-            fd, fallback = tempfile.mkstemp(
-                prefix=f"{result_stem(path)}.", suffix=RESULT_SUFFIX, dir=directory
-            )
-            with os.fdopen(fd, "w") as handle:
-                handle.write(text)
-        except OSError as fallback_exc:
-            logger.error("%s; no fallback in %s either: %s", reason, directory, fallback_exc)
-            continue
-        raise OutputError(f"{reason}; the result was written to {fallback} instead")
-    raise OutputError(f"{reason}, nor to the temporary or the working directory: the result is lost")
+        fallback = _write_fallback(text, directory, result_stem(path))
+        if fallback is not None:
+            raise OutputError(f"{reason}; the result was written to {fallback} instead")
+    raise OutputError(f"{reason}, nor into the temporary or the working directory: rerun with a cache")
+
+
+def _write_fallback(text: str, directory: Path, stem: str) -> str | None:
+    """A new private file in ``directory`` holding ``text``, or None (and nothing left) when it fails."""
+    try:
+        fd, name = tempfile.mkstemp(prefix=f"{stem}.", suffix=RESULT_SUFFIX, dir=directory)
+    except OSError as exc:
+        logger.error("no fallback result file in %s: %s", directory, exc)
+        return None
+    try:
+        with os.fdopen(fd, "w") as handle:
+            handle.write(text)
+    except OSError as exc:
+        os.unlink(name)
+        logger.error("no fallback result file in %s: %s", directory, exc)
+        return None
+    return name
 
 
 # -- the campaign's summary table -----------------------------------------------------------------
