@@ -5,7 +5,7 @@ PY := $(VENV)/bin/python
 PIP_QUIET ?= -q
 SYSTEM_PACKAGES := nwchem slurm-wlm munge openmpi-bin libopenmpi-dev
 
-.PHONY: demo test bench system-deps venv clean
+.PHONY: demo test test-fast lint configs bench system-deps venv clean
 
 venv: $(VENV)/.installed
 
@@ -29,6 +29,25 @@ demo: venv
 
 test: system-deps venv
 	$(PY) -m pytest
+
+# Unit tests only (marker `fast`): no Parsl start-up, no Slurm, MPI or NWChem; under a minute.
+test-fast: venv
+	$(PY) -m pytest -m "fast and not (slow or nwchem or slurm or mpi)"
+
+# The package as CI checks it: ruff's rules and format, then mypy (settings in pyproject.toml).
+LINTED := qcmb_parsl parsl_configs
+lint: $(VENV)/.lint-installed
+	$(VENV)/bin/ruff check $(LINTED)
+	$(VENV)/bin/ruff format --check $(LINTED)
+	$(VENV)/bin/mypy
+
+$(VENV)/.lint-installed: $(VENV)/.installed
+	$(PY) -m pip install $(PIP_QUIET) -e ".[lint]"
+	touch $@
+
+# parsl_configs/ written from the presets (a test fails when a preset changed and this was not run).
+configs: venv
+	$(PY) -m qcmb_parsl presets --write-configs parsl_configs
 
 bench: venv
 	$(PY) bench/run.py

@@ -106,8 +106,8 @@ def tiny_tasks(count: int, prefix: str) -> list[FragmentTask]:
             label=f"{prefix}-{i}",
             mc="hf/sto-3g",
             program="pyscf",
-            real=(1,),
-            basis=(1,),
+            real_fragments=(1,),
+            basis_fragments=(1,),
             atomic_input={
                 "molecule": {"symbols": ["He"], "geometry": [0.0, 0.0, 1e-3 * i]},
                 "driver": "energy",

@@ -18,8 +18,8 @@ import qcengine
 from rich.console import Console
 
 from qcmb_parsl import ManyBodyComputer, ParslExecutor
-from qcmb_parsl.frontend.campaign import write_result
 from qcmb_parsl.clusters import water_cluster
+from qcmb_parsl.frontend.files import write_result
 from qcmb_parsl.frontend.tables import energy_table
 
 

@@ -1,8 +1,18 @@
-"""HighThroughputExecutor on PBS Pro jobs: the ``pbspro`` preset as a file to copy and edit.
+"""The ``pbspro`` preset as a plain Parsl config file: HighThroughputExecutor on PBS Pro jobs, one
+worker pool per node via mpiexec.
 
-mpiexec starts one worker pool on each node of a job (over ``$PBS_NODEFILE``). Lines marked ``# site``
-are the ones a site changes; compare ``parsl/configs/polaris.py``.
+One worker pool per node of each PBS Pro job, started by mpiexec over ``$PBS_NODEFILE`` (compare
+``parsl/configs/polaris.py``).
+
+Needs: PBS Pro (qsub, qstat) and an MPI's mpiexec on the nodes.
+
+Written by ``qcmb-parsl presets --write-configs DIR`` from the preset with its default options and
+mpiexec_overrides='--map-by node'. Copy it, edit the lines marked ``# site``, and pass its path:
+``ParslExecutor("my_pbspro.py")`` or ``qcmb-parsl run INPUT.json --config my_pbspro.py``.
 """
+
+import os
+import sys
 
 from parsl.config import Config
 from parsl.executors import HighThroughputExecutor
@@ -13,31 +23,43 @@ config = Config(
     executors=[
         HighThroughputExecutor(
             label="pbspro",
-            # address=address_by_interface("bond0"),  # site: an address of the driver the nodes can reach
-            max_workers_per_node=8,  # site: fragments at once per node
-            cores_per_worker=4,  # site: cores of each fragment
-            encrypted=True,
-            heartbeat_period=2,
+            # site: where workers reach the driver, e.g. address_by_interface('ib0'); None: they probe all
+            address=None,
+            encrypted=True,  # CurveZMQ: only this run's workers get tasks
+            heartbeat_period=2,  # a lost block is noticed in ~10 s, not Parsl's default 120 s
             heartbeat_threshold=10,
             block_error_handler=False,  # a dead block's tasks are retried on a new one
+            cores_per_worker=1,  # site: cores of each fragment (QCEngine's ncores)
             provider=PBSProProvider(
-                account="YOUR_ACCOUNT",  # site: project to charge
-                queue="workq",  # site: queue name
-                select_options="",  # site: e.g. "ngpus=4"
-                scheduler_options="",  # site: further '#PBS ...' lines, e.g. "#PBS -l filesystems=home"
-                worker_init="",  # site: e.g. "module load conda; conda activate qcmb"
-                nodes_per_block=1,  # site
-                cpus_per_node=32,  # site: cores requested per node
+                account=None,  # site: account to charge
+                queue=None,  # site: queue name
+                scheduler_options="",  # site: further directive lines of this scheduler
+                select_options="",  # site: further select resources, e.g. "ngpus=4"
+                # site: add module loads; keep the caps equal to cores_per_worker
+                worker_init="\n".join(
+                    [
+                        f"export PATH={os.path.dirname(sys.executable)}:$PATH",
+                        "export OMP_NUM_THREADS=1",
+                        "export MKL_NUM_THREADS=1",
+                        "export OPENBLAS_NUM_THREADS=1",
+                        "export VECLIB_MAXIMUM_THREADS=1",
+                        "export NUMEXPR_NUM_THREADS=1",
+                    ]
+                ),
+                nodes_per_block=1,  # site: nodes per batch job
+                cpus_per_node=1,  # site: ncpus requested per node
                 init_blocks=1,
                 min_blocks=0,
-                max_blocks=4,  # site
-                walltime="01:00:00",  # site
+                max_blocks=1,  # site: batch jobs at most at once
+                walltime="01:00:00",  # site: of each batch job, HH:MM:SS
                 cmd_timeout=60,
-                # site: one pool per node: Open MPI "--map-by node"; MPICH/Cray bind_cmd="--cpu-bind",
-                # overrides="--ppn 1"
-                launcher=MpiExecLauncher(bind_cmd="--bind-to", overrides="--map-by node"),
+                launcher=MpiExecLauncher(
+                    bind_cmd="--bind-to",  # site: MPICH and Cray: "--cpu-bind"
+                    # site: one pool per host: Open MPI "--map-by node", MPICH "-ppn 1"
+                    overrides="--map-by node",
+                ),
             ),
-        )
+        ),
     ],
     strategy_period=0.5,
 )

@@ -1,6 +1,12 @@
-"""Threads in the driver process: the cheapest way to run fragments in parallel on one machine.
+"""The ``threads`` preset as a plain Parsl config file: ThreadPoolExecutor in the driver process.
 
-Copy this file, edit it, and pass its path: ``ParslExecutor("my_threads.py")``.
+Threads share the driver process: no start-up cost, and in-process engines (PySCF) release the GIL.
+
+Needs: nothing.
+
+Written by ``qcmb-parsl presets --write-configs DIR`` from the preset with its default options. Copy
+it, edit the lines marked ``# site``, and pass its path: ``ParslExecutor("my_threads.py")`` or
+``qcmb-parsl run INPUT.json --config my_threads.py``.
 """
 
 import os
@@ -12,8 +18,8 @@ config = Config(
     executors=[
         ThreadPoolExecutor(
             label="threads",
-            max_threads=os.cpu_count(),  # fragments at once; each gets cores_per_worker threads
-        )
+            max_threads=os.cpu_count() or 1,  # site: fragments at once
+        ),
     ],
     strategy=None,
 )

@@ -7,12 +7,10 @@ Importing the package registers the project's PySCF harness with QCEngine as pro
 
 from importlib.metadata import version
 
+from . import v2  # qcmb_parsl.v2 after `import qcmb_parsl`, as qcmanybody.v2 after `import qcmanybody`
+from .computer import ManyBodyComputer
 from .engines.pyscf import register_pyscf_harness
-
-register_pyscf_harness()
-
-from .computer import ManyBodyComputer  # noqa: E402
-from .errors import (  # noqa: E402
+from .errors import (
     CacheError,
     ConfigurationError,
     FragmentsFailedError,
@@ -20,30 +18,33 @@ from .errors import (  # noqa: E402
     QcmbParslError,
     RunInterrupted,
 )
-from .execution.executors import ParslExecutor, RunReport, SequentialExecutor  # noqa: E402
-from .execution.outcomes import FailureKind, FragmentFailure, Source, TaskResult  # noqa: E402
-from .execution.shortcuts import ExecutorConfig  # noqa: E402
-from .planning.plan import FragmentTask, plan_tasks, specifications_from_input  # noqa: E402
+from .execution.executors import ParslExecutor, RunReport, SequentialExecutor
+from .execution.outcomes import FailureKind, FragmentFailure, Source, TaskResult
+from .execution.shortcuts import ExecutorConfig
+from .planning.plan import FragmentTask, plan_tasks, specifications_from_input
+
+register_pyscf_harness()
 
 __version__ = version("qcmb_parsl")
 
 __all__ = [
-    "ManyBodyComputer",
-    "ParslExecutor",
-    "SequentialExecutor",
+    "CacheError",
+    "ConfigurationError",
     "ExecutorConfig",
-    "FragmentTask",
-    "TaskResult",
-    "Source",
     "FailureKind",
     "FragmentFailure",
+    "FragmentTask",
+    "FragmentsFailedError",
+    "InputError",
+    "ManyBodyComputer",
+    "ParslExecutor",
+    "QcmbParslError",
+    "RunInterrupted",
     "RunReport",
+    "SequentialExecutor",
+    "Source",
+    "TaskResult",
     "plan_tasks",
     "specifications_from_input",
-    "QcmbParslError",
-    "ConfigurationError",
-    "InputError",
-    "CacheError",
-    "FragmentsFailedError",
-    "RunInterrupted",
+    "v2",
 ]

@@ -3,18 +3,20 @@
 Upstream builds the core and validates the input (``from_manybodyinput(..., build_tasks=False)``);
 this module plans the fragments, hands them to an executor, and gives the results back to upstream's
 ``analyze`` and ``get_results``, so the ManyBodyResult is upstream's own, field for field.
+
+:meth:`ParallelComputerMixin.run` is the one path from a validated input to its result: the API's
+``from_manybodyinput`` and the command line's ``run`` both go through it.
 """
 
 from __future__ import annotations
 
 import logging
 import time
-from typing import Any, ClassVar, Literal
+from dataclasses import replace
+from typing import TYPE_CHECKING, Any, ClassVar, Literal
 
 import qcmanybody
 import qcmanybody.v2
-from qcelemental.models import v1 as qcel_v1
-from qcelemental.models import v2 as qcel_v2
 
 from .cache import task_keys
 from .engines.programs import program_versions
@@ -23,6 +25,7 @@ from .execution.executors import FragmentExecutor, ProgressCallback, RunReport
 from .execution.shortcuts import ExecutorConfig, choose_executor
 from .planning.inputs import check_manybody_input, normalize_input, one_line_validation_error
 from .planning.plan import FragmentTask, iterate_labels, plan_tasks, specifications_from_input
+from .schema import SchemaVersion, atomic_result_model
 
 logger = logging.getLogger(__name__)
 
@@ -30,10 +33,19 @@ FailurePolicy = Literal["raise", "return"]
 
 
 class ParallelComputerMixin:
-    """What the v1 and v2 computers add to upstream's: the executor and the assembly of its results."""
+    """What the v1 and v2 computers add to upstream's: the executor and the assembly of its results.
 
-    schema_version: ClassVar[int]
-    atomic_result_model: ClassVar[type]
+    ``plan_time`` is the driver's planning time of this input (validation and fragment tasks), in
+    seconds; :meth:`run` puts it into the run's summary.
+    """
+
+    schema_version: ClassVar[SchemaVersion]
+    if TYPE_CHECKING:  # upstream's (qcmb_core, get_results), or set on instances (plan_time): declared
+        # here for type checkers only, as upstream's pydantic models would make annotations fields
+        plan_time: float
+        qcmb_core: Any
+
+        def get_results(self, external_results: dict[str, Any], component_results: dict[str, Any]) -> Any: ...
 
     @classmethod
     def from_manybodyinput(
@@ -76,34 +88,53 @@ class ParallelComputerMixin:
 
         chosen, owned = choose_executor(executor, parallel, n_workers, executor_config)
         try:
-            plan_start = time.perf_counter()
-            tasks = computer.fragment_tasks()
-            plan_time = time.perf_counter() - plan_start
-            report = chosen.run(tasks, progress_callback)
-            report.summary.plan_time = plan_time
+            return computer.run(chosen, progress_callback, on_failure=on_failure, start=start)
         finally:
             if owned:
                 chosen.close()
 
+    @classmethod
+    def prepare(cls, input_model: Any) -> Any:
+        """Validated computer with upstream's core, nothing run: ``from_manybodyinput(build_tasks=False)``."""
+        start = time.perf_counter()
+        input_model = normalize_input(input_model, cls.schema_version)
+        check_manybody_input(input_model)
+        try:
+            computer = super().from_manybodyinput(input_model, build_tasks=False)  # type: ignore[misc]
+        except (ValueError, TypeError, AssertionError) as exc:  # pydantic errors are ValueErrors
+            raise InputError(one_line_validation_error(exc, "ManyBodyInput")) from None
+        computer.plan_time = time.perf_counter() - start
+        return computer
+
+    def run(
+        self,
+        executor: FragmentExecutor,
+        progress_callback: ProgressCallback | None = None,
+        *,
+        on_failure: FailurePolicy = "raise",
+        start: float | None = None,
+    ) -> Any:
+        """Plan the fragments, run them on ``executor`` and assemble upstream's ManyBodyResult.
+
+        ``on_failure`` as in :meth:`from_manybodyinput`; ``start`` (a :func:`time.perf_counter`
+        reading) is when the calculation began, for the result's ``wall_time``: by default, now.
+        """
+        start = time.perf_counter() if start is None else start
+        tasks = self.fragment_tasks()
+        report = executor.run(tasks, progress_callback)
+        report = replace(report, summary=replace(report.summary, plan_time=self.plan_time))
         if report.failures:
             if on_failure == "return":
                 return report
             raise FragmentsFailedError(report.failures, len(tasks), report)
-        return computer.assemble(report, wall_time=time.perf_counter() - start)
-
-    @classmethod
-    def prepare(cls, input_model: Any) -> Any:
-        """Validated computer with upstream's core, nothing run: ``from_manybodyinput(build_tasks=False)``."""
-        input_model = normalize_input(input_model, cls.schema_version)
-        check_manybody_input(input_model)
-        try:
-            return super().from_manybodyinput(input_model, build_tasks=False)  # type: ignore[misc]
-        except (ValueError, TypeError, AssertionError) as exc:  # pydantic errors are ValueErrors
-            raise InputError(one_line_validation_error(exc, "ManyBodyInput")) from None
+        return self.assemble(report, wall_time=time.perf_counter() - start)
 
     def fragment_tasks(self) -> list[FragmentTask]:
-        """Every fragment task of this expansion, most expensive first."""
-        return plan_tasks(self.qcmb_core, specifications_from_input(self), self.schema_version)
+        """Every fragment task of this expansion, in upstream's order; the time counts as planning."""
+        start = time.perf_counter()
+        tasks = plan_tasks(self.qcmb_core, specifications_from_input(self), self.schema_version)
+        self.plan_time = getattr(self, "plan_time", 0.0) + time.perf_counter() - start
+        return tasks
 
     def cache_keys(self) -> dict[str, str]:
         """label -> fragment-cache key of every fragment, as executors compute them.
@@ -121,11 +152,12 @@ class ParallelComputerMixin:
         """
         component_results = {}
         component_properties = {}
+        atomic_model = atomic_result_model(self.schema_version)
         for _, label, _, _ in iterate_labels(self.qcmb_core):
             task_result = report.results[label]
-            data = dict(task_result.result)
+            data = dict(task_result.result or {})
             data["extras"] = {**(data.get("extras") or {}), "qcmb_parsl": task_result.provenance}
-            atomic = self.atomic_result_model(**data)
+            atomic = atomic_model(**data)
             component_results[label] = atomic
             component_properties[label] = {
                 name: value
@@ -145,12 +177,15 @@ class ParallelComputerMixin:
 class ManyBodyComputer(ParallelComputerMixin, qcmanybody.ManyBodyComputer):
     """QCSchema v1 computer: ``qcmanybody.ManyBodyComputer`` whose fragments run on an executor."""
 
-    schema_version: ClassVar[int] = 1
-    atomic_result_model: ClassVar[type] = qcel_v1.AtomicResult
+    schema_version: ClassVar[SchemaVersion] = 1
 
 
 class ManyBodyComputerV2(ParallelComputerMixin, qcmanybody.v2.ManyBodyComputer):
     """QCSchema v2 computer: ``qcmanybody.v2.ManyBodyComputer`` whose fragments run on an executor."""
 
-    schema_version: ClassVar[int] = 2
-    atomic_result_model: ClassVar[type] = qcel_v2.AtomicResult
+    schema_version: ClassVar[SchemaVersion] = 2
+
+
+def computer_class(schema_version: int) -> type[ManyBodyComputer] | type[ManyBodyComputerV2]:
+    """The qcmb_parsl computer of a QCSchema version."""
+    return ManyBodyComputerV2 if schema_version == 2 else ManyBodyComputer

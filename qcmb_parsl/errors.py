@@ -23,6 +23,14 @@ class InputError(QcmbParslError, ValueError):
     """The ManyBodyInput (or a low-level plan) cannot be run as given; raised before any submission."""
 
 
+class OutputError(QcmbParslError):
+    """A result or summary file cannot be written where asked.
+
+    Raised before anything is computed when the place is unusable (a directory, no write access), and
+    after computing when writing fails (quota, file-size limit), then saying where the work is kept.
+    """
+
+
 class CacheError(QcmbParslError):
     """The fragment cache directory cannot be created, opened or written."""
 
@@ -58,7 +66,9 @@ class FragmentsFailedError(QcmbParslError, RuntimeError):
         for group in self.groups():
             first = group[0]
             others = f" and {len(group) - 1} more" if len(group) > 1 else ""
-            parts.append(f"{len(group)} {first.kind.value} [{first.program}] {first.reason()} ({first.label}{others})")
+            parts.append(
+                f"{len(group)} {first.kind.value} [{first.program}] {first.reason()} ({first.label}{others})"
+            )
         text = head + "; ".join(parts)
         if len(text) > self.MAX_LINE:
             text = text[: self.MAX_LINE - 1].rstrip() + "…"
@@ -68,7 +78,9 @@ class FragmentsFailedError(QcmbParslError, RuntimeError):
         """Every group, with the first fragment's evidence of each attempt; several lines."""
         lines = [f"{len(self.failures)} of {self.n_tasks} fragments failed"]
         for group in self.groups():
-            labels = ", ".join(f.label for f in group[:5]) + (f" and {len(group) - 5} more" if len(group) > 5 else "")
+            labels = ", ".join(f.label for f in group[:5]) + (
+                f" and {len(group) - 5} more" if len(group) > 5 else ""
+            )
             lines.append(f"{len(group)} x {group[0].kind.value} [{group[0].program}]: {labels}")
             lines.extend("  " + line for line in group[0].full().splitlines())
         return "\n".join(lines)

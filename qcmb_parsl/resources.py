@@ -7,7 +7,6 @@ each fragment to its worker slot instead.
 
 from __future__ import annotations
 
-import os
 from typing import Any
 
 import psutil
@@ -23,10 +22,6 @@ THREAD_VARIABLES = (
 )
 
 
-def default_workers() -> int:
-    return os.cpu_count() or 1
-
-
 class WorkerResources(BaseModel):
     """What one worker (one fragment at a time) may use; field names follow QCFractal's compute manager."""
 
@@ -36,11 +31,17 @@ class WorkerResources(BaseModel):
     memory_per_worker: float | None = Field(
         None, gt=0, description="GiB each fragment may use; default: 80% of its node's memory over workers."
     )
-    scratch_directory: str | None = Field(None, description="Node-local scratch for engines; default: QCEngine's.")
+    scratch_directory: str | None = Field(
+        None, description="Node-local scratch for engines; default: QCEngine's."
+    )
 
     def task_config(self) -> dict[str, Any]:
         """QCEngine task_config for one fragment; memory None means "decide on the node" (see below)."""
-        config: dict[str, Any] = {"ncores": self.cores_per_worker, "memory": self.memory_per_worker, "retries": 0}
+        config: dict[str, Any] = {
+            "ncores": self.cores_per_worker,
+            "memory": self.memory_per_worker,
+            "retries": 0,
+        }
         if self.scratch_directory:
             config["scratch_directory"] = self.scratch_directory
         return config

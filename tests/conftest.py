@@ -1,8 +1,13 @@
-"""Shared test set-up: a private fragment cache per test, and one core per upstream fragment."""
+"""Shared test set-up: a private fragment cache per test, one core per upstream fragment, and the
+real HPC services (a single-node Slurm, an MPI installation) that tests ask for by fixture name."""
 
 from __future__ import annotations
 
+from collections.abc import Iterator
+
 import pytest
+from components import require
+from hpc_services import MpiInstall, SlurmCluster, find_mpiexec, mpi4py_missing, slurm_missing
 
 
 @pytest.fixture(autouse=True)
@@ -18,3 +23,22 @@ def one_core_per_upstream_fragment(monkeypatch):
     """Upstream's serial references pass no task_config, so QCEngine would give every tiny fragment
     all cores: OpenMP threads only add synchronisation there (10x slower on a busy 2-core machine)."""
     monkeypatch.setenv("QCENGINE_NCORES", "1")
+
+
+@pytest.fixture(scope="session")
+def slurm_cluster() -> Iterator[SlurmCluster]:
+    """A running single-node Slurm for the whole session (skips, or fails under CI, where impossible)."""
+    reason = slurm_missing()
+    require(reason is None, f"no local Slurm: {reason}")
+    with SlurmCluster() as cluster:
+        yield cluster
+
+
+@pytest.fixture(scope="session")
+def mpi_install() -> MpiInstall:
+    """Open MPI or MPICH's mpiexec plus mpi4py (skips, or fails under CI, where missing)."""
+    install = find_mpiexec()
+    require(install is not None, "no mpiexec: apt-get install -y openmpi-bin libopenmpi-dev (or mpich)")
+    reason = mpi4py_missing()
+    require(reason is None, reason or "")
+    return install

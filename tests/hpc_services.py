@@ -19,15 +19,11 @@ import signal
 import socket
 import subprocess
 import tempfile
-import threading
 import time
-from collections.abc import Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
 
 import psutil
-import pytest
-from components import require
 from typing_extensions import Self
 
 logger = logging.getLogger(__name__)
@@ -308,46 +304,6 @@ class SlurmCluster:
         logger.info("Slurm stopped in %.2f s", self.stop_seconds)
 
 
-class _SharedCluster:
-    """One SlurmCluster per test session, however many test modules ask for it."""
-
-    def __init__(self) -> None:
-        self._lock = threading.Lock()
-        self._users = 0
-        self.cluster: SlurmCluster | None = None
-
-    def acquire(self) -> SlurmCluster:
-        with self._lock:
-            if self.cluster is None:
-                cluster = SlurmCluster()
-                cluster.start()
-                self.cluster = cluster
-            self._users += 1
-            return self.cluster
-
-    def release(self) -> None:
-        with self._lock:
-            self._users -= 1
-            if self._users == 0 and self.cluster is not None:
-                self.cluster.stop()
-                self.cluster = None
-
-
-_SHARED = _SharedCluster()
-
-
-@pytest.fixture(scope="session")
-def slurm_cluster() -> Iterator[SlurmCluster]:
-    """A running single-node Slurm for the whole session (skips, or fails under CI, where impossible)."""
-    reason = slurm_missing()
-    require(reason is None, f"no local Slurm: {reason}")
-    cluster = _SHARED.acquire()
-    try:
-        yield cluster
-    finally:
-        _SHARED.release()
-
-
 @dataclass(frozen=True)
 class MpiInstall:
     """An MPI launcher found on this machine."""
@@ -382,16 +338,6 @@ def mpi4py_missing() -> str | None:
 def mpi_environment() -> dict[str, str]:
     """Environment an MPI launch needs here: Open MPI's consent to run as root, when root."""
     return dict(OPENMPI_ROOT_ENV) if os.geteuid() == 0 else {}
-
-
-@pytest.fixture(scope="session")
-def mpi_install() -> MpiInstall:
-    """Open MPI or MPICH's mpiexec plus mpi4py (skips, or fails under CI, where missing)."""
-    install = find_mpiexec()
-    require(install is not None, "no mpiexec: apt-get install -y openmpi-bin libopenmpi-dev (or mpich)")
-    reason = mpi4py_missing()
-    require(reason is None, reason or "")
-    return install
 
 
 PARSL_PROCESS_NAMES = ("interchange", "process_worker_pool")  # the interchange retitles itself

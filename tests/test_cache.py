@@ -18,6 +18,8 @@ import pytest
 from qcmb_parsl.cache import CacheEntryInfo, FragmentCache, default_cache_dir, fragment_key
 from qcmb_parsl.errors import CacheError
 
+pytestmark = pytest.mark.fast  # the cache alone, no executor
+
 REPO = Path(__file__).resolve().parents[1]
 
 WATER = {

@@ -24,17 +24,10 @@ from molecules import mbe_input
 from qcmb_parsl import ParslExecutor
 from qcmb_parsl.cache import fragment_key
 from qcmb_parsl.engines.programs import program_versions
-from qcmb_parsl.frontend.campaign import (
-    LABEL_SEPARATOR,
-    SUMMARY_COLUMNS,
-    detect_schema_version,
-    keep_fragment_results,
-    load_result,
-    prepare,
-    read_input,
-    run_campaign,
-)
+from qcmb_parsl.frontend.campaign import LABEL_SEPARATOR, run_campaign
 from qcmb_parsl.frontend.cli import main
+from qcmb_parsl.frontend.files import SUMMARY_COLUMNS, load_result, read_input
+from qcmb_parsl.schema import detect_input_version, keep_fragment_results
 
 ROOT = Path(__file__).resolve().parents[1]
 SBATCH = ROOT / "examples" / "slurm_campaign.sbatch"
@@ -60,7 +53,7 @@ def distinct_fragments(directory: Path) -> int:
     """Distinct fragment calculations over all inputs of ``directory``, by the executor's cache key."""
     keys = set()
     for path in sorted(directory.glob("*.json")):
-        tasks = prepare(read_input(path)).fragment_tasks()
+        tasks = read_input(path).prepare().fragment_tasks()
         versions = program_versions({task.program for task in tasks})
         keys.update(fragment_key(task.program, versions[task.program], task.atomic_input) for task in tasks)
     return len(keys)
@@ -223,24 +216,67 @@ def test_failed_input_is_reported_and_the_others_are_written(tmp_path, capsys):
     assert sorted(p.name for p in (tmp_path / "out").glob("*.result.json")) == ["b_dimer_nocp.result.json"]
 
 
+def test_planted_symlinks_in_the_output_directory_are_never_followed(campaign_run, tmp_path):
+    """Someone who can write into the output directory plants links named like our files; the
+    campaign replaces the links with its own files and never writes into what they point at."""
+    work, _ = campaign_run
+    shutil.copytree(work / "inputs", tmp_path / "inputs")
+    shutil.copytree(work / "cache", tmp_path / "cache")
+    out = tmp_path / "out"
+    out.mkdir()
+    planted = ["a_dimer.result.json.partial", "campaign_summary.csv.partial", "b_dimer_nocp.result.json",
+               "campaign_summary.csv"]
+    for name in planted:
+        (tmp_path / f"victim-{name}").write_text("precious")
+        (out / name).symlink_to(tmp_path / f"victim-{name}")
+
+    proc = campaign_cli("inputs", "--preset", "threads", "--out-dir", "out", "--cache-dir", "cache", "--quiet",
+                        cwd=tmp_path)
+    assert proc.returncode == 0, proc.stderr
+    assert [(tmp_path / f"victim-{name}").read_text() for name in planted] == ["precious"] * len(planted)
+    rows = read_summary(out / "campaign_summary.csv")
+    assert {row["status"] for row in rows.values()} == {"computed"}
+    for name in INPUTS:
+        path = out / f"{name}.result.json"
+        assert path.is_file() and not path.is_symlink()
+        expected = load_result(work / "out" / f"{name}.result.json").return_result
+        assert load_result(path).return_result == pytest.approx(expected, abs=ENERGY_TOL)
+    assert not (out / "campaign_summary.csv").is_symlink()
+    assert not [p for p in out.iterdir() if p.name.startswith(".")]  # no temporary file left behind
+
+
+def test_unusable_output_places_stop_the_campaign_before_it_computes(tmp_path):
+    write_inputs(tmp_path / "inputs", ("b_dimer_nocp",))
+    (tmp_path / "a-file").write_text("")
+    proc = campaign_cli("inputs", "--preset", "local", "--out-dir", "a-file", "--cache-dir", "cache", cwd=tmp_path)
+    assert proc.returncode == 2 and "output directory 'a-file' is a file" in proc.stderr, proc.stderr
+    (tmp_path / "out" / "b_dimer_nocp.result.json").mkdir(parents=True)
+    proc = campaign_cli("inputs", "--preset", "local", "--out-dir", "out", "--cache-dir", "cache", cwd=tmp_path)
+    assert proc.returncode == 2 and "b_dimer_nocp.result.json' is a directory" in proc.stderr, proc.stderr
+    assert len(proc.stderr.strip().splitlines()) == 1
+    assert not (tmp_path / "runinfo").exists()  # Parsl never started
+
+
+@pytest.mark.fast
 def test_schema_version_detection():
     v1, v2 = mbe_input(2), mbe_input(2, schema_version=2)
-    assert detect_schema_version(v1) == 1  # component_results protocol
-    assert detect_schema_version(v2) == 2  # cluster_results protocol
+    assert detect_input_version(v1) == 1  # component_results protocol
+    assert detect_input_version(v2) == 2  # cluster_results protocol
     bare = json.loads(json.dumps(v1))
     del bare["specification"]["protocols"]
-    assert detect_schema_version(bare) == 1  # no marker: validates as v1
-    assert detect_schema_version({**bare, "schema_version": 2}) == 2
+    assert detect_input_version(bare) == 1  # no marker: validates as v1
+    assert detect_input_version({**bare, "schema_version": 2}) == 2
     spec_v2 = {**bare, "specification": {**bare["specification"], "schema_version": 2}}
-    assert detect_schema_version(spec_v2) == 2
+    assert detect_input_version(spec_v2) == 2
     named = json.loads(json.dumps(bare))
     named["specification"]["specification"]["schema_name"] = "qcschema_atomic_specification"
-    assert detect_schema_version(named) == 2
+    assert detect_input_version(named) == 2
     only_v2 = json.loads(json.dumps(bare))
     only_v2["specification"]["program"] = ""  # a field only v2's ManyBodySpecification has
-    assert detect_schema_version(only_v2) == 2
+    assert detect_input_version(only_v2) == 2
 
 
+@pytest.mark.fast
 def test_fragment_results_protocol_is_added_not_overridden():
     bare = mbe_input(2)
     del bare["specification"]["protocols"]
@@ -264,11 +300,12 @@ def test_slurm_example_script_and_its_pictures(campaign_run):
     assert "timeline: out/a_dimer_timeline.png" in proc.stdout
 
 
+@pytest.mark.fast
 def test_example_inputs_are_valid_and_share_fragments():
     inputs = ROOT / "examples" / "inputs"
     files = sorted(inputs.glob("*.json"))
     assert len(files) == 3
     versions = {path.stem: read_input(path).schema_version for path in files}
     assert versions == {"water_dimer": 1, "water_trimer_nocp": 1, "water_trimer_cp_v2": 2}
-    n_tasks = sum(len(prepare(read_input(path)).fragment_tasks()) for path in files)
+    n_tasks = sum(len(read_input(path).prepare().fragment_tasks()) for path in files)
     assert distinct_fragments(inputs) < n_tasks

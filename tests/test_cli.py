@@ -19,6 +19,7 @@ import numpy as np
 import pytest
 import qcmanybody.models
 import qcmanybody.models.v2
+from components import require
 from molecules import mbe_input
 
 from qcmb_parsl import ManyBodyComputer
@@ -127,6 +128,7 @@ def test_second_run_is_all_cache_hits_and_report_draws_it(dimer_run, tmp_path, c
         assert_png(path)
 
 
+@pytest.mark.fast
 def test_missing_input_is_one_line_and_exit_2(tmp_path):
     """Through the console script ``pip install -e .`` installed."""
     assert SCRIPT.is_file(), f"{SCRIPT} is missing: `pip install -e .` installs the console script"
@@ -137,6 +139,7 @@ def test_missing_input_is_one_line_and_exit_2(tmp_path):
     assert "missing.json" in proc.stderr and "does not exist" in proc.stderr
 
 
+@pytest.mark.fast
 def test_bad_inputs_and_options_are_one_line_and_exit_2(tmp_path, capsys):
     (tmp_path / "malformed.json").write_text('{"molecule": ')
     invalid = dimer_input()
@@ -167,6 +170,109 @@ def test_bad_inputs_and_options_are_one_line_and_exit_2(tmp_path, capsys):
     assert "Traceback" in err and err.strip().splitlines()[-1].startswith("qcmb-parsl: error: ")
 
 
+@pytest.mark.fast
+def test_settings_that_are_not_preset_options_are_refused_by_name(tmp_path):
+    (tmp_path / "dimer.json").write_text(json.dumps(dimer_input()))
+    options = ["cache_dir=elsewhere", "progress=log", "config=local", "max_retries=5"]
+    proc = cli("run", "dimer.json", "--preset", "threads", *(f"--option={o}" for o in options), cwd=tmp_path)
+    assert proc.returncode == 2
+    assert_one_line_error(proc.stderr)
+    for named in ("cache_dir (use --cache-dir)", "progress (use --progress or --quiet)",
+                  "config (use --config or --preset)", "max_retries"):
+        assert named in proc.stderr
+    assert "not a preset option" in proc.stderr and not (tmp_path / "dimer.result.json").exists()
+
+
+@pytest.mark.fast
+def test_option_with_a_line_break_never_reaches_a_batch_script(tmp_path):
+    (tmp_path / "dimer.json").write_text(json.dumps(dimer_input()))
+    proc = cli("run", "dimer.json", "--preset", "slurm", "--option", "partition=debug\n#SBATCH --qos=high",
+               cwd=tmp_path)
+    assert proc.returncode == 2
+    assert_one_line_error(proc.stderr)
+    assert "preset 'slurm': partition: must be one line" in proc.stderr
+
+
+@pytest.mark.fast
+def test_directory_as_out_is_refused_before_anything_runs(tmp_path):
+    (tmp_path / "dimer.json").write_text(json.dumps(dimer_input()))
+    (tmp_path / "results").mkdir()
+    proc = cli("run", "dimer.json", "--preset", "local", "--out", "results", "--cache-dir", "cache", cwd=tmp_path)
+    assert proc.returncode == 2
+    assert_one_line_error(proc.stderr)
+    assert "result file 'results' is a directory" in proc.stderr
+    assert not (tmp_path / "runinfo").exists()  # Parsl never started
+    assert not (tmp_path / "cache").exists()  # nor was the cache opened
+    assert list(tmp_path.rglob("*.partial")) == [] and list((tmp_path / "results").iterdir()) == []
+
+
+def test_result_replaces_a_symlink_and_never_writes_through_it(dimer_run, tmp_path):
+    work, cache, _ = dimer_run
+    victim = tmp_path / "victim.txt"
+    victim.write_text("precious")
+    out = tmp_path / "linked.json"
+    out.symlink_to(victim)
+    (tmp_path / ".linked.json.partial").symlink_to(victim)  # a guess at our temporary name
+    proc = cli("run", str(work / "dimer.json"), "--preset", "threads", "--cache-dir", str(cache),
+               "--out", str(out), cwd=tmp_path)
+    assert proc.returncode == 0, proc.stderr
+    assert victim.read_text() == "precious"
+    assert out.is_file() and not out.is_symlink()
+    first = qcmanybody.models.ManyBodyResult.parse_file(work / "dimer.result.json")
+    assert qcmanybody.models.ManyBodyResult.parse_file(out).return_result == first.return_result
+    assert sorted(p.name for p in tmp_path.iterdir()) == [".linked.json.partial", "linked.json", "victim.txt"]
+
+
+def _cli_with_full_output_dir(*args: str, cwd: Path, env: dict[str, str]) -> subprocess.CompletedProcess:
+    """``python -m qcmb_parsl ARGS`` with ``cwd/full`` a 4 KiB tmpfs of its own (a mount namespace
+    of the process): the result does not fit there, as on a file system over quota."""
+    (cwd / "full").mkdir()
+    script = 'mount -t tmpfs -o size=4k tmpfs full && exec "$0" -m qcmb_parsl "$@"'
+    return subprocess.run(
+        ["unshare", "--user", "--map-root-user", "--mount", "sh", "-c", script, sys.executable, *args],
+        cwd=cwd, capture_output=True, text=True, timeout=120, env={**os.environ, "COLUMNS": "160", **env},
+    )
+
+
+def _require_unshare() -> None:
+    probe = shutil.which("unshare") and subprocess.run(
+        ["unshare", "--user", "--map-root-user", "--mount", "true"], capture_output=True, timeout=30
+    )
+    require(bool(probe) and probe.returncode == 0, "unshare --user --mount is not available here")
+
+
+def test_result_that_cannot_be_written_says_where_the_work_is(dimer_run, tmp_path):
+    _require_unshare()
+    work, _, _ = dimer_run
+    first = qcmanybody.models.ManyBodyResult.parse_file(work / "dimer.result.json")
+    (tmp_path / "dimer.json").write_text(json.dumps(dimer_input()))
+
+    # with the cache: its fragments are there, and a rerun computes nothing
+    proc = _cli_with_full_output_dir("run", "dimer.json", "--preset", "threads", "--cache-dir", "cache", "--quiet",
+                                     "--out", "full/dimer.result.json", cwd=tmp_path, env={})
+    assert proc.returncode == 2
+    assert_one_line_error(proc.stderr)
+    assert "cannot write result file 'full/dimer.result.json'" in proc.stderr
+    assert "No space left on device" in proc.stderr and f"in the cache {tmp_path / 'cache'}" in proc.stderr
+    again = cli("run", "dimer.json", "--preset", "threads", "--cache-dir", "cache", cwd=tmp_path)
+    assert again.returncode == 0, again.stderr
+    assert "5 fragments: 0 computed, 5 from the cache" in again.stdout
+
+    # without a cache: the result goes to the temporary directory, and the message names the file
+    (tmp_path / "full").rmdir()
+    scratch = tmp_path / "scratch"
+    scratch.mkdir()
+    proc = _cli_with_full_output_dir("run", "dimer.json", "--preset", "threads", "--no-cache", "--quiet",
+                                     "--out", "full/dimer.result.json", cwd=tmp_path, env={"TMPDIR": str(scratch)})
+    assert proc.returncode == 2
+    assert_one_line_error(proc.stderr)
+    [kept] = scratch.glob("dimer.*.result.json")
+    assert f"the result was written to {kept} instead" in proc.stderr
+    result = qcmanybody.models.ManyBodyResult.parse_file(kept)
+    np.testing.assert_allclose(result.return_result, first.return_result, atol=ENERGY_TOL, rtol=0)
+    assert result.extras["qcmb_parsl"]["n_executed"] == 5
+
+
 def test_failed_fragments_exit_1(tmp_path, capsys):
     (tmp_path / "bad_method.json").write_text(json.dumps(mbe_input(2, method="no-such-functional")))
     assert main(["run", str(tmp_path / "bad_method.json"), "--preset", "threads", "--quiet"]) == 1
@@ -189,6 +295,7 @@ def test_v2_input_is_detected_and_gives_a_v2_result(tmp_path, capsys):
     assert "CP interaction" in capsys.readouterr().out
 
 
+@pytest.mark.fast
 @pytest.mark.parametrize(
     "command",
     [[], ["run"], ["campaign"], ["cache"], ["cache", "stats"], ["cache", "list"], ["cache", "invalidate"],
@@ -234,6 +341,7 @@ def test_cache_commands(dimer_run, tmp_path, capsys):
     assert "entries:   0" in capsys.readouterr().out
 
 
+@pytest.mark.fast
 def test_presets_lists_each_with_needs_and_options(capsys):
     from qcmb_parsl.presets import PRESETS
 

@@ -13,7 +13,8 @@ import threading
 import numpy as np
 import psutil
 import pytest
-from hpc_services import SlurmCluster, slurm_cluster  # noqa: F401 - a fixture
+import qcmb_parsl
+from hpc_services import SlurmCluster
 from molecules import mbe_input
 from parsl.executors.high_throughput.errors import WorkerLost
 
@@ -28,6 +29,7 @@ from qcmb_parsl import (
 )
 from qcmb_parsl.cache import FragmentCache
 from qcmb_parsl.execution.retry import MAX_FREE_RETRIES, retry_cost
+from qcmb_parsl.execution.progress import check_progress
 
 
 def one_line(excinfo) -> str:
@@ -85,6 +87,7 @@ def _record(fail_count: int) -> dict:
     return {"dfk": type("DFK", (), {"config": _Config})(), "fail_count": fail_count}
 
 
+@pytest.mark.fast
 def test_parsl_retries_only_lost_workers():
     """Engine trouble is judged on the worker; Parsl retries only what says nothing about the fragment."""
     assert retry_cost(WorkerLost(1, "node7"), _record(1)) == 0.0
@@ -157,7 +160,7 @@ def test_worker_killed_mid_run_still_gives_the_same_numbers():
 
 
 @pytest.mark.slurm
-def test_slurm_block_cancelled_mid_run_is_replaced(slurm_cluster: SlurmCluster, tmp_path, monkeypatch):  # noqa: F811
+def test_slurm_block_cancelled_mid_run_is_replaced(slurm_cluster: SlurmCluster, tmp_path, monkeypatch):
     monkeypatch.chdir(tmp_path)
     mbin = mbe_input(3, basis="6-31g", bsse_type=["cp", "nocp"])
     reference = ManyBodyComputer.from_manybodyinput(mbin)
@@ -190,6 +193,7 @@ def _mbin_with_molecule(**changes) -> dict:
     return mbin
 
 
+@pytest.mark.fast
 @pytest.mark.parametrize(
     "mbin, expected",
     [
@@ -210,6 +214,59 @@ def test_bad_input_is_one_clear_line(mbin, expected):
     assert expected in one_line(excinfo)
 
 
+@pytest.mark.fast
+@pytest.mark.parametrize("schema_version", [1, 2])
+@pytest.mark.parametrize(
+    ("field", "change", "expected"),
+    [
+        ("bsse_type", lambda mbin: mbin["specification"]["keywords"].update(bsse_type=["cp", "xyz"]),
+         "bsse_type.1: 'xyz' is not one of nocp, cp, vmfc"),
+        ("driver", lambda mbin: mbin["specification"].update(driver="energies"),
+         "driver: 'energies' is not one of energy, gradient, hessian, properties"),
+    ],
+)
+def test_enum_errors_name_the_value_and_the_allowed_ones(schema_version, field, change, expected):
+    mbin = mbe_input(2, schema_version=schema_version)
+    change(mbin)
+    computer = ManyBodyComputer if schema_version == 1 else qcmb_parsl.v2.ManyBodyComputer
+    with pytest.raises(InputError) as excinfo:
+        computer.from_manybodyinput(mbin)
+    assert expected in one_line(excinfo)
+
+
+@pytest.mark.fast
+@pytest.mark.parametrize("value", [float("nan"), float("inf"), -float("inf")])
+def test_non_finite_coordinates_are_refused_before_any_engine_runs(value):
+    mbin = mbe_input(2)
+    mbin["molecule"]["geometry"][4] = value
+    with pytest.raises(InputError) as excinfo:
+        ManyBodyComputer.from_manybodyinput(mbin)
+    assert "molecule.geometry: atom 1 is at" in one_line(excinfo) and "finite" in one_line(excinfo)
+
+
+@pytest.mark.fast
+def test_api_misuse_is_our_error_naming_what_was_given():
+    with pytest.raises(InputError, match="ManyBodyInput model, a dict or JSON text, not int") as excinfo:
+        ManyBodyComputer.from_manybodyinput(123)
+    one_line(excinfo)
+    v2_model = qcmb_parsl.v2.ManyBodyComputer.prepare(mbe_input(2, schema_version=2)).input_data
+    with pytest.raises(InputError, match="QCSchema v2 ManyBodyInput was given to the v1 computer") as excinfo:
+        ManyBodyComputer.from_manybodyinput(v2_model)
+    assert "qcmb_parsl.v2.ManyBodyComputer" in one_line(excinfo)
+    with pytest.raises(ConfigurationError, match="config must be a preset name") as excinfo:
+        ParslExecutor(123)
+    assert "not int" in one_line(excinfo)
+
+
+@pytest.mark.fast
+def test_progress_must_be_a_known_mode():
+    assert [check_progress(mode) for mode in ("auto", "bar", "log", True, False)] == ["auto", "bar", "log", True, False]
+    with pytest.raises(ConfigurationError) as excinfo:
+        check_progress("weird")
+    assert "'weird'" in one_line(excinfo) and "'auto', 'bar', 'log'" in one_line(excinfo)
+
+
+@pytest.mark.fast
 def test_inconsistent_levels_and_vmfc_with_supersystem():
     specs = {
         "a": {"program": "pyscf", "driver": "energy", "model": {"method": "hf", "basis": "sto-3g"}},
@@ -225,6 +282,7 @@ def test_inconsistent_levels_and_vmfc_with_supersystem():
     assert "vmfc cannot be combined with a supersystem" in one_line(excinfo)
 
 
+@pytest.mark.fast
 def test_engine_rejecting_the_method_names_the_fragment():
     with pytest.raises(FragmentsFailedError) as excinfo:
         ManyBodyComputer.from_manybodyinput(mbe_input(2, method="no-such-method"))
@@ -233,6 +291,7 @@ def test_engine_rejecting_the_method_names_the_fragment():
     assert "2 cancelled" not in message[:60], "the cause comes first, the fragments it cancelled after"
 
 
+@pytest.mark.fast
 def test_bad_executor_settings(tmp_path):
     blocker = tmp_path / "a-file"
     blocker.write_text("")

@@ -8,6 +8,8 @@ from __future__ import annotations
 
 import json
 import os
+import subprocess
+import sys
 from functools import cache
 from pathlib import Path
 
@@ -210,18 +212,21 @@ def _one_line(excinfo) -> str:
     return message
 
 
+@pytest.mark.fast
 def test_unknown_preset():
     with pytest.raises(ConfigurationError) as excinfo:
         ParslExecutor("nonesuch")
     assert "unknown preset 'nonesuch'" in _one_line(excinfo) and "local" in str(excinfo.value)
 
 
+@pytest.mark.fast
 def test_unknown_preset_option():
     with pytest.raises(ConfigurationError) as excinfo:
         ParslExecutor("local", partitionn="debug")
     assert "partitionn" in _one_line(excinfo)
 
 
+@pytest.mark.fast
 @pytest.mark.parametrize("workers", [0, -2])
 def test_bad_worker_count(workers):
     with pytest.raises(ConfigurationError) as excinfo:
@@ -231,6 +236,7 @@ def test_bad_worker_count(workers):
         ManyBodyComputer.from_manybodyinput(mbe_input(2), parallel=True, n_workers=workers)
 
 
+@pytest.mark.fast
 def test_config_file_problems(tmp_path):
     with pytest.raises(ConfigurationError, match="does not exist") as excinfo:
         ParslExecutor(str(tmp_path / "missing.py"))
@@ -247,6 +253,7 @@ def test_config_file_problems(tmp_path):
     _one_line(excinfo)
 
 
+@pytest.mark.fast
 def test_unknown_program_names_available_ones():
     with pytest.raises(InputError) as excinfo:
         ManyBodyComputer.from_manybodyinput(mbe_input(2, program="nosuchcode"))
@@ -254,14 +261,25 @@ def test_unknown_program_names_available_ones():
     assert "unknown program 'nosuchcode'" in message and "pyscf" in message
 
 
+@pytest.mark.fast
 def test_program_not_installed():
     with pytest.raises(InputError) as excinfo:
         ManyBodyComputer.from_manybodyinput(mbe_input(2, program="mrchem"))
     assert "'mrchem' is not installed" in _one_line(excinfo)
 
 
+@pytest.mark.fast
 @pytest.mark.parametrize("max_nbody", [0, 4, -1])
 def test_max_nbody_out_of_range(max_nbody):
     with pytest.raises(InputError) as excinfo:
         ManyBodyComputer.from_manybodyinput(mbe_input(3, max_nbody=max_nbody), executor=None)
     assert "max_nbody" in _one_line(excinfo)
+
+
+@pytest.mark.fast
+def test_v2_is_reachable_after_importing_the_package():
+    """As ``import qcmanybody`` exposes ``qcmanybody.v2``: a fresh interpreter, one import."""
+    code = "import qcmb_parsl; print(qcmb_parsl.v2.ManyBodyComputer.schema_version)"
+    proc = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=120)
+    assert proc.returncode == 0, proc.stderr
+    assert proc.stdout.strip() == "2"

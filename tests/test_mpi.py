@@ -16,16 +16,13 @@ from pathlib import Path
 import numpy as np
 import pytest
 import qcengine
-from components import require_nwchem
-from hpc_services import (  # noqa: F401 - fixtures
+from components import require, require_nwchem
+from hpc_services import (
     MpiInstall,
     SlurmCluster,
     mpi_environment,
-    mpi_install,
     new_parsl_processes,
     parsl_processes,
-    require,
-    slurm_cluster,
 )
 from molecules import mbe_input, water_cluster
 from mpi_probe import rank_probe_app
@@ -54,7 +51,7 @@ def _ranks(stdout: str) -> list[tuple[int, int]]:
     return [tuple(row) for row in ast.literal_eval(stdout.strip().splitlines()[-1])]
 
 
-def test_mpiexec_starts_two_mpi4py_ranks(mpi_install: MpiInstall) -> None:  # noqa: F811
+def test_mpiexec_starts_two_mpi4py_ranks(mpi_install: MpiInstall) -> None:
     """mpiexec (Open MPI: --oversubscribe, root variables) runs mpi4py on 2 ranks of one communicator."""
     extra = ["--oversubscribe"] if mpi_install.flavour == "openmpi" else []
     done = subprocess.run(
@@ -70,7 +67,7 @@ def test_mpiexec_starts_two_mpi4py_ranks(mpi_install: MpiInstall) -> None:  # no
 
 
 @pytest.mark.slurm
-def test_srun_pmix_starts_two_mpi4py_ranks(slurm_cluster: SlurmCluster, mpi_install: MpiInstall) -> None:  # noqa: F811
+def test_srun_pmix_starts_two_mpi4py_ranks(slurm_cluster: SlurmCluster, mpi_install: MpiInstall) -> None:
     """srun --mpi=pmix wires Open MPI's ranks up under Slurm (the launch the slurm-mpi preset uses)."""
     done = subprocess.run(
         ["srun", "--mpi=pmix", "-n", "2", sys.executable, "-c", PROBE],
@@ -84,7 +81,7 @@ def test_srun_pmix_starts_two_mpi4py_ranks(slurm_cluster: SlurmCluster, mpi_inst
 
 
 @pytest.mark.slurm
-def test_allocation_hostfile_inside_a_slurm_job(slurm_cluster: SlurmCluster, tmp_path) -> None:  # noqa: F811
+def test_allocation_hostfile_inside_a_slurm_job(slurm_cluster: SlurmCluster, tmp_path) -> None:
     """Inside a Slurm job the mpi preset's worker_init hands mpiexec the job's hosts as $PBS_NODEFILE."""
     script = tmp_path / "job.sh"
     script.write_text(
@@ -102,8 +99,8 @@ def test_allocation_hostfile_inside_a_slurm_job(slurm_cluster: SlurmCluster, tmp
 @pytest.mark.slurm
 @pytest.mark.nwchem
 def test_slurm_mpi_runs_fragments_on_two_ranks(
-    slurm_cluster: SlurmCluster,  # noqa: F811
-    mpi_install: MpiInstall,  # noqa: F811
+    slurm_cluster: SlurmCluster,
+    mpi_install: MpiInstall,
     tmp_path,
     monkeypatch: pytest.MonkeyPatch,
 ) -> None:
@@ -157,8 +154,8 @@ def test_slurm_mpi_runs_fragments_on_two_ranks(
 @pytest.mark.slurm
 @pytest.mark.nwchem
 def test_slurm_mpi_with_open_mpi_mpiexec_launcher(
-    slurm_cluster: SlurmCluster,  # noqa: F811
-    mpi_install: MpiInstall,  # noqa: F811
+    slurm_cluster: SlurmCluster,
+    mpi_install: MpiInstall,
     tmp_path,
     monkeypatch: pytest.MonkeyPatch,
 ) -> None:
@@ -209,7 +206,7 @@ def test_slurm_mpi_with_open_mpi_mpiexec_launcher(
 
 
 def test_mpi_preset_pools_started_by_mpiexec(
-    mpi_install: MpiInstall,  # noqa: F811
+    mpi_install: MpiInstall,
     tmp_path,
     monkeypatch: pytest.MonkeyPatch,
 ) -> None:

@@ -18,6 +18,8 @@ from qcmb_parsl import InputError, ManyBodyComputer
 from qcmb_parsl.clusters import water_cluster
 from qcmb_parsl.planning.plan import FragmentMoleculeBuilder
 
+pytestmark = pytest.mark.fast  # planning only, in this process
+
 
 def mbin_for(n: int, bsse: list[str], *, levels=None, max_nbody=3, charges=True) -> dict:
     specs = {"program": "pyscf", "driver": "energy", "model": {"method": "hf", "basis": "sto-3g"}}
@@ -83,9 +85,9 @@ def test_large_cluster_plans_quickly_and_samples_match_upstream():
     assert elapsed < 60, f"planning (H2O)32 MBE(3) CP took {elapsed:.1f} s"
     parent = computer.qcmb_core.molecule
     for task in random.Random(7).sample(tasks, 25):
-        ghost = sorted(set(task.basis) - set(task.real))
+        ghost = sorted(set(task.basis_fragments) - set(task.real_fragments))
         upstream = parent.get_fragment(
-            [i - 1 for i in task.real], [i - 1 for i in ghost], orient=False, group_fragments=False
+            [i - 1 for i in task.real_fragments], [i - 1 for i in ghost], orient=False, group_fragments=False
         ).copy(update={"fix_com": True, "fix_orientation": True})
         assert_same_fragment(task.atomic_input["molecule"], upstream, qcel_v1.Molecule)
 
@@ -93,7 +95,7 @@ def test_large_cluster_plans_quickly_and_samples_match_upstream():
 def test_cp_fragments_share_one_layout():
     """Every fragment in the full cluster basis reuses the same lists: memory stays flat."""
     computer = ManyBodyComputer.prepare(mbin_for(6, ["cp"], max_nbody=6))
-    full = [t for t in computer.fragment_tasks() if len(t.basis) == 6]
+    full = [t for t in computer.fragment_tasks() if len(t.basis_fragments) == 6]
     assert len(full) > 1
     assert len({id(t.atomic_input["molecule"]["geometry"]) for t in full}) == 1
 

@@ -1,11 +1,13 @@
-"""The cluster presets, their Parsl config files and site files build valid Parsl Configs.
+"""The presets, their Parsl config files and site files build valid Parsl Configs.
 
 No scheduler is needed: a Config is only built, never loaded, so PBS Pro and LSF are checked here
-on a machine that has neither.
+on a machine that has neither. Each file in ``parsl_configs/`` is the preset written out
+(``qcmb-parsl presets --write-configs``) and builds the very Config its preset builds.
 """
 
 from __future__ import annotations
 
+import re
 from pathlib import Path
 
 import pytest
@@ -18,9 +20,12 @@ from qcmb_parsl.errors import ConfigurationError
 from qcmb_parsl.mpi_syntax import mpi_task_config, mpiexec_template
 from qcmb_parsl.planning.plan import FragmentTask
 from qcmb_parsl.presets import PRESETS, build_preset
+from qcmb_parsl.presets.config_files import file_name, render_config_file
 from qcmb_parsl.presets.loader import load_config_file, resolve_config
 from qcmb_parsl.presets.mpi import SlurmMpiOptions, ranks_for_fragment
 from qcmb_parsl.presets.site import load_site_file
+
+pytestmark = pytest.mark.fast  # Configs are built, never loaded
 
 CONFIG_DIR = Path(__file__).resolve().parents[1] / "parsl_configs"
 
@@ -48,6 +53,12 @@ def _shape(config: Config) -> tuple[type, type, type]:
     return type(executor), type(executor.provider), type(executor.provider.launcher)
 
 
+def test_local_preset_encrypts_too() -> None:
+    """Loopback is reachable by every user of a shared machine: local workers need the run's keys."""
+    config, _ = build_preset("local")
+    assert isinstance(config.executors[0], HighThroughputExecutor) and config.executors[0].encrypted
+
+
 @pytest.mark.parametrize("name", sorted(EXPECTED))
 def test_preset_builds(name: str) -> None:
     options, *shape = EXPECTED[name]
@@ -64,6 +75,36 @@ def test_preset_builds(name: str) -> None:
 def test_config_file_loads(filename: str) -> None:
     config = load_config_file(CONFIG_DIR / filename)
     assert _shape(config) == FILES[filename]
+
+
+def _settings(config: Config) -> str:
+    """Every constructor argument of the Config, its executors, providers and launchers (Parsl's repr
+    echoes them), object addresses left out."""
+    return re.sub(r" at 0x[0-9a-f]+", "", repr(config))
+
+
+@pytest.mark.parametrize("name", sorted(PRESETS))
+def test_config_file_builds_what_its_preset_builds(name: str) -> None:
+    preset = PRESETS[name]
+    from_file = load_config_file(CONFIG_DIR / file_name(preset))
+    from_preset, _ = build_preset(name, **preset.file_options)
+    executor, expected = from_file.executors[0], from_preset.executors[0]
+    assert type(executor) is type(expected)
+    if hasattr(expected, "provider"):
+        assert type(executor.provider) is type(expected.provider)
+        assert type(executor.provider.launcher) is type(expected.provider.launcher)
+        assert executor.provider.worker_init == expected.provider.worker_init
+        assert "export OMP_NUM_THREADS=1" in executor.provider.worker_init  # the BLAS/OpenMP caps
+        assert executor.encrypted
+    assert _settings(from_file) == _settings(from_preset)
+
+
+@pytest.mark.parametrize("name", sorted(PRESETS))
+def test_config_files_are_written_from_the_presets(name: str) -> None:
+    """``qcmb-parsl presets --write-configs parsl_configs`` after changing a preset keeps this green."""
+    preset = PRESETS[name]
+    assert (CONFIG_DIR / file_name(preset)).read_text() == render_config_file(preset)
+    assert sorted(p.name for p in CONFIG_DIR.glob("*.py")) == sorted(file_name(p) for p in PRESETS.values())
 
 
 def test_slurm_options_reach_the_provider() -> None:
@@ -124,6 +165,49 @@ def test_bad_preset_options_are_one_line_errors(name: str, options: dict, field:
         build_preset(name, **options)
     message = str(info.value)
     assert field in message and "\n" not in message
+
+
+@pytest.mark.parametrize(
+    ("name", "options", "option"),
+    [
+        ("slurm", {"partition": "debug\n#SBATCH --qos=high"}, "partition"),
+        ("slurm", {"account": "chem\r"}, "account"),
+        ("slurm", {"qos": "a\nb"}, "qos"),
+        ("slurm", {"constraint": "cpu\nhostname"}, "constraint"),
+        ("slurm", {"walltime": "01:00:00\n"}, "walltime"),
+        ("slurm", {"address": "10.0.0.1\n"}, "address"),
+        ("slurm-mpi", {"ranks_per_node": 2, "launcher_options": "--mpi=pmix\nrm -rf x"}, "launcher_options"),
+        ("pbspro", {"queue": "workq\n#PBS -l x"}, "queue"),
+        ("pbspro", {"select_options": "ngpus=4\n"}, "select_options"),
+        ("lsf", {"project": "chem\n#BSUB -q x"}, "project"),
+        ("mpi", {"mpiexec_overrides": "--map-by node\nhostname"}, "mpiexec_overrides"),
+        ("local", {"worker_init": "module load x\r\n"}, "worker_init"),
+    ],
+)
+def test_options_that_become_one_script_line_refuse_line_breaks(name: str, options: dict, option: str) -> None:
+    with pytest.raises(ConfigurationError) as info:
+        build_preset(name, **options)
+    message = str(info.value)
+    assert f"preset {name!r}: {option}:" in message and "\n" not in message and "\r" not in message
+
+
+@pytest.mark.parametrize(
+    ("name", "lines", "directive"),
+    [
+        ("slurm", ["#SBATCH --constraint=cpu", "hostname"], "#SBATCH"),
+        ("slurm-mpi", "#PBS -l walltime=1:00:00", "#SBATCH"),
+        ("pbspro", ["#SBATCH --qos=high"], "#PBS"),
+        ("lsf", "#BSUB -q x\necho hi", "#BSUB"),
+    ],
+)
+def test_scheduler_options_are_directives_of_that_scheduler(name: str, lines, directive: str) -> None:
+    extra = {"ranks_per_node": 2} if name == "slurm-mpi" else {}
+    with pytest.raises(ConfigurationError) as info:
+        build_preset(name, scheduler_options=lines, **extra)
+    message = str(info.value)
+    assert "scheduler_options" in message and f"not a {directive} directive" in message and "\n" not in message
+    config, _ = build_preset(name, scheduler_options=[f"{directive} -x", "", f"{directive} -y"], **extra)
+    assert f"{directive} -x\n\n{directive} -y" in config.executors[0].provider.scheduler_options
 
 
 def test_ranks_grow_with_fragment_size() -> None:
@@ -246,6 +330,8 @@ def test_site_file_resolves_through_the_config_loader(tmp_path: Path) -> None:
     ("text", "expected"),
     [
         ("type: slurm\npartitoin: debug\n", "partitoin: Extra inputs are not permitted"),
+        ('type: slurm\npartition: "debug\\n#SBATCH --qos=high"\n', "partition: must be one line"),
+        ("type: pbspro\nscheduler_options:\n  - '#PBS -l x'\n  - hostname\n", "'hostname' is not a #PBS"),
         (
             "type: slurm\nworkers_per_node: -2\n",
             "workers_per_node: Input should be greater than or equal to 1",

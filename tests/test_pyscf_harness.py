@@ -18,6 +18,8 @@ from qcmb_parsl.engines.pyscf import KEYWORD_DEFAULTS, PySCFHarness, register_py
 
 register_pyscf_harness()
 
+pytestmark = pytest.mark.fast  # PySCF in this process (NWChem comparisons are marked nwchem)
+
 NWCHEM_KEYWORDS = {"basis__spherical": True, "scf__thresh": 1e-8}
 
 WATER = Molecule(

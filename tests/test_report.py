@@ -16,7 +16,7 @@ from molecules import mbe_input
 
 from qcmb_parsl import ManyBodyComputer, ParslExecutor
 from qcmb_parsl.errors import InputError
-from qcmb_parsl.frontend.campaign import write_result
+from qcmb_parsl.frontend.files import write_result
 from qcmb_parsl.frontend.pictures import (
     FragmentRecord,
     assign_lanes,
@@ -63,6 +63,7 @@ def test_records_come_from_provenance(results):
     assert {r.nbody for r in fragment_records(results["v2"])} == {1, 2}
 
 
+@pytest.mark.fast
 def test_lanes_split_a_process_only_where_fragments_overlap():
     def record(label, worker, start, wall):
         return FragmentRecord(label, "mc", 1, worker, start, wall, cached=False)
@@ -110,6 +111,7 @@ def test_result_without_fragment_results_gets_the_convergence_only(results, tmp_
     assert "no fragment provenance" in caplog.text and "component_results" in caplog.text
 
 
+@pytest.mark.fast
 def test_not_a_result_is_an_input_error(tmp_path):
     (tmp_path / "broken.json").write_text("[1, 2")
     with pytest.raises(InputError, match="not valid JSON"):

@@ -1,7 +1,7 @@
 """The ``slurm`` preset on a real single-node Slurm: same many-body result as the sequential path.
 
 The cluster (munged, slurmctld, slurmd on localhost) is started once per session by
-``hpc_services.slurm_cluster`` and stopped in order at the end.
+the ``slurm_cluster`` fixture (``conftest.py``) and stopped in order at the end.
 """
 
 from __future__ import annotations
@@ -10,7 +10,7 @@ import subprocess
 
 import numpy as np
 import pytest
-from hpc_services import SlurmCluster, new_parsl_processes, parsl_processes, slurm_cluster  # noqa: F401 - a fixture
+from hpc_services import SlurmCluster, new_parsl_processes, parsl_processes
 from molecules import mbe_input
 
 from qcmb_parsl import ManyBodyComputer, ParslExecutor
@@ -20,7 +20,7 @@ pytestmark = pytest.mark.slurm
 ENERGY_TOL = 1e-9
 
 
-def test_batch_job_runs(slurm_cluster: SlurmCluster) -> None:  # noqa: F811
+def test_batch_job_runs(slurm_cluster: SlurmCluster) -> None:
     """The fixture's cluster schedules and finishes a job (sbatch --wrap hostname)."""
     out = slurm_cluster.root / "hostname.out"
     submitted = subprocess.run(
@@ -39,7 +39,7 @@ def test_batch_job_runs(slurm_cluster: SlurmCluster) -> None:  # noqa: F811
 
 
 def test_water_trimer_on_slurm_matches_sequential(
-    slurm_cluster: SlurmCluster,  # noqa: F811
+    slurm_cluster: SlurmCluster,
     tmp_path,
     monkeypatch: pytest.MonkeyPatch,
 ) -> None:

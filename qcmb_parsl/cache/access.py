@@ -113,8 +113,9 @@ class AccessPolicy:
         if not self.shared_group:
             if status.st_uid != os.geteuid():
                 raise CacheError(
-                    f"fragment cache {kind} {path} belongs to {_user_name(status.st_uid)}, not to you: pass a "
-                    f"cache directory of your own (a group cache needs shared_group=True or {SHARED_GROUP_ENV}=1)"
+                    f"fragment cache {kind} {path} belongs to {_user_name(status.st_uid)}, not to you: pass "
+                    "a cache directory of your own (a group cache needs shared_group=True or "
+                    f"{SHARED_GROUP_ENV}=1)"
                 )
             if status.st_mode & (stat.S_IWGRP | stat.S_IWOTH):
                 who = "group and others" if status.st_mode & stat.S_IWOTH else "its group"

@@ -96,13 +96,13 @@ def parse_record(key: str, text: Any) -> tuple[dict[str, Any], dict[str, Any]]:
         raise TypeError(f"the value is {type(text).__name__}, not text")
     header, newline, result_json = text.partition("\n")
     record = json.loads(header)
-    if not newline or not isinstance(record, dict) or not RECORD_FIELDS <= record.keys():
+    if not newline or not isinstance(record, dict) or not record.keys() >= RECORD_FIELDS:
         raise ValueError("not a fragment-cache record of this release")
     if record["key"] != key:
         raise ValueError(f"the record was stored for key {str(record['key'])[:16]}")
     if not isinstance(record["program"], str) or not isinstance(record["provenance"], dict):
         raise TypeError("its program or provenance is malformed")
-    if not isinstance(record["request"], dict) or not SUMMARY_FIELDS <= record["request"].keys():
+    if not isinstance(record["request"], dict) or not record["request"].keys() >= SUMMARY_FIELDS:
         raise TypeError("its request summary is malformed")
     if type(record["wall_time"]) not in (float, int):
         raise ValueError("its wall_time is not a number")

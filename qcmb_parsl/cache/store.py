@@ -13,7 +13,8 @@ computed again, overwritten. The directory is private unless a group cache is as
 
 Storage is :mod:`diskcache` (SQLite, process-safe) with a Disk that accepts ``str`` keys and text
 values only (a JSON header line, then the AtomicResult JSON): nothing is ever pickled, so opening a
-cache never runs code and every record can be read with any SQLite client. The few diskcache internals used live in :mod:`._diskcache`.
+cache never runs code and every record can be read with any SQLite client. The few diskcache
+internals used live in :mod:`._diskcache`.
 """
 
 from __future__ import annotations
@@ -368,7 +369,7 @@ class FragmentCache:
 
     def _damaged(self, reason: str) -> CacheError:
         return CacheError(
-            f"fragment cache database {self.directory / DATABASE_FILES[0]} is damaged ({reason}): move the directory "
-            f"{self.directory} aside or delete it (a database that does not open cannot be cleared); the next "
-            "run starts an empty cache there"
+            f"fragment cache database {self.directory / DATABASE_FILES[0]} is damaged ({reason}): move "
+            f"the directory {self.directory} aside or delete it (a database that does not open cannot be "
+            "cleared); the next run starts an empty cache there"
         )

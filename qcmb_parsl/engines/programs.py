@@ -37,7 +37,8 @@ def check_programs(programs: Iterable[str]) -> None:
             raise InputError(f"unknown program {program!r}; QCEngine finds: {', '.join(_available())}")
         if not qcengine.get_program(program, check=False).found():
             raise InputError(
-                f"program {program!r} is not installed where the driver runs; QCEngine finds: {', '.join(_available())}"
+                f"program {program!r} is not installed where the driver runs; "
+                f"QCEngine finds: {', '.join(_available())}"
             )
 
 

@@ -48,8 +48,16 @@ def tie_interchange_to_driver(executor: ParslExecutor) -> None:
 
     Only the default launch command is wrapped: a site that set its own keeps it.
     """
-    if isinstance(executor, HighThroughputExecutor) and list(executor.interchange_launch_cmd) == DEFAULT_INTERCHANGE_LAUNCH_CMD:
-        executor.interchange_launch_cmd = [sys.executable, "-m", "qcmb_parsl.execution.lifeline", *DEFAULT_INTERCHANGE_LAUNCH_CMD]
+    if (
+        isinstance(executor, HighThroughputExecutor)
+        and list(executor.interchange_launch_cmd) == DEFAULT_INTERCHANGE_LAUNCH_CMD
+    ):
+        executor.interchange_launch_cmd = [
+            sys.executable,
+            "-m",
+            "qcmb_parsl.execution.lifeline",
+            *DEFAULT_INTERCHANGE_LAUNCH_CMD,
+        ]
 
 
 def executor_capacity(executor: ParslExecutor) -> int:

@@ -51,7 +51,9 @@ class Verdict:
     error_type: str | None = None
 
 
-def compute_fragment(job: dict[str, Any], parsl_resource_specification: dict[str, Any] | None = None) -> dict[str, Any]:
+def compute_fragment(
+    job: dict[str, Any], parsl_resource_specification: dict[str, Any] | None = None
+) -> dict[str, Any]:
     """Run one fragment job and return its envelope (see :func:`envelope`).
 
     ``job`` holds ``label``, ``program``, ``atomic_input``, ``task_config``, ``environment``,
@@ -73,9 +75,13 @@ def compute_fragments(jobs: list[dict[str, Any]]) -> list[dict[str, Any]]:
     """First attempts of all ``jobs`` together (one engine process for all when isolated), then
     further attempts one by one for those whose failure may be transient."""
     first = jobs[0]
-    task_config, mpi_ranks = mpi_task_config(node_task_config(first["task_config"], first["workers_per_node"]))
+    task_config, mpi_ranks = mpi_task_config(
+        node_task_config(first["task_config"], first["workers_per_node"])
+    )
     limits = FragmentLimits(timeout=first.get("timeout"), memory_bytes=first.get("memory_bytes"))
-    engine_jobs = [EngineJob(job["program"], job["atomic_input"], task_config, job["environment"]) for job in jobs]
+    engine_jobs = [
+        EngineJob(job["program"], job["atomic_input"], task_config, job["environment"]) for job in jobs
+    ]
     if first.get("isolate", True):
         firsts = isolated_compute_many(engine_jobs, limits)
     else:
@@ -114,7 +120,9 @@ def judge(outcome: ChildOutcome, limits: FragmentLimits) -> Verdict:
     if outcome.killed_for == "timeout":
         return Verdict(FailureKind.TIMEOUT, f"timed out after {limits.timeout:g} s (timeout_per_task)")
     if outcome.killed_for == "memory":
-        return Verdict(FailureKind.MEMORY, f"used {outcome.peak_memory_mib or 0:.0f} MiB, over its limit{_limit(limits)}")
+        return Verdict(
+            FailureKind.MEMORY, f"used {outcome.peak_memory_mib or 0:.0f} MiB, over its limit{_limit(limits)}"
+        )
     if outcome.template_lost:
         return Verdict(FailureKind.CRASHED, "the fragment's template process died")
     if outcome.signal is not None:
@@ -123,7 +131,9 @@ def judge(outcome: ChildOutcome, limits: FragmentLimits) -> Verdict:
         last = _last_line(outcome.stderr_tail) or "no result"
         if _mentions_memory(outcome.stderr_tail):
             return Verdict(FailureKind.MEMORY, f"out of memory{_limit(limits)}: {last}")
-        return Verdict(FailureKind.CRASHED, f"engine process exited with status {outcome.exit_status}: {last}")
+        return Verdict(
+            FailureKind.CRASHED, f"engine process exited with status {outcome.exit_status}: {last}"
+        )
     result = json.loads(outcome.result_json)
     if result.get("success"):
         return Verdict(None)
@@ -131,7 +141,9 @@ def judge(outcome: ChildOutcome, limits: FragmentLimits) -> Verdict:
     error_type = error.get("error_type") or "unknown_error"
     message = error.get("error_message") or "the engine gave no message"
     if _mentions_memory(message, outcome.stderr_tail):
-        return Verdict(FailureKind.MEMORY, f"out of memory{_limit(limits)}: {_last_line(message)}", error_type)
+        return Verdict(
+            FailureKind.MEMORY, f"out of memory{_limit(limits)}: {_last_line(message)}", error_type
+        )
     kind = FailureKind.INPUT if error_type == "input_error" else FailureKind.ENGINE
     return Verdict(kind, message, error_type)
 
@@ -141,7 +153,9 @@ def _mentions_memory(*texts: str) -> bool:
 
 
 def _limit(limits: FragmentLimits) -> str:
-    return "" if limits.memory_bytes is None else f" of {limits.memory_bytes / 2**30:g} GiB (memory_per_worker)"
+    return (
+        "" if limits.memory_bytes is None else f" of {limits.memory_bytes / 2**30:g} GiB (memory_per_worker)"
+    )
 
 
 def _last_line(text: str) -> str:
@@ -192,7 +206,9 @@ def envelope(
         "label": label,
         "result_json": last.result_json,
         "failure": failure,
-        "evidence": [_evidence(o, v).as_dict() for o, v in zip(outcomes, verdicts, strict=True) if v.kind is not None],
+        "evidence": [
+            _evidence(o, v).as_dict() for o, v in zip(outcomes, verdicts, strict=True) if v.kind is not None
+        ],
         "provenance": provenance,
     }
 

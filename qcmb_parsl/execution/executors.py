@@ -30,7 +30,14 @@ from .runner import DEFAULT_BUNDLE_SECONDS, ProgressCallback, Runner
 if TYPE_CHECKING:
     from ..cache import FragmentCache
 
-__all__ = ["FragmentExecutor", "ParslExecutor", "ProgressCallback", "RunReport", "RunSummary", "SequentialExecutor"]
+__all__ = [
+    "FragmentExecutor",
+    "ParslExecutor",
+    "ProgressCallback",
+    "RunReport",
+    "RunSummary",
+    "SequentialExecutor",
+]
 
 CacheSetting = bool | str | os.PathLike | None
 
@@ -56,7 +63,9 @@ class FragmentExecutor:
         if order not in ("cost", "fifo"):
             raise ConfigurationError(f"order must be 'cost' or 'fifo', got {order!r}")
         if bundle_seconds < 0:
-            raise ConfigurationError(f"bundle_seconds must be zero (no bundles) or positive, got {bundle_seconds}")
+            raise ConfigurationError(
+                f"bundle_seconds must be zero (no bundles) or positive, got {bundle_seconds}"
+            )
         self.backend = backend
         self.settings = settings
         self.cache = _open_cache(cache)
@@ -76,7 +85,9 @@ class FragmentExecutor:
     def timeout_per_task(self) -> float | None:
         return self.settings.timeout
 
-    def run(self, tasks: Iterable[FragmentTask], progress_callback: ProgressCallback | None = None) -> RunReport:
+    def run(
+        self, tasks: Iterable[FragmentTask], progress_callback: ProgressCallback | None = None
+    ) -> RunReport:
         """Run ``tasks``: cache hits answered at once, identical fragments computed once, the rest
         submitted longest first, each result cached the moment it arrives."""
         return self.runner.run(tasks, progress_callback)
@@ -136,7 +147,9 @@ class SequentialExecutor(FragmentExecutor):
         order: Order = "cost",
         bundle_seconds: float = DEFAULT_BUNDLE_SECONDS,
     ):
-        settings = JobSettings(resources or WorkerResources(), max_workers, timeout_per_task, max_retries, isolate)
+        settings = JobSettings(
+            resources or WorkerResources(), max_workers, timeout_per_task, max_retries, isolate
+        )
         super().__init__(
             InProcessBackend(),
             settings,
@@ -229,9 +242,8 @@ class ParslExecutor(FragmentExecutor):
         resolved = resolve_config(config, self._options)
         self.options = resolved.options
         self.preset = resolved.preset
-        if resource_specification is None and self.preset is not None and self.preset.resource_specification:
-            preset, options = self.preset, self.options
-            resource_specification = lambda task: preset.resource_specification(task, options)  # noqa: E731
+        if resource_specification is None and self.preset is not None:
+            resource_specification = self.preset.specification_for(self.options)
         self.max_workers = self.options.workers_per_node()
         self.max_retries = max_retries
         backend = ParslBackend(
@@ -266,7 +278,9 @@ class ParslExecutor(FragmentExecutor):
         return self.backend.dfk
 
 
-def _config_factory(resolved: ResolvedConfig, source: ConfigSource, options: dict[str, Any]) -> Callable[[], Config]:
+def _config_factory(
+    resolved: ResolvedConfig, source: ConfigSource, options: dict[str, Any]
+) -> Callable[[], Config]:
     """A fresh Config per Parsl session: executors serve one DataFlowKernel only, so the first session
     uses the config already built (and validated) and later ones build it again."""
     first: list[Config] = [resolved.config]
@@ -275,7 +289,9 @@ def _config_factory(resolved: ResolvedConfig, source: ConfigSource, options: dic
         if first:
             return first.pop()
         if isinstance(source, Config):
-            raise ConfigurationError("a parsl.Config object serves one session; pass a preset or a config file")
+            raise ConfigurationError(
+                "a parsl.Config object serves one session; pass a preset or a config file"
+            )
         return resolve_config(source, options).config
 
     return make

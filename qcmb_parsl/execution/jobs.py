@@ -51,10 +51,13 @@ class JobSettings:
         if self.max_retries < 0:
             raise ConfigurationError(f"max_retries must be zero or positive, got {self.max_retries}")
         if not self.isolate and self.timeout is not None:
-            raise ConfigurationError("timeout_per_task needs isolated fragments: drop isolate=False or the timeout")
+            raise ConfigurationError(
+                "timeout_per_task needs isolated fragments: drop isolate=False or the timeout"
+            )
         if not self.isolate and self.resources.memory_per_worker is not None:
             raise ConfigurationError(
-                "memory_per_worker is a hard limit only for isolated fragments: drop isolate=False or the limit"
+                "memory_per_worker is a hard limit only for isolated fragments: "
+                "drop isolate=False or the limit"
             )
 
     @property
@@ -64,8 +67,9 @@ class JobSettings:
 
     def task_config(self) -> dict[str, Any]:
         config = self.resources.task_config()
-        if self.memory_bytes is not None:
-            config["memory"] = round(ENGINE_MEMORY_SHARE * self.resources.memory_per_worker, 3)
+        memory = self.resources.memory_per_worker
+        if memory is not None and self.isolate:
+            config["memory"] = round(ENGINE_MEMORY_SHARE * memory, 3)
         return config
 
     def job(self, task: FragmentTask) -> dict[str, Any]:

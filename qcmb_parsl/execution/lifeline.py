@@ -46,7 +46,7 @@ def main(argv: list[str]) -> int:
     except (OSError, AttributeError):
         os.execvp(argv[0], argv)  # no pidfd (an old kernel): run the command as Parsl would have
     signal.pthread_sigmask(signal.SIG_BLOCK, _BROADCAST)
-    child = subprocess.Popen(argv, preexec_fn=_prepare_interchange)  # noqa: PLW1509 - one thread here
+    child = subprocess.Popen(argv, preexec_fn=_prepare_interchange)
     child_fd = os.pidfd_open(child.pid)
     while True:
         readable, _, _ = select.select([driver_fd, child_fd], [], [], 0)

@@ -76,8 +76,8 @@ def log_plan(tasks: Sequence[FragmentTask], workers: int) -> None:
     """The planned critical path: the longest fragment against the work per worker."""
     if not tasks:
         return
-    seconds = [t.expected_seconds for t in tasks]
-    if all(s is not None for s in seconds):
+    seconds = [t.expected_seconds for t in tasks if t.expected_seconds is not None]
+    if len(seconds) == len(tasks):
         unit, values = "s", seconds
     else:
         unit, values = "cost units", [t.cost for t in tasks]
@@ -85,5 +85,12 @@ def log_plan(tasks: Sequence[FragmentTask], workers: int) -> None:
     per_worker = sum(values) / max(workers, 1)
     logger.info(
         "plan: %d fragments on %d workers; longest %.3g %s, total/workers %.3g %s, makespan >= %.3g %s",
-        len(tasks), workers, longest, unit, per_worker, unit, max(longest, per_worker), unit,
+        len(tasks),
+        workers,
+        longest,
+        unit,
+        per_worker,
+        unit,
+        max(longest, per_worker),
+        unit,
     )

@@ -6,7 +6,6 @@ record for the user and is never read for control.
 
 from __future__ import annotations
 
-import json
 import re
 import resource
 from dataclasses import asdict, dataclass, field
@@ -21,7 +20,6 @@ __all__ = [
     "RunSummary",
     "Source",
     "TaskResult",
-    "in_schema_version",
 ]
 
 
@@ -131,7 +129,9 @@ class FragmentFailure:
         return "\n".join(parts)
 
     def with_label(self, label: str) -> FragmentFailure:
-        return FragmentFailure(label, self.program, self.kind, self.message, self.error_type, self.attempts, self.evidence)
+        return FragmentFailure(
+            label, self.program, self.kind, self.message, self.error_type, self.attempts, self.evidence
+        )
 
 
 @dataclass(slots=True)
@@ -215,13 +215,3 @@ class RunReport:
     results: dict[str, TaskResult]
     summary: RunSummary
     failures: list[FragmentFailure] = field(default_factory=list)
-
-
-def in_schema_version(result: dict[str, Any], version: int) -> dict[str, Any]:
-    """``result`` as QCSchema v1 or v2 JSON: a cached fragment may have been computed for the other one."""
-    if int(result.get("schema_version", 1)) == version:
-        return result
-    from qcelemental.models import v1, v2
-
-    model = (v1.AtomicResult if version == 2 else v2.AtomicResult)(**result)
-    return json.loads(model.convert_v(version).model_dump_json())

@@ -5,7 +5,7 @@ from __future__ import annotations
 import logging
 import sys
 import time
-from typing import Literal
+from typing import Any, Literal, cast
 
 from rich.console import Console
 from rich.progress import (
@@ -20,9 +20,11 @@ from rich.progress import (
 from ..errors import ConfigurationError
 from .outcomes import TaskResult
 
+#: How an executor shows progress: a live bar, log lines, "auto" (a bar on a terminal), or nothing.
 ProgressMode = bool | Literal["auto", "bar", "log"]
 
 logger = logging.getLogger("qcmb_parsl.progress")  # a stable name: users filter on it
+
 
 class ProgressDisplay:
     """Counts what happened; subclasses show it. The plain class shows nothing."""
@@ -68,7 +70,13 @@ class LogProgress(ProgressDisplay):
             self.last = now
             logger.info(
                 "%s: %d/%d fragments done (%d cached, %d running, %d failed) after %.1f s",
-                self.label, self.done, self.total, self.cached, self.running, self.failed, now - self.start,
+                self.label,
+                self.done,
+                self.total,
+                self.cached,
+                self.running,
+                self.failed,
+                now - self.start,
             )
 
 
@@ -81,7 +89,9 @@ class BarProgress(ProgressDisplay):
             TextColumn("[bold]{task.description}"),
             BarColumn(),
             MofNCompleteColumn(),
-            TextColumn("cached {task.fields[cached]} · running {task.fields[running]} · failed {task.fields[failed]}"),
+            TextColumn(
+                "cached {task.fields[cached]} · running {task.fields[running]} · failed {task.fields[failed]}"
+            ),
             TimeElapsedColumn(),
             TextColumn("ETA"),
             TimeRemainingColumn(),
@@ -100,18 +110,17 @@ class BarProgress(ProgressDisplay):
         self.bar.stop()
 
 
-PROGRESS_MODES = ("auto", "bar", "log", False)
+#: Progress modes by name; True means "auto" and False nothing.
+PROGRESS_MODES = ("auto", "bar", "log")
 
 
-def check_progress(mode: object) -> ProgressMode:
-    """A valid progress mode, or a one-line ConfigurationError naming the valid ones."""
-    if mode is True:
-        return "auto"
-    if mode is None:
-        return False
-    if mode not in PROGRESS_MODES:
-        raise ConfigurationError(f"progress must be 'auto', 'bar', 'log' or False, got {mode!r}")
-    return mode  # type: ignore[return-value]
+def check_progress(progress: Any) -> ProgressMode:
+    """``progress`` when it is one of :data:`ProgressMode`'s values; ConfigurationError naming them if not."""
+    if isinstance(progress, bool) or progress in PROGRESS_MODES:
+        return cast(ProgressMode, progress)
+    raise ConfigurationError(
+        f"progress must be one of {', '.join(map(repr, PROGRESS_MODES))}, True or False, got {progress!r}"
+    )
 
 
 def make_progress(mode: ProgressMode, total: int, label: str) -> ProgressDisplay:

@@ -29,6 +29,7 @@ from ..cache import task_keys
 from ..engines.programs import check_programs, program_versions
 from ..errors import CacheError, InputError, RunInterrupted
 from ..planning.plan import FragmentTask
+from ..schema import convert_atomic_result
 from .backends import Backend
 from .jobs import JobSettings
 from .ordering import Calibration, Order, calibrate, estimate_seconds, log_plan, order_tasks
@@ -40,7 +41,6 @@ from .outcomes import (
     RunSummary,
     Source,
     TaskResult,
-    in_schema_version,
 )
 from .progress import ProgressDisplay, ProgressMode, make_progress
 from .retry import is_infrastructure_failure
@@ -93,7 +93,9 @@ class Runner:
     check_programs: bool = True
     bundle_seconds: float = DEFAULT_BUNDLE_SECONDS
 
-    def run(self, tasks: Iterable[FragmentTask], progress_callback: ProgressCallback | None = None) -> RunReport:
+    def run(
+        self, tasks: Iterable[FragmentTask], progress_callback: ProgressCallback | None = None
+    ) -> RunReport:
         start, cpu_start = time.perf_counter(), time.thread_time()
         tasks = list(tasks)
         _check_unique_labels(tasks)
@@ -109,7 +111,9 @@ class Runner:
         for task in tasks:
             groups.setdefault(keys[task.label], []).append(task)
         hits = self._look_up(groups)
-        run = _Run(self, tasks, keys, groups, versions, make_progress(self.progress, len(tasks), self.backend.label))
+        run = _Run(
+            self, tasks, keys, groups, versions, make_progress(self.progress, len(tasks), self.backend.label)
+        )
         run.progress_callback = progress_callback
         try:
             with stop_on_signals():
@@ -119,11 +123,16 @@ class Runner:
                 factors = calibrate(tasks, {r.label: r.wall_time for r in run.results.values()})
                 estimate_seconds(tasks, factors)
                 run.calibration = Calibration(factors)
-                leaders = order_tasks([group[0] for key, group in groups.items() if key not in hits], self.order)
+                leaders = order_tasks(
+                    [group[0] for key, group in groups.items() if key not in hits], self.order
+                )
                 if leaders:
                     run.execute(leaders)
         except RunInterrupted as stop:
-            stop.kept, stop.total = len(run.results) - sum(not r.success for r in run.results.values()), len(tasks)
+            stop.kept, stop.total = (
+                len(run.results) - sum(not r.success for r in run.results.values()),
+                len(tasks),
+            )
             stop.report = run.report(summary, start, cpu_start)
             raise
         finally:
@@ -186,7 +195,10 @@ class _Run:
             done = sum(result.success for result in self.results.values())
             logger.warning(
                 "stopping on %s: %d of %d fragments done and kept; killing what runs, shutting %s down",
-                signal.Signals(stop.signum).name, done, len(self.tasks), self.backend.label,
+                signal.Signals(stop.signum).name,
+                done,
+                len(self.tasks),
+                self.backend.label,
             )
             raise
         finally:
@@ -271,7 +283,9 @@ class _Run:
                     TaskResult(
                         task.label,
                         None,
-                        failure=FragmentFailure(task.label, task.program, kind, message, attempts=infrastructure_tries),
+                        failure=FragmentFailure(
+                            task.label, task.program, kind, message, attempts=infrastructure_tries
+                        ),
                         attempts=infrastructure_tries,
                     ),
                     None,
@@ -279,9 +293,14 @@ class _Run:
                 for task in bundle
             ]
         envelopes = returned if isinstance(returned, list) else [returned]
-        return [self._unpack(task, envelope, infrastructure_tries) for task, envelope in zip(bundle, envelopes, strict=True)]
+        return [
+            self._unpack(task, envelope, infrastructure_tries)
+            for task, envelope in zip(bundle, envelopes, strict=True)
+        ]
 
-    def _unpack(self, task: FragmentTask, envelope: dict[str, Any], infrastructure_tries: int) -> tuple[TaskResult, str | None]:
+    def _unpack(
+        self, task: FragmentTask, envelope: dict[str, Any], infrastructure_tries: int
+    ) -> tuple[TaskResult, str | None]:
         attempts = int(envelope["provenance"]["attempts"]) + infrastructure_tries - 1
         provenance = {
             **envelope["provenance"],
@@ -310,7 +329,9 @@ class _Run:
         )
         return task_result, result_json if failure is None else None
 
-    def _store(self, cache: FragmentCache, task: FragmentTask, result: TaskResult, result_json: str, key: str) -> None:
+    def _store(
+        self, cache: FragmentCache, task: FragmentTask, result: TaskResult, result_json: str, key: str
+    ) -> None:
         """Keep ``result`` now; a cache that cannot be written costs reruns, never this run's results."""
         try:
             cache.put(
@@ -347,22 +368,31 @@ def _check_unique_labels(tasks: list[FragmentTask]) -> None:
 def _cancelled(task: FragmentTask, cause: FragmentFailure) -> TaskResult:
     """A fragment not run because its model chemistry already failed with an input error."""
     message = f"not run: model chemistry {task.mc!r} has an input error ({cause.label}: {cause.reason()})"
-    return TaskResult(task.label, None, failure=FragmentFailure(task.label, task.program, FailureKind.CANCELLED, message))
+    return TaskResult(
+        task.label, None, failure=FragmentFailure(task.label, task.program, FailureKind.CANCELLED, message)
+    )
 
 
 def _shared_result(task: FragmentTask, computed: TaskResult) -> TaskResult:
     """The outcome of an identical fragment computed under another label (another input, say)."""
-    result = None if computed.result is None else in_schema_version(computed.result, task.schema_version)
+    result = None if computed.result is None else convert_atomic_result(computed.result, task.schema_version)
     provenance = {**computed.provenance, "source": Source.SHARED.value, "shared_with": computed.label}
     failure = None if computed.failure is None else computed.failure.with_label(task.label)
-    return replace(computed, label=task.label, result=result, source=Source.SHARED, failure=failure, provenance=provenance)
+    return replace(
+        computed,
+        label=task.label,
+        result=result,
+        source=Source.SHARED,
+        failure=failure,
+        provenance=provenance,
+    )
 
 
 def _cached_result(task: FragmentTask, hit: Any, executor: str) -> TaskResult:
     provenance = {**hit.provenance, "source": Source.CACHED.value, "cache": "hit", "executor": executor}
     return TaskResult(
         task.label,
-        in_schema_version(json.loads(hit.result_json), task.schema_version),
+        convert_atomic_result(json.loads(hit.result_json), task.schema_version),
         Source.CACHED,
         wall_time=hit.wall_time,
         attempts=0,

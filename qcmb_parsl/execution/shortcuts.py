@@ -41,7 +41,9 @@ def choose_executor(
         raise ConfigurationError(f"n_workers must be at least 1, got {n_workers}")
     if executor is not None:
         if parallel or n_workers is not None or executor_config is not None:
-            raise ConfigurationError("give either executor= or the parallel/n_workers/executor_config shortcuts")
+            raise ConfigurationError(
+                "give either executor= or the parallel/n_workers/executor_config shortcuts"
+            )
         return executor, False
     if not parallel and n_workers is None and executor_config is None:
         return SequentialExecutor(), True

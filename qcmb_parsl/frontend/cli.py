@@ -10,13 +10,15 @@ Commands::
     qcmb-parsl report RESULT.json... [--out-dir D]
 
 Exit status: 0 on success, 1 when fragments failed (or on an unexpected error), 2 for a bad input,
-configuration, cache directory (unsafe permissions, a damaged database) or command line. A failure
-prints one line, ``qcmb-parsl: error: ...``, on stderr; ``--debug`` adds the traceback.
+configuration, cache directory (unsafe permissions, a damaged database), output path or command line.
+A failure prints one line, ``qcmb-parsl: error: ...``, on stderr; ``--debug`` adds the traceback. A run
+stopped by SIGINT or SIGTERM exits 130 or 143 with one line saying what was kept.
 """
 
 from __future__ import annotations
 
 import argparse
+import inspect
 import json
 import logging
 import sys
@@ -33,6 +35,13 @@ CACHE_DIR_HELP = (
     "cache directory (default $QCMB_PARSL_CACHE_DIR or the user cache); private unless "
     "$QCMB_PARSL_CACHE_SHARED_GROUP=1 makes it a cache of its group"
 )
+#: ParslExecutor settings the command line sets with options of its own, not with --option.
+COMMAND_OPTIONS = {
+    "config": "--config or --preset",
+    "cache": "--no-cache",
+    "cache_dir": "--cache-dir",
+    "progress": "--progress or --quiet",
+}
 
 logger = logging.getLogger(__name__)
 
@@ -55,41 +64,61 @@ class _Parser(argparse.ArgumentParser):
 # -- the command line ------------------------------------------------------------------------------
 
 
-def _common_options() -> argparse.ArgumentParser:
+def _common_options() -> _Parser:
     """Options every command takes, before or after its name (defaults applied in :func:`main`)."""
-    common = argparse.ArgumentParser(add_help=False)
-    common.add_argument("-v", "--verbose", action="count", default=argparse.SUPPRESS,
-                        help="INFO log lines of qcmb_parsl on stderr (-vv: DEBUG)")
-    common.add_argument("-q", "--quiet", action="store_true", default=argparse.SUPPRESS,
-                        help="no progress display")
-    common.add_argument("--debug", action="store_true", default=argparse.SUPPRESS,
-                        help="show the traceback of an error")
+    common = _Parser(add_help=False)
+    common.add_argument(
+        "-v",
+        "--verbose",
+        action="count",
+        default=argparse.SUPPRESS,
+        help="INFO log lines of qcmb_parsl on stderr (-vv: DEBUG)",
+    )
+    common.add_argument(
+        "-q", "--quiet", action="store_true", default=argparse.SUPPRESS, help="no progress display"
+    )
+    common.add_argument(
+        "--debug", action="store_true", default=argparse.SUPPRESS, help="show the traceback of an error"
+    )
     return common
 
 
 def _add_executor_options(parser: argparse.ArgumentParser) -> None:
     group = parser.add_argument_group("where fragments run")
     where = group.add_mutually_exclusive_group()
-    where.add_argument("--preset", metavar="NAME",
-                       help=f"executor preset (default {DEFAULT_PRESET!r}; `{PROG} presets` lists them)")
-    where.add_argument("--config", metavar="FILE",
-                       help="Parsl config file (.py defining `config`) or site file "
-                            "(.yaml, QCFractal field names)")
+    where.add_argument(
+        "--preset",
+        metavar="NAME",
+        help=f"executor preset (default {DEFAULT_PRESET!r}; `{PROG} presets` lists them)",
+    )
+    where.add_argument(
+        "--config",
+        metavar="FILE",
+        help="Parsl config file (.py defining `config`) or site file (.yaml, QCFractal field names)",
+    )
     group.add_argument("--workers", type=int, metavar="N", help="fragments at once per node (max_workers)")
-    group.add_argument("--option", action="append", default=[], metavar="KEY=VALUE",
-                       help="further preset option, e.g. --option partition=debug --option walltime=02:00:00 "
-                            "(VALUE read as JSON when it parses, else as text); repeatable")
-    group.add_argument("--progress", choices=("auto", "bar", "log"), default="auto",
-                       help="live bar, log lines, or auto: a bar on a terminal, log lines otherwise "
-                            "(default)")
+    group.add_argument(
+        "--option",
+        action="append",
+        default=[],
+        metavar="KEY=VALUE",
+        help="further preset option, e.g. --option partition=debug --option walltime=02:00:00 "
+        "(VALUE read as JSON when it parses, else as text); repeatable",
+    )
+    group.add_argument(
+        "--progress",
+        choices=("auto", "bar", "log"),
+        default="auto",
+        help="live bar, log lines, or auto: a bar on a terminal, log lines otherwise (default)",
+    )
     cache = parser.add_argument_group("fragment cache")
     which = cache.add_mutually_exclusive_group()
     which.add_argument("--cache-dir", metavar="D", help=CACHE_DIR_HELP)
     which.add_argument("--no-cache", action="store_true", help="neither read nor write the fragment cache")
 
 
-def _cache_dir_option() -> argparse.ArgumentParser:
-    options = argparse.ArgumentParser(add_help=False)
+def _cache_dir_option() -> _Parser:
+    options = _Parser(add_help=False)
     options.add_argument("--cache-dir", metavar="D", help=CACHE_DIR_HELP)
     return options
 
@@ -108,69 +137,114 @@ def build_parser() -> argparse.ArgumentParser:
     cache_dir = _cache_dir_option()
 
     run = commands.add_parser(
-        "run", parents=[common], help="run one ManyBodyInput",
+        "run",
+        parents=[common],
+        help="run one ManyBodyInput",
         description="Run the many-body expansion of one ManyBodyInput JSON file (QCSchema v1 or v2, "
         "detected) and write its ManyBodyResult JSON. Fragment results are kept in the result (protocols "
         "component_results/cluster_results 'all') unless the input says otherwise.",
     )
     run.add_argument("input", metavar="INPUT.json", help="ManyBodyInput JSON file")
-    run.add_argument("--out", metavar="RESULT.json",
-                     help="result file (default INPUT.result.json next to the input)")
+    run.add_argument(
+        "--out",
+        metavar="RESULT.json",
+        help="result file (default INPUT.result.json next to the input); checked before anything is computed",
+    )
     _add_executor_options(run)
     run.set_defaults(handler=cmd_run)
 
     campaign = commands.add_parser(
-        "campaign", parents=[common], help="run many inputs in one Parsl session",
+        "campaign",
+        parents=[common],
+        help="run many inputs in one Parsl session",
         description="Run many ManyBodyInputs in one Parsl session: the fragments of all inputs are planned "
         "together and identical ones computed once. Writes INPUT.result.json per input and "
         "campaign_summary.csv into --out-dir. Rerunning skips inputs whose result is there and valid "
         "(unless --force) and answers finished fragments from the cache.",
     )
-    campaign.add_argument("inputs", nargs="+", metavar="DIR_OR_FILE",
-                          help="input JSON files, or directories whose *.json files are inputs")
-    campaign.add_argument("--out-dir", default=DEFAULT_CAMPAIGN_DIR, metavar="D",
-                          help=f"where results and the summary go (default ./{DEFAULT_CAMPAIGN_DIR})")
+    campaign.add_argument(
+        "inputs",
+        nargs="+",
+        metavar="DIR_OR_FILE",
+        help="input JSON files, or directories whose *.json files are inputs",
+    )
+    campaign.add_argument(
+        "--out-dir",
+        default=DEFAULT_CAMPAIGN_DIR,
+        metavar="D",
+        help=f"where results and the summary go (default ./{DEFAULT_CAMPAIGN_DIR})",
+    )
     campaign.add_argument("--force", action="store_true", help="recompute inputs that have a result already")
     _add_executor_options(campaign)
     campaign.set_defaults(handler=cmd_campaign)
 
-    cache = commands.add_parser("cache", parents=[common], help="inspect or prune the fragment cache",
-                                description="Inspect or prune the fragment cache.")
+    cache = commands.add_parser(
+        "cache",
+        parents=[common],
+        help="inspect or prune the fragment cache",
+        description="Inspect or prune the fragment cache.",
+    )
     actions = cache.add_subparsers(dest="action", metavar="ACTION", required=True)
-    stats = actions.add_parser("stats", parents=[common, cache_dir], help="directory, entries and size",
-                               description="Show the cache directory, its number of entries and its size.")
+    stats = actions.add_parser(
+        "stats",
+        parents=[common, cache_dir],
+        help="directory, entries and size",
+        description="Show the cache directory, its number of entries and its size.",
+    )
     stats.set_defaults(handler=cmd_cache_stats)
     listing = actions.add_parser(
-        "list", parents=[common, cache_dir], help="list entries (all, or an input's)",
+        "list",
+        parents=[common, cache_dir],
+        help="list entries (all, or an input's)",
         description="List cache entries: all, or those of the fragments of an input.",
     )
     listing.add_argument("input", nargs="?", metavar="INPUT.json", help="list only this input's fragments")
     listing.set_defaults(handler=cmd_cache_list)
     verify = actions.add_parser(
-        "verify", parents=[common, cache_dir], help="check every entry and drop the bad ones",
+        "verify",
+        parents=[common, cache_dir],
+        help="check every entry and drop the bad ones",
         description="Check the database and every entry (its result validates as a QCSchema AtomicResult "
         "and fits the request it was stored for), drop the entries that fail, and print how many were "
         "checked and dropped.",
     )
     verify.set_defaults(handler=cmd_cache_verify)
     invalidate = actions.add_parser(
-        "invalidate", parents=[common, cache_dir], help="delete entries by program, method or input",
+        "invalidate",
+        parents=[common, cache_dir],
+        help="delete entries by program, method or input",
         description="Delete the entries matching every filter given (at least one).",
     )
     invalidate.add_argument("--program", help="entries of this program (e.g. pyscf)")
     invalidate.add_argument("--method", help="entries of this method (e.g. mp2)")
     invalidate.add_argument("--input", metavar="INPUT.json", help="entries of this input's fragments")
     invalidate.set_defaults(handler=cmd_cache_invalidate)
-    clear = actions.add_parser("clear", parents=[common, cache_dir], help="delete every entry",
-                               description="Delete every entry (no question asked) and print how many.")
+    clear = actions.add_parser(
+        "clear",
+        parents=[common, cache_dir],
+        help="delete every entry",
+        description="Delete every entry (no question asked) and print how many.",
+    )
     clear.set_defaults(handler=cmd_cache_clear)
 
-    presets = commands.add_parser("presets", parents=[common], help="list executor presets and their options",
-                                  description="List the executor presets: what each is, needs and accepts.")
+    presets = commands.add_parser(
+        "presets",
+        parents=[common],
+        help="list executor presets and their options",
+        description="List the executor presets: what each is, needs and accepts; "
+        "or write each as a plain Parsl config file.",
+    )
+    presets.add_argument(
+        "--write-configs",
+        metavar="DIR",
+        help="write each preset as a Parsl config file into DIR (parsl_configs/ is this output)",
+    )
     presets.set_defaults(handler=cmd_presets)
 
     report = commands.add_parser(
-        "report", parents=[common], help="draw the timeline and n-body convergence of a result",
+        "report",
+        parents=[common],
+        help="draw the timeline and n-body convergence of a result",
         description="For each result, write RESULT_timeline.png (fragments per worker over time, "
         "coloured by n-body level, cache hits at t=0) and RESULT_convergence.png (interaction energy "
         "per n-body level and BSSE treatment, kcal/mol).",
@@ -211,11 +285,29 @@ def _preset_options(args: argparse.Namespace) -> dict[str, Any]:
         if not sep or not key.strip():
             raise ConfigurationError(f"--option {item!r}: write KEY=VALUE")
         options[key.strip().replace("-", "_")] = _option_value(value)
+    settings = sorted(set(options) & _executor_settings())
+    if settings:
+        named = [
+            f"{name} (use {COMMAND_OPTIONS[name]})" if name in COMMAND_OPTIONS else name for name in settings
+        ]
+        raise ConfigurationError(
+            f"--option {', '.join(named)}: not a preset option; `{PROG} presets` lists each preset's options"
+        )
     if args.workers is not None:
         if args.workers < 1:
             raise ConfigurationError(f"--workers must be at least 1, got {args.workers}")
         options["max_workers"] = args.workers
     return options
+
+
+def _executor_settings() -> set[str]:
+    """ParslExecutor's own keyword parameters that are no preset option: --option may not set them."""
+    from ..execution.executors import ParslExecutor
+    from ..presets import PresetOptions
+
+    named = (inspect.Parameter.POSITIONAL_OR_KEYWORD, inspect.Parameter.KEYWORD_ONLY)
+    parameters = inspect.signature(ParslExecutor).parameters.values()
+    return {p.name for p in parameters if p.kind in named} - set(PresetOptions.model_fields)
 
 
 def make_executor(args: argparse.Namespace) -> Any:
@@ -247,9 +339,9 @@ def _open_cache(args: argparse.Namespace) -> Any:
 
 def _input_keys(path: str) -> list[str]:
     """Cache keys of every fragment of an input, as the executor computes them."""
-    from .campaign import prepare, read_input
+    from .files import read_input
 
-    return list(prepare(read_input(path)).cache_keys().values())
+    return list(read_input(path).prepare().cache_keys().values())
 
 
 def _size(n_bytes: float) -> str:
@@ -268,26 +360,19 @@ def _fmt(value: Any, spec: str) -> str:
 
 
 def cmd_run(args: argparse.Namespace) -> int:
-    from ..errors import FragmentsFailedError
-    from .campaign import default_result_path, mark_input, prepare, read_input, write_result
+    from .files import check_result_path, default_result_path, mark_input, read_input, save_result
     from .tables import energy_table
 
     start = time.perf_counter()
+    out = check_result_path(args.out or default_result_path(args.input))
     input_file = read_input(args.input)
-    computer = prepare(input_file)
+    computer = input_file.prepare()
     executor = make_executor(args)
     try:
-        plan_start = time.perf_counter()
-        tasks = computer.fragment_tasks()
-        plan_time = time.perf_counter() - plan_start
-        report = executor.run(tasks)
-        report.summary.plan_time = plan_time
+        result = computer.run(executor, start=start)
     finally:
         executor.close()
-    if report.failures:
-        raise FragmentsFailedError(report.failures, len(tasks), report)
-    result = mark_input(computer.assemble(report, wall_time=time.perf_counter() - start), input_file)
-    out = write_result(result, args.out or default_result_path(args.input))
+    out = save_result(mark_input(result, input_file), out)
 
     console = _console()
     console.print(energy_table(result))
@@ -316,8 +401,15 @@ def cmd_campaign(args: argparse.Namespace) -> int:
     for entry in outcome.entries:
         ie = {bsse: value * kcal_per_hartree for bsse, value in entry.interaction_energies.items()}
         table.add_row(
-            entry.input, entry.status, str(entry.n_tasks), str(entry.n_executed), str(entry.n_cached),
-            str(entry.n_shared), str(entry.n_failed), _fmt(ie.get("cp"), ".4f"), _fmt(ie.get("nocp"), ".4f"),
+            entry.input,
+            entry.status,
+            str(entry.n_tasks),
+            str(entry.n_executed),
+            str(entry.n_cached),
+            str(entry.n_shared),
+            str(entry.n_failed),
+            _fmt(ie.get("cp"), ".4f"),
+            _fmt(ie.get("nocp"), ".4f"),
         )
     console = _console()
     console.print(table)
@@ -351,8 +443,10 @@ def cmd_cache_list(args: argparse.Namespace) -> int:
         entries = cache.entries(keys)
         directory = cache.directory
     entries.sort(key=lambda e: (e.program, e.method, str(e.basis), e.nreal, e.natom, e.created))
-    header = f"{'key':<16}  {'program':<8} {'method':<10} {'basis':<12} {'driver':<8} " \
-             f"{'real/atoms':>10} {'wall s':>8}  {'created':<19}  version (harness)"
+    header = (
+        f"{'key':<16}  {'program':<8} {'method':<10} {'basis':<12} {'driver':<8} "
+        f"{'real/atoms':>10} {'wall s':>8}  {'created':<19}  version (harness)"
+    )
     print(header)
     for e in entries:
         created = datetime.fromtimestamp(e.created).isoformat(sep=" ", timespec="seconds")
@@ -363,8 +457,9 @@ def cmd_cache_list(args: argparse.Namespace) -> int:
     if keys is None:
         print(f"{len(entries)} entries in {directory}")
     else:
-        print(f"{len(entries)} of {len(set(keys))} distinct fragments of {args.input} are cached in "
-              f"{directory}")
+        print(
+            f"{len(entries)} of {len(set(keys))} distinct fragments of {args.input} are cached in {directory}"
+        )
     return 0
 
 
@@ -403,6 +498,13 @@ def _type_name(annotation: Any) -> str:
 def cmd_presets(args: argparse.Namespace) -> int:
     from ..presets import PRESETS
 
+    if args.write_configs:
+        from ..presets.config_files import write_config_files
+
+        for path in write_config_files(args.write_configs):
+            print(f"wrote {path}")
+        return 0
+
     for name, preset in PRESETS.items():
         print(f"{name}: {preset.summary}")
         print(f"  needs: {preset.needs}")
@@ -414,8 +516,10 @@ def cmd_presets(args: argparse.Namespace) -> int:
                 default = f"default {info.get_default(call_default_factory=True)!r}"
             print(f"    {option} ({_type_name(info.annotation)}, {default}): {info.description or ''}")
         print()
-    print(f"Use one with `{PROG} run INPUT.json --preset NAME --option KEY=VALUE`, or give a Parsl config "
-          "file (.py) or a site file (.yaml) with --config.")
+    print(
+        f"Use one with `{PROG} run INPUT.json --preset NAME --option KEY=VALUE`, or give a Parsl config "
+        "file (.py) or a site file (.yaml) with --config."
+    )
     return 0
 
 
@@ -450,9 +554,9 @@ def configure_logging(verbose: int, quiet: bool) -> None:
 
 
 def _exit_status(exc: BaseException) -> int:
-    from ..errors import CacheError, ConfigurationError, InputError
+    from ..errors import CacheError, ConfigurationError, InputError, OutputError
 
-    if isinstance(exc, (UsageError, InputError, ConfigurationError, CacheError)):
+    if isinstance(exc, (UsageError, InputError, ConfigurationError, CacheError, OutputError)):
         return 2
     return 1
 

@@ -25,7 +25,8 @@ from matplotlib.patches import Patch
 from qcmanybody.utils import delabeler
 
 from ..errors import InputError
-from .campaign import RESULT_SUFFIX, input_stem, load_result
+from ..schema import fragment_results
+from .files import load_result, result_stem
 from .tables import BSSE_LABELS, nbody_energies
 
 logger = logging.getLogger(__name__)
@@ -48,11 +49,6 @@ class FragmentRecord:
     wall_time: float
     cached: bool
     shared_with: str | None = None
-
-
-def fragment_results(result: Any) -> dict[str, Any]:
-    """The fragments' AtomicResults of a v1 (``component_results``) or v2 (``cluster_results``) result."""
-    return dict(getattr(result, "component_results", None) or getattr(result, "cluster_results", None) or {})
 
 
 def fragment_records(result: Any) -> list[FragmentRecord]:
@@ -89,11 +85,11 @@ def assign_lanes(records: Sequence[FragmentRecord]) -> dict[str, str]:
         lane_ends: list[float] = []
         lanes = {}
         for record in sorted(mine, key=lambda r: (r.started, r.label)):
-            for index, end in enumerate(lane_ends):
-                if record.started >= end - _OVERLAP_SLACK:
-                    break
-            else:
-                index = len(lane_ends)
+            index = next(
+                (i for i, end in enumerate(lane_ends) if record.started >= end - _OVERLAP_SLACK),
+                len(lane_ends),
+            )
+            if index == len(lane_ends):
                 lane_ends.append(0.0)
             lane_ends[index] = record.started + record.wall_time
             lanes[record.label] = index
@@ -129,7 +125,6 @@ def plot_timeline(result: Any, path: str | os.PathLike) -> Path:
         first_start[row] = min(first_start.get(row, record.started), record.started)
     order = sorted(first_start, key=first_start.__getitem__)
     y_of = {row: index for index, row in enumerate(order)}
-    cache_row = len(order) if hits else None
     n_rows = len(order) + bool(hits)
 
     fig = Figure(figsize=(10, min(2.2 + 0.32 * n_rows, 24)), dpi=_DPI)
@@ -146,11 +141,18 @@ def plot_timeline(result: Any, path: str | os.PathLike) -> Path:
             linewidth=0.3,
             hatch="///" if record.shared_with else None,
         )
-    if hits:
-        for record in hits:
-            offset = 0.3 * ((record.nbody - 1) % 3 - 1)
-            ax.plot(0, cache_row + offset, marker="X", markersize=7, color=_nbody_color(record.nbody),
-                    markeredgecolor="black", markeredgewidth=0.4, linestyle="none")
+    for record in hits:  # on a row of their own, below the workers
+        offset = 0.3 * ((record.nbody - 1) % 3 - 1)
+        ax.plot(
+            0,
+            len(order) + offset,
+            marker="X",
+            markersize=7,
+            color=_nbody_color(record.nbody),
+            markeredgecolor="black",
+            markeredgewidth=0.4,
+            linestyle="none",
+        )
     labels = [*order, *([f"cache ({len(hits)} hits)"] if hits else [])]
     ax.set_yticks(range(len(labels)), labels, fontsize=8 if n_rows < 30 else 6)
     ax.set_ylim(n_rows - 0.5, -0.5)
@@ -166,13 +168,25 @@ def plot_timeline(result: Any, path: str | os.PathLike) -> Path:
     ]
     if any(r.shared_with for r in computed):
         handles.append(
-            Patch(facecolor="white", edgecolor="black", hatch="///",
-                  label="shared (computed once, for another label)")
+            Patch(
+                facecolor="white",
+                edgecolor="black",
+                hatch="///",
+                label="shared (computed once, for another label)",
+            )
         )
     if hits:
         saved = sum(r.wall_time for r in hits)
-        handles.append(Line2D([], [], marker="X", color="grey", linestyle="none",
-                              label=f"cache hit ({len(hits)}, {saved:.1f} s saved)"))
+        handles.append(
+            Line2D(
+                [],
+                [],
+                marker="X",
+                color="grey",
+                linestyle="none",
+                label=f"cache hit ({len(hits)}, {saved:.1f} s saved)",
+            )
+        )
     ax.legend(handles=handles, loc="upper left", bbox_to_anchor=(1.01, 1.0), fontsize=8, borderaxespad=0.0)
     executor = (result.extras or {}).get("qcmb_parsl", {}).get("executor", "")
     where = f" ({executor})" if executor else ""
@@ -243,14 +257,6 @@ def _save(fig: Figure, path: str | os.PathLike) -> Path:
     return path
 
 
-def report_stem(result_path: str | os.PathLike) -> str:
-    """``dimer`` for ``dimer.result.json``, ``x`` for ``x.json``."""
-    name = Path(result_path).name
-    if name.endswith(RESULT_SUFFIX):
-        return name[: -len(RESULT_SUFFIX)]
-    return input_stem(name)
-
-
 def write_report(result_path: str | os.PathLike, out_dir: str | os.PathLike = ".") -> dict[str, Path]:
     """Write ``<stem>_timeline.png`` and ``<stem>_convergence.png`` for a result file into ``out_dir``.
 
@@ -259,7 +265,7 @@ def write_report(result_path: str | os.PathLike, out_dir: str | os.PathLike = ".
     """
     result = load_result(result_path)
     out_dir = Path(out_dir)
-    stem = report_stem(result_path)
+    stem = result_stem(result_path)
     written: dict[str, Path] = {}
     problems = []
     for name, plot in (("timeline", plot_timeline), ("convergence", plot_convergence)):

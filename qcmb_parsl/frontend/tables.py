@@ -6,13 +6,15 @@ from typing import Any
 
 from rich.table import Table
 
+from ..schema import dump
+
 BSSE_LABELS = {"cp": "CP", "nocp": "no-CP", "vmfc": "VMFC"}
 
 
-def nbody_energies(result: Any) -> dict[str, dict[int, dict[str, float]]]:
+def nbody_energies(result: Any) -> dict[str, dict[int, dict[str, float | None]]]:
     """{bsse: {n: {"total": E, "interaction": IE}}} from the result's properties (Eh)."""
-    props = result.properties.dict() if hasattr(result.properties, "dict") else result.properties.model_dump()
-    table: dict[str, dict[int, dict[str, float]]] = {}
+    props = dump(result.properties)
+    table: dict[str, dict[int, dict[str, float | None]]] = {}
     prefixes = {"cp": "cp_corrected", "nocp": "nocp_corrected", "vmfc": "vmfc_corrected"}
     nfr = props.get("calcinfo_nfr") or 0
     for bsse, prefix in prefixes.items():

@@ -10,13 +10,14 @@ from __future__ import annotations
 
 import json
 import logging
+import re
 from typing import Any
 
-import qcmanybody.models as qcmb_v1
-import qcmanybody.models.v2 as qcmb_v2
+import numpy as np
 from qcelemental import periodictable
 
 from ..errors import InputError
+from ..schema import manybody_input_model
 
 logger = logging.getLogger(__name__)
 
@@ -26,7 +27,7 @@ INFERENCE_LIMIT = 8
 
 def normalize_input(input_model: Any, schema_version: int) -> Any:
     """The ManyBodyInput model of ``schema_version`` for a model, a dict, or JSON text."""
-    model_class = qcmb_v1.ManyBodyInput if schema_version == 1 else qcmb_v2.ManyBodyInput
+    model_class = manybody_input_model(schema_version)
     if isinstance(input_model, (str, bytes)):
         try:
             input_model = json.loads(input_model)
@@ -38,27 +39,67 @@ def normalize_input(input_model: Any, schema_version: int) -> Any:
             check_fragments(len(molecule["symbols"]), molecule.get("fragments"))
         fill_fragment_charges(molecule)
         return validate_model(model_class, input_model)
-    return input_model
+    if isinstance(input_model, model_class):
+        return input_model
+    if isinstance(input_model, manybody_input_model(3 - schema_version)):
+        computer = "qcmb_parsl.v2.ManyBodyComputer" if schema_version == 1 else "qcmb_parsl.ManyBodyComputer"
+        raise InputError(
+            f"a QCSchema v{3 - schema_version} ManyBodyInput was given to the v{schema_version} computer: "
+            f"use {computer}"
+        )
+    raise InputError(
+        f"ManyBodyInput must be a ManyBodyInput model, a dict or JSON text, not {type(input_model).__name__}"
+    )
 
 
 def validate_model(model_class: type, data: dict[str, Any]) -> Any:
     try:
         return model_class(**data)
     except Exception as exc:  # noqa: BLE001 - pydantic v1 and v2 errors alike become one line
-        raise InputError(one_line_validation_error(exc, model_class.__name__)) from None
+        raise InputError(one_line_validation_error(exc, model_class.__name__, data)) from None
 
 
-def one_line_validation_error(exc: Exception, what: str) -> str:
-    """First error of a pydantic (v1 or v2) ValidationError or a ValueError, on one line."""
+def one_line_validation_error(exc: Exception, what: str, data: Any = None) -> str:
+    """First error of a pydantic (v1 or v2) ValidationError or a ValueError, on one line.
+
+    A value outside an enumeration is named with the allowed values (pydantic v1 does not name the
+    value, and v2 repeats aliases): the bad value is looked up in ``data`` where pydantic omits it.
+    """
     errors = getattr(exc, "errors", None)
-    if callable(errors):
-        first = errors()[0]
-        where = ".".join(str(p) for p in first.get("loc", ())) or what
-        message = str(first.get("msg", exc))
-    else:
-        where, message = what, str(exc)
+    if not callable(errors):
+        return f"invalid {what}: {what}: {' '.join(str(exc).split())}"
+    first = errors()[0]
+    loc = tuple(first.get("loc", ()))
+    where = ".".join(str(p) for p in loc) or what
+    message = str(first.get("msg", exc))
+    allowed = _enum_values(first)
+    if allowed:
+        value = first["input"] if "input" in first else _value_at(data, loc)
+        message = f"{value!r} is not one of {', '.join(allowed)}"
     message = " ".join(message.split())
     return f"invalid {what}: {where}: {message}"
+
+
+def _enum_values(error: dict[str, Any]) -> list[str]:
+    """The allowed values of an enumeration error of pydantic v1 or v2, each once, in order."""
+    ctx = error.get("ctx") or {}
+    if error.get("type") == "type_error.enum":
+        values = [str(getattr(member, "value", member)) for member in ctx.get("enum_values", ())]
+    elif error.get("type") == "enum":
+        values = re.findall(r"'([^']*)'", str(ctx.get("expected", "")))
+    else:
+        return []
+    return list(dict.fromkeys(values))
+
+
+def _value_at(data: Any, loc: tuple[Any, ...]) -> Any:
+    """The value at pydantic's error location in the input, or None where it cannot be followed."""
+    for part in loc:
+        try:
+            data = data[part]
+        except (KeyError, IndexError, TypeError):
+            return None
+    return data
 
 
 def fill_fragment_charges(molecule: Any) -> None:
@@ -91,8 +132,10 @@ def fill_fragment_charges(molecule: Any) -> None:
     molecule["fragment_charges"] = [0.0] * len(fragments)
     molecule["fragment_multiplicities"] = [1] * len(fragments)
     logger.info(
-        "molecule has %d fragments and no %s: filled neutral closed-shell fragments (charge 0, multiplicity 1)",
-        len(fragments), " or ".join(missing),
+        "molecule has %d fragments and no %s: "
+        "filled neutral closed-shell fragments (charge 0, multiplicity 1)",
+        len(fragments),
+        " or ".join(missing),
     )
 
 
@@ -111,16 +154,29 @@ def check_fragments(natom: int, fragments: Any) -> None:
     for ifr, atoms in enumerate(fragments, start=1):
         for atom in atoms:
             if atom in owner:
-                raise InputError(f"atom {atom} is in fragments {owner[atom]} and {ifr}: fragments must not overlap")
+                raise InputError(
+                    f"atom {atom} is in fragments {owner[atom]} and {ifr}: fragments must not overlap"
+                )
             owner[atom] = ifr
     missing = sorted(set(range(natom)) - set(owner))
     if missing:
         raise InputError(f"atoms {missing[:10]} belong to no fragment: every atom must be in one fragment")
 
 
+def check_geometry(geometry: Any) -> None:
+    """Finite coordinates only: a NaN or an infinity would reach every engine as a numerical failure."""
+    xyz = np.asarray(geometry, dtype=float).reshape(-1, 3)
+    bad = np.flatnonzero(~np.isfinite(xyz).all(axis=1))
+    if bad.size:
+        raise InputError(
+            f"molecule.geometry: atom {bad[0]} is at {xyz[bad[0]].tolist()}: give finite coordinates (Bohr)"
+        )
+
+
 def check_manybody_input(model: Any) -> None:
     """Catch, with one line each, the input mistakes upstream reports obscurely or only mid-run."""
     molecule = model.molecule
+    check_geometry(molecule.geometry)
     check_fragments(len(molecule.symbols), molecule.fragments)
 
     keywords = model.specification.keywords
@@ -133,7 +189,9 @@ def check_manybody_input(model: Any) -> None:
     if nbody_levels and nbody_levels[-1] > nfr:
         raise InputError(f"levels go up to {nbody_levels[-1]}-body but the molecule has only {nfr} fragments")
     if nbody_levels and max_nbody is not None and nbody_levels[-1] != max_nbody:
-        raise InputError(f"levels go up to {nbody_levels[-1]}-body but max_nbody={max_nbody}: make them agree")
+        raise InputError(
+            f"levels go up to {nbody_levels[-1]}-body but max_nbody={max_nbody}: make them agree"
+        )
     bsse = [getattr(b, "value", b) for b in keywords.bsse_type]
     if "supersystem" in levels and "vmfc" in bsse:
         raise InputError("bsse_type vmfc cannot be combined with a supersystem level: use cp or nocp")
@@ -141,4 +199,6 @@ def check_manybody_input(model: Any) -> None:
     if levels and isinstance(specs, dict):
         unknown = sorted(set(levels.values()) - set(specs))
         if unknown:
-            raise InputError(f"levels name model chemistry {unknown[0]!r}, not among specifications {sorted(specs)}")
+            raise InputError(
+                f"levels name model chemistry {unknown[0]!r}, not among specifications {sorted(specs)}"
+            )

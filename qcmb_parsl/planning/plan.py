@@ -12,66 +12,69 @@ engine side validates it into the very same molecule.
 from __future__ import annotations
 
 import copy
-import json
 import logging
 from collections.abc import Iterator, Mapping
 from dataclasses import dataclass
-from typing import Any, Literal
+from typing import Any
 
 import numpy as np
 from qcmanybody import ManyBodyCore
 from qcmanybody.utils import labeler
 
 from ..errors import InputError
+from ..schema import (
+    SchemaVersion,
+    atomic_model,
+    atomic_specification,
+    atomic_version,
+    dump,
+    make_atomic_input,
+)
 from .cost import count_basis_functions, scaled_cost
 
 logger = logging.getLogger(__name__)
-
-SchemaVersion = Literal[1, 2]
 
 
 @dataclass(slots=True)
 class FragmentTask:
     """One fragment calculation, ready to submit.
 
-    ``atomic_input`` is QCSchema JSON (plain dicts, lists and numbers) for ``qcengine.compute``:
-    it crosses process and node boundaries as data, never as a pickled model.
+    ``real_fragments`` are the (1-indexed) parent fragments whose atoms are real, ``basis_fragments``
+    those whose basis functions are present (real plus ghosts), as in QCManyBody's labels; the basis
+    set's name is :attr:`basis_set`. ``atomic_input`` is QCSchema JSON (plain dicts, lists and
+    numbers) for ``qcengine.compute``: it crosses process and node boundaries as data, never as a
+    pickled model.
     """
 
     label: str
     mc: str
     program: str
-    real: tuple[int, ...]
-    basis: tuple[int, ...]
+    real_fragments: tuple[int, ...]
+    basis_fragments: tuple[int, ...]
     atomic_input: dict[str, Any]
     cost: float = 1.0
     expected_seconds: float | None = None
 
     @property
     def nbody(self) -> int:
-        return len(self.real)
+        return len(self.real_fragments)
 
     @property
     def method(self) -> str:
-        return str(self._model()["method"]).lower()
+        return atomic_model(self.atomic_input)[0]
 
     @property
     def basis_set(self) -> str | None:
-        basis = self._model().get("basis")
+        basis = atomic_model(self.atomic_input)[1]
         return None if basis is None else str(basis).lower()
 
     @property
-    def schema_version(self) -> int:
-        return 2 if "specification" in self.atomic_input else 1
+    def schema_version(self) -> SchemaVersion:
+        return atomic_version(self.atomic_input)
 
     @property
     def driver(self) -> str:
-        spec = self.atomic_input.get("specification", self.atomic_input)
-        return str(spec["driver"])
-
-    def _model(self) -> Mapping[str, Any]:
-        spec = self.atomic_input.get("specification", self.atomic_input)
-        return spec["model"]
+        return str(atomic_specification(self.atomic_input)["driver"])
 
 
 def specifications_from_input(computer: Any) -> dict[str, dict[str, Any]]:
@@ -82,7 +85,7 @@ def specifications_from_input(computer: Any) -> dict[str, dict[str, Any]]:
     specs: dict[str, dict[str, Any]] = {}
     driver = getattr(computer.driver, "value", computer.driver)
     for mc, spec in computer.input_data.specification.specification.items():
-        data = json.loads(spec.model_dump_json())
+        data = dump(spec)
         program = data.pop("program")
         data.pop("schema_name", None)
         data.pop("schema_version", None)
@@ -98,7 +101,7 @@ class FragmentMoleculeBuilder:
     and basis-function counts are prepared once per parent fragment and joined per fragment task.
     """
 
-    def __init__(self, molecule: Any, basis: str | None = None):
+    def __init__(self, molecule: Any):
         self.name = molecule.name
         geometry = np.asarray(molecule.geometry, dtype=float).reshape(-1, 3)
         self.fragments = [list(map(int, frag)) for frag in molecule.fragments]
@@ -216,10 +219,7 @@ def plan_tasks(
         if core.embedding_charges:
             spec = copy.deepcopy(spec)
             _attach_embedding_charges(core, builder, molecule, spec, basis, program)
-        if schema_version == 1:
-            atomic_input = {"molecule": molecule, **spec}
-        else:
-            atomic_input = {"molecule": molecule, "specification": spec}
+        atomic_input = make_atomic_input(molecule, spec, schema_version)
         tasks.append(FragmentTask(label, mc, program, real, basis, atomic_input, costs.cost(mc, basis)))
     logger.info("planned %d fragment tasks", len(tasks))
     return tasks
@@ -244,7 +244,7 @@ def check_keyword_names(mc: str, keywords: Mapping[str, Any]) -> None:
 
 
 class FragmentCosts:
-    """Estimated cost per (model chemistry, basis fragments), from basis-function counts per parent fragment."""
+    """Estimated cost per (model chemistry, basis fragments), from basis functions per parent fragment."""
 
     def __init__(self, builder: FragmentMoleculeBuilder, specifications: Mapping[str, Mapping[str, Any]]):
         self.builder = builder

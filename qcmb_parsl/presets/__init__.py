@@ -1,27 +1,54 @@
-"""Named executor presets: data (an options model) plus one builder each, turning options into a Parsl Config.
+"""Named executor presets: an options model plus a blueprint each, turning options into a Parsl Config.
 
-A preset is what ``ParslExecutor("slurm", partition="debug")`` names. Each one also exists as a plain
-Parsl config file in ``parsl_configs/`` for a site to copy and edit; the builders here are the
-parameterised form of those files.
+A preset is what ``ParslExecutor("slurm", partition="debug")`` names. Its blueprint describes the
+Config as data (:mod:`.blueprint`); the same description is written out as the plain Parsl config
+file in ``parsl_configs/`` (:mod:`.config_files`, ``qcmb-parsl presets --write-configs DIR``), so a
+preset and its file cannot drift apart.
+
+Every option that ends up in a batch script is checked here: one-line options hold no line break
+(a newline in ``partition`` would start a line of its own in the script), and ``scheduler_options``
+holds only directives of its scheduler.
 """
 
 from __future__ import annotations
 
 import os
 import sys
-from collections.abc import Callable
-from dataclasses import dataclass
-from typing import TYPE_CHECKING, Any
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass, field
+from typing import TYPE_CHECKING, Annotated, Any, Generic, TypeVar
 
 from parsl.config import Config
-from pydantic import BaseModel, ConfigDict, Field, ValidationError
+from pydantic import AfterValidator, BaseModel, ConfigDict, Field, ValidationError, field_validator
 
 from ..errors import ConfigurationError
+from .blueprint import Call, Computed
 
 if TYPE_CHECKING:
     from ..planning.plan import FragmentTask
 
-__all__ = ["Preset", "PresetOptions", "PRESETS", "register_preset", "get_preset", "build_preset", "parse_options", "python_env_init"]
+__all__ = [
+    "PRESETS",
+    "OneLine",
+    "Preset",
+    "PresetOptions",
+    "build_preset",
+    "get_preset",
+    "parse_options",
+    "python_env_init",
+    "register_preset",
+    "worker_count",
+]
+
+
+def _one_line(value: str) -> str:
+    if "\n" in value or "\r" in value:
+        raise ValueError("must be one line: it holds a line break, which would start a line of its own")
+    return value
+
+
+#: A string that becomes (part of) one line of a batch script or a launch command.
+OneLine = Annotated[str, AfterValidator(_one_line)]
 
 
 class PresetOptions(BaseModel):
@@ -29,11 +56,20 @@ class PresetOptions(BaseModel):
 
     model_config = ConfigDict(extra="forbid")
 
-    max_workers: int | None = Field(None, ge=1, description="Fragments run at once per node (workers per node).")
+    max_workers: int | None = Field(
+        None, ge=1, description="Fragments run at once per node (workers per node)."
+    )
     cores_per_worker: int = Field(1, ge=1, description="Cores each fragment calculation may use.")
     memory_per_worker: float | None = Field(None, gt=0, description="GiB each fragment may use.")
     scratch_directory: str | None = Field(None, description="Node-local scratch directory for the engines.")
     worker_init: str = Field("", description="Shell lines run before workers start (module loads, venvs).")
+
+    @field_validator("worker_init")
+    @classmethod
+    def _shell_lines(cls, value: str) -> str:
+        if "\r" in value or "\0" in value:
+            raise ValueError("must be shell lines separated by newlines: no carriage return or NUL")
+        return value
 
     def workers_per_node(self, cores: int | None = None) -> int:
         """Explicit max_workers, else as many workers as the node's cores allow."""
@@ -42,28 +78,49 @@ class PresetOptions(BaseModel):
         return max((cores or os.cpu_count() or 1) // self.cores_per_worker, 1)
 
 
+OptionsT = TypeVar("OptionsT", bound=PresetOptions)
+
+
 @dataclass(frozen=True)
-class Preset:
-    """A named way to build a Parsl Config from validated options."""
+class Preset(Generic[OptionsT]):
+    """A named way to build a Parsl Config from validated options.
+
+    ``blueprint`` describes the Config (a :class:`~.blueprint.Call` of ``parsl.config.Config``);
+    ``file_options`` are the options its config file in ``parsl_configs/`` is written with: the
+    required ones, and those whose default depends on the machine writing the file (its MPI).
+    """
 
     name: str
     summary: str
     needs: str
-    options: type[PresetOptions]
-    build: Callable[[PresetOptions], Config]
+    options: type[OptionsT]
+    blueprint: Callable[[OptionsT], Call]
     #: Per-fragment ``parsl_resource_specification`` (e.g. MPI ranks by fragment size); None: nothing.
-    resource_specification: Callable[[FragmentTask, PresetOptions], dict[str, Any]] | None = None
+    resource_specification: Callable[[FragmentTask, OptionsT], dict[str, Any]] | None = None
+    file_options: Mapping[str, Any] = field(default_factory=dict)
+
+    def config(self, options: OptionsT) -> Config:
+        """The Parsl Config these validated options describe."""
+        config: Config = self.blueprint(options).build()
+        return config
+
+    def specification_for(self, options: OptionsT) -> Callable[[FragmentTask], dict[str, Any]] | None:
+        """The per-fragment resource specification under these options, if the preset has one."""
+        specify = self.resource_specification
+        if specify is None:
+            return None
+        return lambda task: specify(task, options)
 
 
-PRESETS: dict[str, Preset] = {}
+PRESETS: dict[str, Preset[Any]] = {}
 
 
-def register_preset(preset: Preset) -> Preset:
+def register_preset(preset: Preset[Any]) -> Preset[Any]:
     PRESETS[preset.name] = preset
     return preset
 
 
-def get_preset(name: str) -> Preset:
+def get_preset(name: str) -> Preset[Any]:
     try:
         return PRESETS[name]
     except KeyError:
@@ -73,36 +130,50 @@ def get_preset(name: str) -> Preset:
         ) from None
 
 
-def parse_options(model: type[PresetOptions], options: dict, context: str) -> PresetOptions:
+def parse_options(model: type[OptionsT], options: Mapping[str, Any], context: str) -> OptionsT:
     """Validated options, with a one-line error naming the offending option and the known ones."""
     try:
         return model(**options)
     except ValidationError as exc:
         err = exc.errors()[0]
         where = ".".join(str(p) for p in err["loc"]) or "options"
+        message = " ".join(err["msg"].removeprefix("Value error, ").split())
         known = ", ".join(model.model_fields)
-        raise ConfigurationError(f"{context}: {where}: {err['msg']} (options: {known})") from None
+        raise ConfigurationError(f"{context}: {where}: {message} (options: {known})") from None
 
 
-def build_preset(name: str, **options) -> tuple[Config, PresetOptions]:
+def build_preset(name: str, **options: Any) -> tuple[Config, PresetOptions]:
+    """The Parsl Config of preset ``name`` with ``options``, and the validated options."""
     preset = get_preset(name)
     validated = parse_options(preset.options, options, f"preset {name!r}")
-    return preset.build(validated), validated
+    return preset.config(validated), validated
 
 
-def python_env_init(worker_init: str = "", cores_per_worker: int | None = None) -> str:
+def worker_count(options: PresetOptions) -> int | Computed:
+    """Workers of one machine: max_workers, else its cores over cores_per_worker, counted where it runs."""
+    if options.max_workers is not None:
+        return options.max_workers
+    cores = options.cores_per_worker
+    source = "os.cpu_count() or 1" if cores == 1 else f"max((os.cpu_count() or 1) // {cores}, 1)"
+    return Computed(source, options.workers_per_node(), ("os",))
+
+
+def python_env_init(worker_init: str, cores_per_worker: int) -> str:
     """worker_init that puts this Python's environment first on PATH, so workers run the same venv,
     and caps BLAS/OpenMP threads at ``cores_per_worker`` before any worker imports numpy (set later,
     from inside a fragment, the caps come too late for OpenBLAS)."""
     from ..resources import thread_environment
 
-    bin_dir = os.path.dirname(sys.executable)
-    lines = [f"export PATH={bin_dir}:$PATH"]
-    if cores_per_worker is not None:
-        lines += [f"export {name}={value}" for name, value in thread_environment(cores_per_worker).items()]
+    lines = [f"export PATH={python_bin_dir()}:$PATH"]
+    lines += [f"export {name}={value}" for name, value in thread_environment(cores_per_worker).items()]
     if worker_init:
         lines.append(worker_init)
     return "\n".join(lines)
+
+
+def python_bin_dir() -> str:
+    """The ``bin`` directory of this Python's environment (a config file writes it as code)."""
+    return os.path.dirname(sys.executable)
 
 
 from . import batch, local, mpi, slurm  # noqa: E402,F401  (registers the presets they define)

@@ -1,38 +1,31 @@
 """Batch-scheduler presets: what every cluster preset shares, and the PBS Pro and LSF presets.
 
-Every preset whose workers run on other nodes builds its HighThroughputExecutor here, in one place,
-so that all of them reach the driver the same way (``address``/``interface``), encrypt what crosses
-the network, and notice a lost block within seconds (short heartbeats) instead of two minutes.
-The Slurm presets (``slurm.py``, ``mpi.py``) use the same pieces.
+Every preset whose workers run on other nodes builds its HighThroughputExecutor here, in one place
+(on :mod:`.htex`), so that all of them reach the driver the same way (``address``/``interface``),
+encrypt what crosses the network, and notice a lost block within seconds. The Slurm presets
+(``slurm.py``, ``mpi.py``) use the same pieces.
 """
 
 from __future__ import annotations
 
 import logging
 import math
-from typing import Any
+from typing import Any, ClassVar
 
 from parsl.addresses import address_by_interface
-from parsl.config import Config
 from parsl.executors import HighThroughputExecutor
 from parsl.launchers import MpiExecLauncher
 from parsl.providers import LSFProvider, PBSProProvider
-from parsl.providers.base import ExecutionProvider
 from pydantic import AliasChoices, Field, field_validator, model_validator
 
 from ..errors import ConfigurationError
 from ..mpi_syntax import one_pool_per_node_options
-from . import Preset, PresetOptions, python_env_init, register_preset
+from . import OneLine, Preset, PresetOptions, python_env_init, register_preset
+from .blueprint import Call
+from .htex import htex, htex_config
 
 logger = logging.getLogger(__name__)
 
-#: Seconds between heartbeats, and without one before a worker pool (and its block) counts as lost.
-#: Measured here: with these a cancelled Slurm block was replaced and its tasks retried; with Parsl's
-#: defaults (30 s / 120 s) the lost tasks had not come back after two minutes.
-HEARTBEAT_PERIOD = 2
-HEARTBEAT_THRESHOLD = 10
-#: Seconds between Parsl's scaling decisions: the first block is submitted ~4 s sooner than at 5 s.
-STRATEGY_PERIOD = 0.5
 #: Seconds a scheduler command (sbatch, qsub, bsub, their status queries) may take.
 SCHEDULER_CMD_TIMEOUT = 60
 
@@ -65,11 +58,11 @@ class ClusterOptions(PresetOptions):
         validation_alias=AliasChoices("max_workers", "workers_per_node"),
         description="Fragments at once per node (alias workers_per_node); default: cores / cores_per_worker.",
     )
-    address: str | None = Field(
+    address: OneLine | None = Field(
         None,
         description="Driver address the workers connect to; default: workers probe all of its addresses.",
     )
-    interface: str | None = Field(
+    interface: OneLine | None = Field(
         None, description="Network interface whose address workers connect to (e.g. ib0), instead of address."
     )
     extra_executor_options: dict[str, Any] = Field(
@@ -98,9 +91,15 @@ class ClusterOptions(PresetOptions):
 
 
 class BatchOptions(ClusterOptions):
-    """Options of presets that submit blocks (batch jobs) to a scheduler; names as in QCFractal."""
+    """Options of presets that submit blocks (batch jobs) to a scheduler; names as in QCFractal.
 
-    account: str | None = Field(None, description="Account (allocation, project) charged for the jobs.")
+    ``directive`` is how the scheduler's lines start in a job script: every line of
+    ``scheduler_options`` must be one of them.
+    """
+
+    directive: ClassVar[str]
+
+    account: OneLine | None = Field(None, description="Account (allocation, project) charged for the jobs.")
     walltime: str = Field(
         "01:00:00", pattern=r"^(\d+-)?\d+:\d{2}:\d{2}$", description="Wall time of each block, HH:MM:SS."
     )
@@ -113,6 +112,17 @@ class BatchOptions(ClusterOptions):
     @classmethod
     def _scheduler_lines(cls, value: Any) -> Any:
         return _lines(value)
+
+    @field_validator("scheduler_options")
+    @classmethod
+    def _directives_only(cls, value: str) -> str:
+        """Only this scheduler's directives: any other line ends the directives the scheduler reads."""
+        for line in value.splitlines():
+            if line.strip() and not line.startswith(f"{cls.directive} "):
+                raise ValueError(
+                    f"line {line!r} is not a {cls.directive} directive (each line: {cls.directive} ...)"
+                )
+        return value
 
     @field_validator("walltime", mode="before")
     @classmethod
@@ -154,36 +164,28 @@ class BatchOptions(ClusterOptions):
 def cluster_htex(
     label: str,
     options: ClusterOptions,
-    provider: ExecutionProvider,
+    provider: Call,
     executor_class: type[HighThroughputExecutor] = HighThroughputExecutor,
     **settings: Any,
-) -> HighThroughputExecutor:
-    """The executor of a cluster preset: encrypted, short heartbeats, the user's extra options last.
-
-    ``settings`` are the preset's own executor arguments; ``extra_executor_options`` override them.
-    """
-    arguments: dict[str, Any] = {
-        "label": label,
-        "address": options.executor_address(),
-        "encrypted": True,  # workers connect across the network
-        "heartbeat_period": HEARTBEAT_PERIOD,
-        "heartbeat_threshold": HEARTBEAT_THRESHOLD,
-        # A dead block must not fail every task of the run: its tasks come back as lost managers,
-        # are retried, and the strategy starts a new block.
-        "block_error_handler": False,
-        "provider": provider,
-        **settings,
-        **options.extra_executor_options,
-    }
+) -> Call:
+    """The executor of a cluster preset (:func:`.htex.htex`) at the options' address, the user's
+    ``extra_executor_options`` last; ``settings`` are the preset's own executor arguments."""
+    address = options.executor_address()
     logger.debug(
-        "%s: %s on %s, workers connect to %s",
+        "%s: %s, workers connect to %s",
         label,
         executor_class.__name__,
-        type(provider).__name__,
-        arguments["address"] or "any address of the driver",
+        address or "any address of the driver",
     )
     try:
-        return executor_class(**arguments)
+        return htex(
+            label,
+            provider,
+            address=address,
+            executor_class=executor_class,
+            **settings,
+            **options.extra_executor_options,
+        )
     except TypeError as exc:
         raise ConfigurationError(f"extra_executor_options for {executor_class.__name__}: {exc}") from None
 
@@ -198,57 +200,62 @@ def worker_sizing(options: ClusterOptions) -> dict[str, Any]:
     return sizing
 
 
-def cluster_config(executor: HighThroughputExecutor) -> Config:
-    """A Config around one cluster executor."""
-    return Config(executors=[executor], strategy_period=STRATEGY_PERIOD)
+def mpiexec_launcher(bind_cmd: str, overrides: str | None) -> Call:
+    """MpiExecLauncher starting one worker pool per host; ``overrides`` None: this MPI's syntax for it."""
+    options = one_pool_per_node_options() if overrides is None else overrides
+    return Call(MpiExecLauncher, {"bind_cmd": bind_cmd, "overrides": options})
 
 
 class PBSProOptions(BatchOptions):
     """Options of the ``pbspro`` preset."""
 
-    queue: str | None = Field(None, description="Queue the jobs go to.")
+    directive: ClassVar[str] = "#PBS"
+
+    queue: OneLine | None = Field(None, description="Queue the jobs go to.")
     cpus_per_node: int | None = Field(
         None, ge=1, description="ncpus requested per node; default: max_workers * cores_per_worker."
     )
-    select_options: str = Field("", description="Extra resources of the select statement (e.g. ngpus=4).")
-    mpiexec_bind_cmd: str = Field(
+    select_options: OneLine = Field("", description="Extra resources of the select statement (e.g. ngpus=4).")
+    mpiexec_bind_cmd: OneLine = Field(
         "--bind-to", description="mpiexec's binding option (MPICH/Cray: --cpu-bind)."
     )
-    mpiexec_overrides: str | None = Field(
+    mpiexec_overrides: OneLine | None = Field(
         None, description="Further mpiexec options; default: one worker pool per node in this MPI's syntax."
     )
 
 
-def build_pbspro(options: PBSProOptions) -> Config:
-    """One worker pool per node of each PBS Pro job, started by mpiexec over $PBS_NODEFILE."""
+def pbspro_blueprint(options: PBSProOptions) -> Call:
+    """One worker pool per node of each PBS Pro job, started by mpiexec over ``$PBS_NODEFILE``
+    (compare ``parsl/configs/polaris.py``)."""
     cpus = options.cpus_per_node or options.requested_cores_per_node() or options.cores_per_worker
-    overrides = options.mpiexec_overrides
-    provider = PBSProProvider(
-        account=options.account,
-        queue=options.queue,
-        scheduler_options=options.scheduler_options,
-        select_options=options.select_options,
-        worker_init=python_env_init(options.worker_init, options.cores_per_worker),
-        nodes_per_block=options.nodes_per_block,
-        cpus_per_node=cpus,
-        launcher=MpiExecLauncher(
-            bind_cmd=options.mpiexec_bind_cmd,
-            overrides=one_pool_per_node_options() if overrides is None else overrides,
-        ),
-        **options.block_settings(),
+    provider = Call(
+        PBSProProvider,
+        {
+            "account": options.account,
+            "queue": options.queue,
+            "scheduler_options": options.scheduler_options,
+            "select_options": options.select_options,
+            "worker_init": python_env_init(options.worker_init, options.cores_per_worker),
+            "nodes_per_block": options.nodes_per_block,
+            "cpus_per_node": cpus,
+            **options.block_settings(),
+            "launcher": mpiexec_launcher(options.mpiexec_bind_cmd, options.mpiexec_overrides),
+        },
     )
-    return cluster_config(cluster_htex("pbspro", options, provider, **worker_sizing(options)))
+    return htex_config(cluster_htex("pbspro", options, provider, **worker_sizing(options)))
 
 
 class LSFOptions(BatchOptions):
     """Options of the ``lsf`` preset."""
 
-    account: str | None = Field(
+    directive: ClassVar[str] = "#BSUB"
+
+    account: OneLine | None = Field(
         None,
         validation_alias=AliasChoices("account", "project"),
         description="LSF project charged for the jobs (alias project, QCFractal's name).",
     )
-    queue: str | None = Field(None, description="Queue the jobs go to.")
+    queue: OneLine | None = Field(None, description="Queue the jobs go to.")
     cores_per_node: int | None = Field(
         None,
         ge=1,
@@ -260,35 +267,36 @@ class LSFOptions(BatchOptions):
     bsub_redirection: bool = Field(
         True, description="Submit as `bsub < script`, so that #BSUB lines are read."
     )
-    mpiexec_bind_cmd: str = Field("--bind-to", description="mpiexec's binding option.")
-    mpiexec_overrides: str | None = Field(
+    mpiexec_bind_cmd: OneLine = Field("--bind-to", description="mpiexec's binding option.")
+    mpiexec_overrides: OneLine | None = Field(
         None, description="Further mpiexec options; default: one worker pool per node in this MPI's syntax."
     )
 
 
-def build_lsf(options: LSFOptions) -> Config:
-    """One worker pool per node of each LSF job, started by mpiexec over the job's host file."""
+def lsf_blueprint(options: LSFOptions) -> Call:
+    """One worker pool per node of each LSF job, started by mpiexec over the job's host file
+    (``$LSB_DJOB_HOSTFILE``); on Summit-like machines use ``JsrunLauncher`` (``parsl/configs/summit.py``)."""
     cores_per_node = options.cores_per_node or options.requested_cores_per_node()
     if not options.request_by_nodes and cores_per_node is None:
         raise ConfigurationError("preset 'lsf': request_by_nodes false needs cores_per_node (or max_workers)")
-    overrides = options.mpiexec_overrides
-    provider = LSFProvider(
-        project=options.account,
-        queue=options.queue,
-        nodes_per_block=options.nodes_per_block,
-        cores_per_node=cores_per_node,
-        cores_per_block=None if cores_per_node is None else cores_per_node * options.nodes_per_block,
-        request_by_nodes=options.request_by_nodes,
-        bsub_redirection=options.bsub_redirection,
-        scheduler_options=options.scheduler_options,
-        worker_init=python_env_init("\n".join(filter(None, [ALLOCATION_HOSTFILE_INIT, options.worker_init])), options.cores_per_worker),
-        launcher=MpiExecLauncher(
-            bind_cmd=options.mpiexec_bind_cmd,
-            overrides=one_pool_per_node_options() if overrides is None else overrides,
-        ),
-        **options.block_settings(),
+    worker_init = "\n".join(filter(None, [ALLOCATION_HOSTFILE_INIT, options.worker_init]))
+    provider = Call(
+        LSFProvider,
+        {
+            "project": options.account,
+            "queue": options.queue,
+            "nodes_per_block": options.nodes_per_block,
+            "cores_per_node": cores_per_node,
+            "cores_per_block": None if cores_per_node is None else cores_per_node * options.nodes_per_block,
+            "request_by_nodes": options.request_by_nodes,
+            "bsub_redirection": options.bsub_redirection,
+            "scheduler_options": options.scheduler_options,
+            "worker_init": python_env_init(worker_init, options.cores_per_worker),
+            **options.block_settings(),
+            "launcher": mpiexec_launcher(options.mpiexec_bind_cmd, options.mpiexec_overrides),
+        },
     )
-    return cluster_config(cluster_htex("lsf", options, provider, **worker_sizing(options)))
+    return htex_config(cluster_htex("lsf", options, provider, **worker_sizing(options)))
 
 
 register_preset(
@@ -297,7 +305,8 @@ register_preset(
         "HighThroughputExecutor on PBS Pro jobs, one worker pool per node via mpiexec",
         "PBS Pro (qsub, qstat) and an MPI's mpiexec on the nodes",
         PBSProOptions,
-        build_pbspro,
+        pbspro_blueprint,
+        file_options={"mpiexec_overrides": "--map-by node"},
     )
 )
 register_preset(
@@ -306,6 +315,7 @@ register_preset(
         "HighThroughputExecutor on LSF jobs, one worker pool per node via mpiexec",
         "LSF (bsub, bjobs) and an MPI's mpiexec on the nodes",
         LSFOptions,
-        build_lsf,
+        lsf_blueprint,
+        file_options={"mpiexec_overrides": "--map-by node"},
     )
 )

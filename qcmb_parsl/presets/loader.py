@@ -17,7 +17,7 @@ from parsl.config import Config
 from ..errors import ConfigurationError
 from . import Preset, PresetOptions, build_preset, get_preset, parse_options
 
-ConfigSource = str | os.PathLike | Config
+ConfigSource = str | os.PathLike[str] | Config
 
 
 def load_config_file(path: str | os.PathLike) -> Config:
@@ -27,7 +27,7 @@ def load_config_file(path: str | os.PathLike) -> Config:
         raise ConfigurationError(f"Parsl config file {str(path)!r} does not exist")
     try:
         namespace = runpy.run_path(str(path), run_name="qcmb_parsl_config")
-    except Exception as exc:  # noqa: BLE001 - any failure of user code is reported, not re-raised raw
+    except Exception as exc:  # any failure of user code is reported, on one line
         raise ConfigurationError(
             f"Parsl config file {str(path)!r} raised {type(exc).__name__}: {exc}".splitlines()[0]
         ) from exc
@@ -36,7 +36,8 @@ def load_config_file(path: str | os.PathLike) -> Config:
         raise ConfigurationError(f"Parsl config file {str(path)!r} defines no `config`")
     if not isinstance(config, Config):
         raise ConfigurationError(
-            f"Parsl config file {str(path)!r}: `config` is a {type(config).__name__}, not a parsl.config.Config"
+            f"Parsl config file {str(path)!r}: `config` is a {type(config).__name__}, "
+            "not a parsl.config.Config"
         )
     return config
 
@@ -55,6 +56,11 @@ def resolve_config(source: ConfigSource, options: dict[str, Any]) -> ResolvedCon
     """Build (or load) the Parsl Config that ``source`` names, validating ``options`` against it."""
     if isinstance(source, Config):
         return ResolvedConfig(source, _generic_options(options), "config")
+    if not isinstance(source, (str, os.PathLike)):
+        raise ConfigurationError(
+            f"config must be a preset name, the path of a Parsl config file (.py) or site file (.yaml), "
+            f"or a parsl.config.Config, not {type(source).__name__}"
+        )
     text = os.fspath(source)
     suffix = Path(text).suffix.lower()
     if suffix == ".py":

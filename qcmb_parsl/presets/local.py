@@ -2,46 +2,53 @@
 
 from __future__ import annotations
 
+from typing import Any
+
 from parsl.config import Config
-from parsl.executors import HighThroughputExecutor, ThreadPoolExecutor
+from parsl.executors import ThreadPoolExecutor
 from parsl.providers import LocalProvider
 
-from . import Preset, PresetOptions, python_env_init, register_preset
+from . import Preset, PresetOptions, python_env_init, register_preset, worker_count
+from .blueprint import Call
+from .htex import htex, htex_config
 
 
-def build_threads(options: PresetOptions) -> Config:
+def threads_blueprint(options: PresetOptions) -> Call:
     """Threads share the driver process: no start-up cost, and in-process engines (PySCF) release the GIL."""
-    return Config(
-        executors=[ThreadPoolExecutor(label="threads", max_threads=options.workers_per_node())],
-        strategy=None,
-    )
+    executor = Call(ThreadPoolExecutor, {"label": "threads", "max_threads": worker_count(options)})
+    return Call(Config, {"executors": [executor], "strategy": None})
 
 
-def build_local(options: PresetOptions) -> Config:
-    """Worker processes on this machine: isolation per fragment, the shape every HPC preset shares."""
-    return Config(
-        executors=[
-            HighThroughputExecutor(
-                label="local",
-                address="127.0.0.1",
-                max_workers_per_node=options.workers_per_node(),
-                cores_per_worker=options.cores_per_worker,
-                encrypted=False,  # loopback only
-                heartbeat_period=2,
-                heartbeat_threshold=10,
-                block_error_handler=False,  # a dead block's tasks are retried on a new one
-                provider=LocalProvider(
-                    init_blocks=1, min_blocks=0, max_blocks=1, worker_init=python_env_init(options.worker_init, options.cores_per_worker)
-                ),
-            )
-        ],
-        strategy_period=0.5,
+def local_blueprint(options: PresetOptions) -> Call:
+    """Worker processes on this machine: isolation per fragment, the shape every HPC preset shares.
+
+    The interchange listens on loopback only, and the channel is encrypted all the same: any user
+    of a shared machine can reach loopback.
+    """
+    provider = Call(
+        LocalProvider,
+        {
+            "init_blocks": 1,
+            "min_blocks": 0,
+            "max_blocks": 1,
+            "worker_init": python_env_init(options.worker_init, options.cores_per_worker),
+        },
     )
+    sizing: dict[str, Any] = {"cores_per_worker": options.cores_per_worker}
+    if options.max_workers is not None:
+        sizing["max_workers_per_node"] = options.max_workers
+    return htex_config(htex("local", provider, address="127.0.0.1", **sizing))
 
 
 register_preset(
-    Preset("threads", "ThreadPoolExecutor in the driver process", "nothing", PresetOptions, build_threads)
+    Preset("threads", "ThreadPoolExecutor in the driver process", "nothing", PresetOptions, threads_blueprint)
 )
 register_preset(
-    Preset("local", "HighThroughputExecutor with worker processes on this machine", "nothing", PresetOptions, build_local)
+    Preset(
+        "local",
+        "HighThroughputExecutor with worker processes on this machine",
+        "nothing",
+        PresetOptions,
+        local_blueprint,
+    )
 )

@@ -16,16 +16,16 @@ import shlex
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, Literal
 
-from parsl.config import Config
 from parsl.executors import MPIExecutor
-from parsl.launchers import MpiExecLauncher, SimpleLauncher
+from parsl.launchers import SimpleLauncher
 from parsl.providers import LocalProvider
 from pydantic import Field, model_validator
 
 from ..errors import ConfigurationError
-from ..mpi_syntax import one_pool_per_node_options
-from . import Preset, python_env_init, register_preset
-from .batch import ALLOCATION_HOSTFILE_INIT, ClusterOptions, cluster_config, cluster_htex, worker_sizing
+from . import OneLine, Preset, python_env_init, register_preset
+from .batch import ALLOCATION_HOSTFILE_INIT, ClusterOptions, cluster_htex, mpiexec_launcher, worker_sizing
+from .blueprint import Call
+from .htex import htex_config
 from .slurm import SlurmOptions, slurm_provider
 
 if TYPE_CHECKING:
@@ -51,41 +51,45 @@ class MpiOptions(ClusterOptions):
     nodes: int | None = Field(
         None, ge=1, description="Worker pools to start (one per node); default: the allocation's node count."
     )
-    hostfile: str | None = Field(
+    hostfile: OneLine | None = Field(
         None,
         description="Host list for mpiexec; default: the allocation's ($PBS_NODEFILE, Slurm or LSF hosts).",
     )
-    mpiexec_bind_cmd: str = Field(
+    mpiexec_bind_cmd: OneLine = Field(
         "--bind-to", description="mpiexec's binding option (MPICH/Cray: --cpu-bind)."
     )
-    mpiexec_overrides: str | None = Field(
+    mpiexec_overrides: OneLine | None = Field(
         None,
         description="Further mpiexec options; default: one pool per host, in the syntax of this mpiexec.",
     )
 
 
-def build_mpi(options: MpiOptions) -> Config:
-    """HTEX + LocalProvider + MpiExecLauncher: one block, the allocation's hosts, one pool per host."""
+def mpi_blueprint(options: MpiOptions) -> Call:
+    """HTEX + LocalProvider + MpiExecLauncher: one block on the hosts of the allocation the driver
+    runs in (``salloc -N 4``, ``qsub -I``, a batch script), one worker pool per host; no scheduler is
+    called. MpiExecLauncher reads the hosts from ``$PBS_NODEFILE``; under Slurm or LSF the
+    worker_init writes one."""
     init = [ALLOCATION_HOSTFILE_INIT, options.worker_init]
     if options.hostfile:
         hostfile = Path(options.hostfile).expanduser().resolve()
         if not hostfile.is_file():
             raise ConfigurationError(f"preset 'mpi': hostfile {str(hostfile)!r} does not exist")
         init.insert(0, f"export PBS_NODEFILE={shlex.quote(str(hostfile))}")
-    overrides = (
-        one_pool_per_node_options() if options.mpiexec_overrides is None else options.mpiexec_overrides
-    )
     nodes = options.nodes or allocation_node_count()
-    logger.info("mpi preset: %d worker pool(s) via mpiexec %s %s", nodes, options.mpiexec_bind_cmd, overrides)
-    provider = LocalProvider(
-        nodes_per_block=nodes,
-        init_blocks=1,
-        min_blocks=0,
-        max_blocks=1,
-        worker_init=python_env_init("\n".join(filter(None, init))),
-        launcher=MpiExecLauncher(bind_cmd=options.mpiexec_bind_cmd, overrides=overrides),
+    launcher = mpiexec_launcher(options.mpiexec_bind_cmd, options.mpiexec_overrides)
+    logger.info("mpi preset: %d worker pool(s) via mpiexec %s", nodes, launcher.arguments)
+    provider = Call(
+        LocalProvider,
+        {
+            "nodes_per_block": nodes,
+            "init_blocks": 1,
+            "min_blocks": 0,
+            "max_blocks": 1,
+            "worker_init": python_env_init("\n".join(filter(None, init)), options.cores_per_worker),
+            "launcher": launcher,
+        },
     )
-    return cluster_config(cluster_htex("mpi", options, provider, **worker_sizing(options)))
+    return htex_config(cluster_htex("mpi", options, provider, **worker_sizing(options)))
 
 
 class SlurmMpiOptions(SlurmOptions):
@@ -111,7 +115,7 @@ class SlurmMpiOptions(SlurmOptions):
     mpi_launcher: Literal["srun", "mpiexec", "aprun"] = Field(
         "srun", description="Launcher of each fragment."
     )
-    launcher_options: str | None = Field(
+    launcher_options: OneLine | None = Field(
         None,
         description="Options of each fragment's launch; default for srun: --mpi=pmix (needed by Open MPI).",
     )
@@ -153,13 +157,14 @@ class SlurmMpiOptions(SlurmOptions):
 def ranks_for_fragment(task: FragmentTask, options: SlurmMpiOptions) -> dict[str, Any]:
     """MPIExecutor resource specification: more ranks for fragments with more basis functions.
 
-    The size measure is the number of fragments whose basis functions are present (``len(task.basis)``):
-    a counterpoise monomer in the dimer basis costs about what the dimer costs. Ranks grow linearly
+    The size measure is the number of fragments whose basis functions are present
+    (``len(task.basis_fragments)``): a counterpoise monomer in the dimer basis costs about what the
+    dimer costs. Ranks grow linearly
     from ``ranks_per_fragment_min`` for one fragment's basis and are capped by ``max_ranks``; beyond one
     node they are rounded down to whole nodes. Parsl's MPIExecutor gives each task whole nodes, so ranks
     short of a node leave that node's other cores idle while the fragment runs.
     """
-    ranks = min(options.ranks_per_fragment_min * len(task.basis), options.max_ranks())
+    ranks = min(options.ranks_per_fragment_min * len(task.basis_fragments), options.max_ranks())
     nodes = math.ceil(ranks / options.ranks_per_node)
     if nodes > 1:
         ranks = (ranks // options.ranks_per_node) * options.ranks_per_node
@@ -173,11 +178,16 @@ def ranks_for_fragment(task: FragmentTask, options: SlurmMpiOptions) -> dict[str
     }
 
 
-def build_slurm_mpi(options: SlurmMpiOptions) -> Config:
-    """MPIExecutor on SlurmProvider: one worker pool per block, each fragment an MPI launch from it."""
+def slurm_mpi_blueprint(options: SlurmMpiOptions) -> Call:
+    """MPIExecutor on SlurmProvider: one worker pool per block (SimpleLauncher, which MPIExecutor
+    requires); each fragment is an MPI program started from it with ``$PARSL_MPI_PREFIX``, which
+    qcmb_parsl turns into QCEngine's ``mpiexec_command``. The ranks of each fragment come from its
+    ``parsl_resource_specification``: the preset sizes them per fragment; with this file pass them
+    yourself (``ParslExecutor(file, resource_specification=...)``), e.g. ``{"num_nodes": 1,
+    "ranks_per_node": 32, "launcher_options": "--mpi=pmix"}``."""
     provider = slurm_provider(
         options,
-        launcher=SimpleLauncher(),
+        launcher=Call(SimpleLauncher),
         scheduler_options=f"#SBATCH --ntasks-per-node={options.ranks_per_node}\n"
         f"#SBATCH --cpus-per-task={options.cores_per_worker}",
     )
@@ -189,7 +199,7 @@ def build_slurm_mpi(options: SlurmMpiOptions) -> Config:
         mpi_launcher=options.mpi_launcher,
         max_workers_per_block=options.max_workers or options.nodes_per_block,
     )
-    return cluster_config(executor)
+    return htex_config(executor)
 
 
 register_preset(
@@ -198,7 +208,8 @@ register_preset(
         "HighThroughputExecutor with worker pools started by mpiexec on the hosts of the current allocation",
         "an MPI's mpiexec; run the driver inside the allocation (salloc, qsub -I, a batch script)",
         MpiOptions,
-        build_mpi,
+        mpi_blueprint,
+        file_options={"nodes": 1, "mpiexec_overrides": "--map-by node"},
     )
 )
 register_preset(
@@ -207,7 +218,8 @@ register_preset(
         "MPIExecutor on Slurm batch jobs: each fragment a multi-rank MPI program (ranks by fragment size)",
         "Slurm with srun --mpi=pmix (or mpiexec) and an MPI build of the engine (NWChem)",
         SlurmMpiOptions,
-        build_slurm_mpi,
+        slurm_mpi_blueprint,
         ranks_for_fragment,
+        file_options={"ranks_per_node": 32},
     )
 )

@@ -26,7 +26,7 @@ import logging
 import math
 import os
 from pathlib import Path
-from typing import Annotated, Any, Literal, Union
+from typing import Annotated, Any, Literal, Union, cast
 
 import yaml
 from parsl.config import Config
@@ -83,19 +83,28 @@ def _max_nodes(data: dict[str, Any], fields: dict[str, Any]) -> None:
         data["nodes"] = data.pop("max_nodes")
 
 
-def _site_model(preset: Preset) -> type[PresetOptions]:
-    """The site-file model of one preset: its options plus the ``type`` tag and QCFractal's names."""
-    return create_model(
-        f"SiteConfig_{preset.name.replace('-', '_')}",
-        __base__=(SiteFields, preset.options),
-        type=(Literal[preset.name], Field(..., description="The preset this site file configures.")),
+def _site_model(preset: Preset[Any]) -> type[PresetOptions]:
+    """The site-file model of one preset: its options plus the ``type`` tag and QCFractal's names.
+
+    Built at run time from the registered presets, so its types are runtime values (``Any`` to mypy).
+    """
+    bases: Any = (SiteFields, preset.options)
+    tag: Any = Literal[preset.name]
+    return cast(
+        type[PresetOptions],
+        create_model(
+            f"SiteConfig_{preset.name.replace('-', '_')}",
+            __base__=bases,
+            type=(tag, Field(..., description="The preset this site file configures.")),
+        ),
     )
 
 
-def site_adapter() -> TypeAdapter:
+def site_adapter() -> TypeAdapter[Any]:
     """A validator of site files over every registered preset, discriminated by ``type``."""
     models = tuple(_site_model(preset) for preset in PRESETS.values())
-    return TypeAdapter(Annotated[Union[models], Field(discriminator="type")])  # noqa: UP007 - a runtime tuple
+    union: Any = Annotated[Union[models], Field(discriminator="type")]  # noqa: UP007 - a runtime tuple
+    return TypeAdapter(union)
 
 
 def read_site_file(path: str | os.PathLike) -> dict[str, Any]:
@@ -152,7 +161,7 @@ def load_site_file(path: str | os.PathLike, **overrides: Any) -> tuple[Config, P
     preset = PRESETS[site.type]
     options = preset.options.model_validate(site.model_dump(exclude={"type"}))
     try:
-        config = preset.build(options)
+        config = preset.config(options)
     except ConfigurationError as exc:
         raise ConfigurationError(f"site file {str(path)!r}: {exc}") from None
     logger.info("site file %s: preset %r", path, preset.name)

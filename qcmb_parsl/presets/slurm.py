@@ -7,13 +7,16 @@ fragment runs in one worker slot of ``cores_per_worker`` cores.
 
 from __future__ import annotations
 
-from parsl.config import Config
+from typing import ClassVar
+
 from parsl.launchers import SrunLauncher
 from parsl.providers import SlurmProvider
 from pydantic import Field
 
-from . import Preset, python_env_init, register_preset
-from .batch import BatchOptions, cluster_config, cluster_htex, worker_sizing
+from . import OneLine, Preset, python_env_init, register_preset
+from .batch import BatchOptions, cluster_htex, worker_sizing
+from .blueprint import Call
+from .htex import htex_config
 
 #: srun options of the step that starts the worker pools. Since Slurm 22.05 a step no longer inherits
 #: the job's --cpus-per-task, so without this each pool's step is one CPU wide (and, where Slurm
@@ -24,42 +27,49 @@ POOL_STEP_OPTIONS = "--cpus-per-task=$SLURM_CPUS_ON_NODE"
 class SlurmOptions(BatchOptions):
     """Options of the ``slurm`` preset (QCFractal's names where it has one)."""
 
-    partition: str | None = Field(
+    directive: ClassVar[str] = "#SBATCH"
+
+    partition: OneLine | None = Field(
         None, description="Partition the jobs go to; default: the cluster's default."
     )
-    qos: str | None = Field(None, description="Quality of service of the jobs.")
-    constraint: str | None = Field(None, description="Node features the jobs need (--constraint).")
+    qos: OneLine | None = Field(None, description="Quality of service of the jobs.")
+    constraint: OneLine | None = Field(None, description="Node features the jobs need (--constraint).")
     exclusive: bool = Field(True, description="Whole nodes for each job (--exclusive).")
 
 
 def slurm_provider(
-    options: SlurmOptions, *, launcher, scheduler_options: str = "", cores_per_node: int | None = None
-) -> SlurmProvider:
+    options: SlurmOptions, *, launcher: Call, scheduler_options: str = "", cores_per_node: int | None = None
+) -> Call:
     """The SlurmProvider both Slurm presets share; they differ in launcher and directives."""
-    return SlurmProvider(
-        partition=options.partition,
-        account=options.account,
-        qos=options.qos,
-        constraint=options.constraint,
-        exclusive=options.exclusive,
-        nodes_per_block=options.nodes_per_block,
-        cores_per_node=cores_per_node,
-        mem_per_node=options.requested_memory_per_node(),
-        scheduler_options="\n".join(filter(None, [scheduler_options, options.scheduler_options])),
-        worker_init=python_env_init(options.worker_init, options.cores_per_worker),
-        launcher=launcher,
-        **options.block_settings(),
+    return Call(
+        SlurmProvider,
+        {
+            "partition": options.partition,
+            "account": options.account,
+            "qos": options.qos,
+            "constraint": options.constraint,
+            "exclusive": options.exclusive,
+            "nodes_per_block": options.nodes_per_block,
+            "cores_per_node": cores_per_node,
+            "mem_per_node": options.requested_memory_per_node(),
+            **options.block_settings(),
+            "scheduler_options": "\n".join(filter(None, [scheduler_options, options.scheduler_options])),
+            "worker_init": python_env_init(options.worker_init, options.cores_per_worker),
+            "launcher": launcher,
+        },
     )
 
 
-def build_slurm(options: SlurmOptions) -> Config:
-    """HTEX + SlurmProvider + SrunLauncher: one worker pool per node, fragments in its worker slots."""
+def slurm_blueprint(options: SlurmOptions) -> Call:
+    """HTEX + SlurmProvider + SrunLauncher, the shape of ``parsl/configs/frontera.py``: the driver
+    submits blocks with sbatch, srun starts one worker pool on each node of a block, and each
+    fragment runs in one worker slot."""
     provider = slurm_provider(
         options,
-        launcher=SrunLauncher(overrides=POOL_STEP_OPTIONS),
+        launcher=Call(SrunLauncher, {"overrides": POOL_STEP_OPTIONS}),
         cores_per_node=options.requested_cores_per_node(),
     )
-    return cluster_config(cluster_htex("slurm", options, provider, **worker_sizing(options)))
+    return htex_config(cluster_htex("slurm", options, provider, **worker_sizing(options)))
 
 
 register_preset(
@@ -68,6 +78,6 @@ register_preset(
         "HighThroughputExecutor on Slurm batch jobs (SlurmProvider, SrunLauncher)",
         "Slurm (sbatch, squeue, srun) reachable from the driver",
         SlurmOptions,
-        build_slurm,
+        slurm_blueprint,
     )
 )

@@ -99,9 +99,13 @@ def _compute(directory: Path) -> int:
         limits = _limit_threads(int(job["task_config"].get("ncores") or 1))
         started = time.time()
         files.write_atomically(directory / files.PROGRESS, json.dumps({"index": index, "started": started}))
-        result = qcengine.compute(job["atomic_input"], job["program"], raise_error=False, task_config=job["task_config"])
+        result = qcengine.compute(
+            job["atomic_input"], job["program"], raise_error=False, task_config=job["task_config"]
+        )
         wall_time = time.time() - started
         files.write_atomically(job_dir / files.RESULT, result.model_dump_json())
-        files.write_atomically(job_dir / files.TIMING, json.dumps({"started": started, "wall_time": wall_time}))
+        files.write_atomically(
+            job_dir / files.TIMING, json.dumps({"started": started, "wall_time": wall_time})
+        )
         limits.restore_original_limits()
     return 0

@@ -328,7 +328,9 @@ def _read_json(path: Path) -> Any:
         return None
 
 
-def _outcomes(directory: Path, job_dirs: list[Path], waiter: _Waiter, started: float) -> list[ChildOutcome | None]:
+def _outcomes(
+    directory: Path, job_dirs: list[Path], waiter: _Waiter, started: float
+) -> list[ChildOutcome | None]:
     """Each job's outcome: its result if it left one; how the process ended for the job it was computing
     when it ended; None for the jobs it never started."""
     progress = _read_json(directory / files.PROGRESS) or {"index": 0}
