@@ -25,7 +25,7 @@ from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any
 
-from ..errors import FragmentsFailedError, InputError, OutputError
+from ..errors import FragmentsFailedError, InputError, OutputError, RunInterrupted
 from ..execution.executors import FragmentExecutor, ProgressCallback, RunReport, RunSummary
 from ..execution.outcomes import FragmentFailure, Source, TaskResult
 from ..schema import dump, fragment_results
@@ -59,8 +59,9 @@ class CampaignEntry:
     """One input of a campaign: what happened to it, its counts and energies; a row of the summary CSV.
 
     ``status`` is ``"computed"``, ``"skipped"`` (a valid result was there; counts are those of the run
-    that computed it) or ``"failed"`` (some of its fragments failed, or its result could not be
-    written; ``error`` says which).
+    that computed it), ``"failed"`` (some of its fragments failed, or its result could not be
+    written; ``error`` says which) or ``"stopped"`` (the campaign was stopped before all of its
+    fragments finished; those that did are in the cache).
     """
 
     input: str
@@ -145,28 +146,39 @@ def run_campaign(
             continue
         pending.append((input_file, input_file.prepare()))
 
-    tasks, owner = [], {}
+    tasks, owner, counts = [], {}, {}
     for input_file, computer in pending:
-        for task in computer.fragment_tasks():
+        planned = computer.fragment_tasks()
+        counts[input_file.input_id] = len(planned)
+        for task in planned:
             label = f"{input_file.input_id}{LABEL_SEPARATOR}{task.label}"
             owner[label] = (input_file.input_id, task.label)
             # The model chemistry too: an input error in one input says nothing about another's.
             tasks.append(replace(task, label=label, mc=f"{input_file.input_id}{LABEL_SEPARATOR}{task.mc}"))
 
     summary = None
+    stop: RunInterrupted | None = None
     if tasks:
         logger.info("campaign: %d inputs to compute, %d fragment tasks", len(pending), len(tasks))
-        report = executor.run(tasks, progress_callback)
+        try:
+            report = executor.run(tasks, progress_callback)
+        except RunInterrupted as interrupted:
+            stop, report = interrupted, interrupted.report
         summary = replace(report.summary, plan_time=sum(computer.plan_time for _, computer in pending))
         plan_times = {input_file.input_id: computer.plan_time for input_file, computer in pending}
         reports = split_report(report, owner, plan_times)
         for input_file, computer in pending:
-            entries[input_file.input_id] = _finish(
-                input_file, computer, reports[input_file.input_id], out_dir, summary, start
-            )
+            part = reports.get(input_file.input_id)
+            if part is None or len(part.results) < counts[input_file.input_id]:
+                entries[input_file.input_id] = CampaignEntry(str(input_file.path), "stopped")
+                continue
+            entries[input_file.input_id] = _finish(input_file, computer, part, out_dir, summary, start)
 
     ordered = [entries[input_file.input_id] for input_file in files]
     csv_path = write_summary_csv((entry.row() for entry in ordered), out_dir / SUMMARY_NAME)
+    if stop is not None:
+        # Inputs whose fragments had all finished are written; the rest resume from the cache.
+        raise stop
     return CampaignOutcome(ordered, summary, csv_path)
 
 
