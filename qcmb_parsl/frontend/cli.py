@@ -95,7 +95,8 @@ def _add_executor_options(parser: argparse.ArgumentParser) -> None:
     where.add_argument(
         "--config",
         metavar="FILE",
-        help="Parsl config file (.py defining `config`) or site file (.yaml, QCFractal field names)",
+        help="Parsl config file (.py defining `config`), site file (.yaml, QCFractal field names) or a "
+        "QCFractal compute manager's own file (.yaml; --option executor=NAME picks one of its executors)",
     )
     group.add_argument("--workers", type=int, metavar="N", help="fragments at once per node (max_workers)")
     group.add_argument(
