@@ -200,6 +200,13 @@ def test_psi4_fragments_and_charges_come_from_the_file(tmp_path: Path) -> None:
     molecule = manybody_input_from_molecule_file(path, ExpansionRecipe("hf", "sto-3g"))["molecule"]
     assert molecule["fragments"] == [[0], [1, 2, 3], [4, 5, 6]]
     assert molecule["fragment_charges"] == [-1.0, 0.0, 0.0] and molecule["molecular_charge"] == -1.0
+    ghosted = tmp_path / "ghost.psimol"
+    last = "\n".join(f"@{s} {x} {y} {z}" for s, (x, y, z) in FLUORIDE_DIHYDRATE[4:])  # a ghost water
+    ghosted.write_text(
+        "\n--\n".join([*path.read_text().split("\n--\n")[:2], f"0 1\n{last}\nunits angstrom\n"])
+    )
+    with pytest.raises(InputError, match="ghost atoms"):
+        manybody_input_from_molecule_file(ghosted, ExpansionRecipe("hf", "sto-3g"))
     # given fragments win over the file's
     regrouped = ExpansionRecipe("hf", "sto-3g", fragments=((0, 1, 2, 3), (4, 5, 6)), fragment_charges=(-1, 0))
     assert manybody_input_from_molecule_file(path, regrouped)["molecule"]["fragments"] == [

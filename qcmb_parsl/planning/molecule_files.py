@@ -202,6 +202,11 @@ def _fragmented_molecule(path: Path, recipe: ExpansionRecipe) -> dict[str, Any]:
     from qcelemental.models.v2 import Molecule
 
     parsed = _read_molecule(path)
+    if not all(parsed.real):
+        raise InputError(
+            f"{path}: holds ghost atoms: the expansion places ghost atoms itself (bsse_type cp, vmfc), "
+            "so write every atom as real"
+        )
     symbols = [str(symbol) for symbol in parsed.symbols]
     geometry = np.asarray(parsed.geometry, dtype=float).reshape(-1, 3)
     from_file = len(parsed.fragments) > 1 and recipe.fragments is None
