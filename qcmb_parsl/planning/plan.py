@@ -19,7 +19,6 @@ from typing import Any
 
 import numpy as np
 from qcmanybody import ManyBodyCore
-from qcmanybody.utils import labeler
 
 from ..errors import InputError
 from ..schema import (
@@ -30,6 +29,8 @@ from ..schema import (
     dump,
     make_atomic_input,
 )
+from ._qcmanybody import fragment_calculations
+from ._qcmanybody import fragment_calculations
 from .cost import count_basis_functions, scaled_cost
 
 logger = logging.getLogger(__name__)
@@ -181,13 +182,10 @@ class FragmentMoleculeBuilder:
 def iterate_labels(core: ManyBodyCore) -> Iterator[tuple[str, str, tuple[int, ...], tuple[int, ...]]]:
     """(model chemistry, label, real, basis) for each distinct fragment, in upstream's order."""
     seen: set[str] = set()
-    for mc, compute_dict in core.compute_map.items():
-        for compute_list in compute_dict["all"].values():
-            for real, basis in compute_list:
-                label = labeler(mc, real, basis)
-                if label not in seen:
-                    seen.add(label)
-                    yield mc, label, tuple(real), tuple(basis)
+    for mc, label, real, basis in fragment_calculations(core):
+        if label not in seen:
+            seen.add(label)
+            yield mc, label, real, basis
 
 
 def plan_tasks(
