@@ -30,8 +30,7 @@ from ..schema import (
     make_atomic_input,
 )
 from ._qcmanybody import fragment_calculations
-from ._qcmanybody import fragment_calculations
-from .cost import count_basis_functions, scaled_cost
+from .cost import count_basis_functions, electrons, formal_cost
 
 logger = logging.getLogger(__name__)
 
@@ -218,7 +217,7 @@ def plan_tasks(
             spec = copy.deepcopy(spec)
             _attach_embedding_charges(core, builder, molecule, spec, basis, program)
         atomic_input = make_atomic_input(molecule, spec, schema_version)
-        tasks.append(FragmentTask(label, mc, program, real, basis, atomic_input, costs.cost(mc, basis)))
+        tasks.append(FragmentTask(label, mc, program, real, basis, atomic_input, costs.cost(mc, real, basis)))
     logger.info("planned %d fragment tasks", len(tasks))
     return tasks
 
@@ -242,14 +241,19 @@ def check_keyword_names(mc: str, keywords: Mapping[str, Any]) -> None:
 
 
 class FragmentCosts:
-    """Estimated cost per (model chemistry, basis fragments), from basis functions per parent fragment."""
+    """Estimated cost per (model chemistry, real fragments, basis fragments), from basis functions
+    and electrons per parent fragment (see :mod:`.cost`)."""
 
     def __init__(self, builder: FragmentMoleculeBuilder, specifications: Mapping[str, Mapping[str, Any]]):
         self.builder = builder
         self.models = {mc: spec["specification"]["model"] for mc, spec in specifications.items()}
         self._nbf: dict[str, list[int]] = {}
+        self._electrons = [
+            electrons(builder.fragment_symbols(ifr)) - round(builder.fragment_charges[ifr])
+            for ifr in range(len(builder.fragments))
+        ]
 
-    def cost(self, mc: str, basis: tuple[int, ...]) -> float:
+    def cost(self, mc: str, real: tuple[int, ...], basis: tuple[int, ...]) -> float:
         model = self.models[mc]
         if mc not in self._nbf:
             self._nbf[mc] = [
@@ -257,7 +261,8 @@ class FragmentCosts:
                 for ifr in range(len(self.builder.fragments))
             ]
         nbf = sum(self._nbf[mc][ifr - 1] for ifr in basis)
-        return scaled_cost(nbf, model.get("method", ""))
+        occupied = (sum(self._electrons[ifr - 1] for ifr in real) + 1) // 2
+        return formal_cost(model.get("method", ""), nbf, occupied)
 
 
 def _attach_embedding_charges(
