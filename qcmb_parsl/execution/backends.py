@@ -22,6 +22,8 @@ class Backend(ABC):
     the infrastructure (not the engine) failed."""
 
     label: str
+    #: Whether ``submit`` returns before the job runs (the time it takes is then the driver's cost).
+    asynchronous: bool = True
 
     @abstractmethod
     def start(self) -> None:
@@ -65,6 +67,7 @@ class InProcessBackend(Backend):
     path, no Parsl involved. ``submit`` returns when the fragment is done."""
 
     label = "sequential"
+    asynchronous = False
 
     def __init__(self) -> None:
         self._started = False

@@ -60,6 +60,10 @@ _POLL = 0.25
 DEFAULT_BUNDLE_SECONDS = 0.5
 #: Fragments per bundle at most, however tiny.
 MAX_BUNDLE = 256
+#: Bundles last this many times what the driver needs to give every worker a call, so it keeps ahead.
+FEED_MARGIN = 2.0
+#: Weight of the newest call in the driver's smoothed time per call.
+DISPATCH_SMOOTHING = 0.05
 
 
 @dataclass
@@ -174,6 +178,8 @@ class _Run:
         self.doomed: dict[str, FragmentFailure] = {}
         self.progress_callback: ProgressCallback | None = None
         self.calibration = Calibration({})
+        #: The driver's time per submitted call, smoothed: what sizes bundles at scale.
+        self.dispatch_seconds = 0.0
 
     def record(self, result: TaskResult) -> None:
         self.results[result.label] = result
@@ -217,11 +223,15 @@ class _Run:
                 bundle = self._next(pending)
                 if not bundle:
                     continue
+                began = time.perf_counter()
                 jobs = [self.runner.settings.job(task) for task in bundle]
                 if len(bundle) == 1:
                     future = self.backend.submit(bundle[0], jobs[0], priority)
                 else:
                     future = self.backend.submit_bundle(bundle, jobs, priority)
+                self.dispatch_seconds += DISPATCH_SMOOTHING * (
+                    time.perf_counter() - began - self.dispatch_seconds
+                )
                 priority += 1
                 in_flight[future] = bundle
                 self.display.submitted(len(bundle))
@@ -244,7 +254,7 @@ class _Run:
         if task.mc in self.doomed:
             self._finish(task, _cancelled(task, self.doomed[task.mc]), None)
             return []
-        bundle, target = [task], self.runner.bundle_seconds
+        bundle, target = [task], self._bundle_target(len(pending))
         expected = self.calibration.seconds(task)
         if expected is None or expected >= target / 2:
             return bundle
@@ -257,6 +267,22 @@ class _Run:
             bundle.append(pending.popleft())
             total += seconds
         return bundle
+
+    def _bundle_target(self, pending: int) -> float:
+        """Seconds a bundle should last: ``bundle_seconds``, or longer while the driver could not feed
+        every worker one call at a time.
+
+        One call costs the driver ``dispatch`` seconds, so it starts at most ``1 / dispatch`` calls a
+        second; ``capacity`` workers each wanting a new call every ``t`` seconds need
+        ``t >= capacity * dispatch``. With 10^4 workers and a millisecond per call that is 10 s: then
+        fragments of a few seconds travel a few to a call. Near the end of a run (fewer fragments
+        left than two per worker) bundles go back to ``bundle_seconds``, so the last fragments
+        spread over every worker.
+        """
+        target = self.runner.bundle_seconds
+        if not target or pending < 2 * self.backend.capacity:
+            return target
+        return max(target, FEED_MARGIN * self.backend.capacity * self.dispatch_seconds)
 
     def _finish(self, task: FragmentTask, result: TaskResult, result_json: str | None) -> None:
         """Store, then record the fragment and its twins: a stop waits until this is done."""
