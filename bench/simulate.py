@@ -8,13 +8,16 @@ the planner's own):
 * (H2O)64 MBE(3) no-CP with item 4's model chemistry; durations drawn from item 4's measured times of
   its n-body level.
 
-Greedy list scheduling, as HTEX runs it: tasks leave the driver in submission order, one every ``d``
-seconds (the driver's measured CPU time per task, item 2), and each goes to the worker that frees up
-first; a worker is busy for the fragment's duration plus ``L``, the per-fragment latency a worker
+Greedy list scheduling, as HTEX runs it: calls leave the driver in submission order, one every ``d``
+seconds (the driver's measured CPU time per call, item 2), and each goes to the worker that frees up
+first; a worker is busy for its fragments' durations plus ``L`` per fragment, the latency a worker
 waits between fragments (item 2's HTEX overhead per fragment times its 2 workers). Orders:
 ``fifo`` (planned), ``cost`` (the cost model's estimate, longest first, what ``order="cost"`` does
-without calibration) and ``oracle`` (the true durations, longest first: the best a perfect estimate
-could do). ``efficiency = max(sum / workers, longest) / makespan``; 1.0 is perfect, and
+without calibration), ``oracle`` (the true durations, longest first: the best a perfect estimate
+could do), all one fragment per call; and ``cost+bundles``: the cost order with the runner's own
+bundling (:func:`qcmb_parsl.execution.runner.bundle_target`: while the driver could not feed every
+worker one call at a time, consecutive fragments share a call lasting about ``2 * workers * d``),
+its expected durations the cost model scaled to the measured mean, as a calibration would. ``efficiency = max(sum / workers, longest) / makespan``; 1.0 is perfect, and
 1 / efficiency is item 4's load-balance ratio.
 
 The durations are those of item 1's (H2O)6 fragments: (H2O)32's own CP fragments carry a 32-water basis
@@ -35,21 +38,45 @@ from common import RESULTS_DIR, emit, log
 
 WORKER_COUNTS = (100, 1000, 10000)
 SEEDS = range(5)
-ORDERS = ("fifo", "cost", "oracle")
+ORDERS = ("fifo", "cost", "oracle", "cost+bundles")
 
 
-def makespan(durations: np.ndarray, order: np.ndarray, workers: int, dispatch_s: float, latency_s: float) -> float:
+def makespan(
+    durations: np.ndarray, calls: list[np.ndarray], workers: int, dispatch_s: float, latency_s: float
+) -> float:
     """Makespan of greedy list scheduling with a serial dispatcher and a per-fragment worker latency."""
-    free = [0.0] * min(workers, len(order))
+    free = [0.0] * min(workers, len(calls))
     heapq.heapify(free)
     end = 0.0
-    for position, task in enumerate(order):
+    for position, call in enumerate(calls):
         ready = (position + 1) * dispatch_s
         start = max(heapq.heappop(free), ready)
-        finish = start + durations[task] + latency_s
+        finish = start + float(durations[call].sum()) + latency_s * len(call)
         heapq.heappush(free, finish)
         end = max(end, finish)
     return end
+
+
+def one_per_call(order: np.ndarray) -> list[np.ndarray]:
+    return [order[i : i + 1] for i in range(len(order))]
+
+
+def bundled(order: np.ndarray, expected: np.ndarray, workers: int, dispatch_s: float) -> list[np.ndarray]:
+    """Calls as the runner packs them: consecutive fragments expected shorter than half the target,
+    up to the target, with the target from the runner's own rule."""
+    from qcmb_parsl.execution.runner import DEFAULT_BUNDLE_SECONDS, MAX_BUNDLE, bundle_target
+
+    calls, position = [], 0
+    while position < len(order):
+        target = bundle_target(DEFAULT_BUNDLE_SECONDS, workers, dispatch_s, len(order) - position)
+        end, total = position + 1, expected[order[position]]
+        if total < target / 2:
+            while end < len(order) and end - position < MAX_BUNDLE and total + expected[order[end]] <= target:
+                total += expected[order[end]]
+                end += 1
+        calls.append(order[position:end])
+        position = end
+    return calls
 
 
 def _levels(fragments: list[dict[str, Any]]) -> dict[int, np.ndarray]:
@@ -83,13 +110,16 @@ def simulate_set(
                 mask = nbody == level
                 durations[mask] = rng.choice(times, size=int(mask.sum()))
             bound = max(durations.sum() / workers, durations.max())
-            orders = {
-                "fifo": np.arange(len(nbody)),
-                "cost": np.argsort(-cost, kind="stable"),
-                "oracle": np.argsort(-durations, kind="stable"),
+            by_cost = np.argsort(-cost, kind="stable")
+            expected = cost * (durations.mean() / cost.mean())
+            calls = {
+                "fifo": one_per_call(np.arange(len(nbody))),
+                "cost": one_per_call(by_cost),
+                "oracle": one_per_call(np.argsort(-durations, kind="stable")),
+                "cost+bundles": bundled(by_cost, expected, workers, dispatch_s),
             }
-            for name, order in orders.items():
-                per_order[name].append(bound / makespan(durations, order, workers, dispatch_s, latency_s))
+            for name, order_calls in calls.items():
+                per_order[name].append(bound / makespan(durations, order_calls, workers, dispatch_s, latency_s))
         for name, values in per_order.items():
             rows.append(
                 {

@@ -269,20 +269,9 @@ class _Run:
         return bundle
 
     def _bundle_target(self, pending: int) -> float:
-        """Seconds a bundle should last: ``bundle_seconds``, or longer while the driver could not feed
-        every worker one call at a time.
-
-        One call costs the driver ``dispatch`` seconds, so it starts at most ``1 / dispatch`` calls a
-        second; ``capacity`` workers each wanting a new call every ``t`` seconds need
-        ``t >= capacity * dispatch``. With 10^4 workers and a millisecond per call that is 10 s: then
-        fragments of a few seconds travel a few to a call. Near the end of a run (fewer fragments
-        left than two per worker) bundles go back to ``bundle_seconds``, so the last fragments
-        spread over every worker.
-        """
-        target = self.runner.bundle_seconds
-        if not target or pending < 2 * self.backend.capacity:
-            return target
-        return max(target, FEED_MARGIN * self.backend.capacity * self.dispatch_seconds)
+        return bundle_target(
+            self.runner.bundle_seconds, self.backend.capacity, self.dispatch_seconds, pending
+        )
 
     def _finish(self, task: FragmentTask, result: TaskResult, result_json: str | None) -> None:
         """Store, then record the fragment and its twins: a stop waits until this is done."""
@@ -381,6 +370,22 @@ class _Run:
         summary.driver_cpu_time = time.thread_time() - cpu_start
         summary.record_driver_usage()
         return RunReport(ordered, summary, failures)
+
+
+def bundle_target(bundle_seconds: float, capacity: int, dispatch_seconds: float, pending: int) -> float:
+    """Seconds a bundle should last: ``bundle_seconds``, or longer while the driver could not feed
+    every worker one call at a time.
+
+    One call costs the driver ``dispatch_seconds``, so it starts at most ``1 / dispatch_seconds``
+    calls a second; ``capacity`` workers each wanting a new call every ``t`` seconds need
+    ``t >= capacity * dispatch_seconds``. With 10^4 workers and a millisecond per call that is 10 s:
+    then fragments of a few seconds travel a few to a call. Near the end of a run (fewer ``pending``
+    fragments than two per worker) bundles go back to ``bundle_seconds``, so that the last fragments
+    spread over every worker.
+    """
+    if not bundle_seconds or pending < 2 * capacity:
+        return bundle_seconds
+    return max(bundle_seconds, FEED_MARGIN * capacity * dispatch_seconds)
 
 
 def _check_unique_labels(tasks: list[FragmentTask]) -> None:
