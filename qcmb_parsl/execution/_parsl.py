@@ -37,6 +37,16 @@ def try_count(future: Future) -> int:
     return int(record.get("try_id", 0)) + 1
 
 
+def run_id(dfk: DataFlowKernel) -> str:
+    """The DataFlowKernel's run id: the ``run_id`` of every row it writes to Parsl's monitoring database."""
+    return str(dfk.run_id)
+
+
+def task_id(future: Future) -> int:
+    """Parsl's id of the task behind an AppFuture: ``task_id`` in the monitoring database and parsl.log."""
+    return int(future.tid)  # type: ignore[attr-defined]
+
+
 def cancel_queued_threads(executor: ParslExecutor) -> None:
     """Drop what waits in a ThreadPoolExecutor's queue: Parsl's shutdown would run all of it first."""
     if isinstance(executor, ThreadPoolExecutor):
