@@ -53,6 +53,13 @@ WATER_AND_GHOST = Molecule(
     geometry=[0.0, 0.0, 0.2217, 0.0, 1.4309, -0.8867, 0.0, -1.4309, -0.8867, 0.0, 0.0, 5.5],
     real=[True, True, True, False],
 )
+# Open shell and charged (D4's charge model reads the charge): the harness's UKS path.
+WATER_CATION = Molecule(
+    symbols=["O", "H", "H"],
+    geometry=[0.0, 0.0, 0.2217, 0.0, 1.4309, -0.8867, 0.0, -1.4309, -0.8867],
+    molecular_charge=1,
+    molecular_multiplicity=2,
+)
 ATOMIC_NUMBERS = {"H": 1, "He": 2, "O": 8}
 
 
@@ -156,13 +163,17 @@ def test_energy_and_gradient_are_the_functional_plus_the_reference(
     np.testing.assert_array_equal(corrected.return_result[ghosts], plain.return_result[ghosts])
 
 
+@pytest.mark.parametrize("molecule", [WATER_AND_GHOST, WATER_CATION], ids=["ghost", "cation"])
 @pytest.mark.parametrize("correction", ["d3bj", "d4"])
-def test_hessian_is_the_functional_plus_the_reference(correction: str) -> None:
-    plain = compute(WATER_AND_GHOST, "b3lyp", "hessian", basis="sto-3g", grid=0)
-    corrected = compute(WATER_AND_GHOST, f"b3lyp-{correction}", "hessian", basis="sto-3g", grid=0)
-    reference = reference_hessian(WATER_AND_GHOST, "b3lyp", correction)
+def test_hessian_is_the_functional_plus_the_reference(molecule: Molecule, correction: str) -> None:
+    plain = compute(molecule, "b3lyp", "hessian", basis="sto-3g", grid=0)
+    corrected = compute(molecule, f"b3lyp-{correction}", "hessian", basis="sto-3g", grid=0)
+    energy, _ = reference_energy_and_gradient(molecule, "b3lyp", correction)
+    reference = reference_hessian(molecule, "b3lyp", correction)
     assert np.abs(reference).max() > 1e-5
-    assert corrected.return_result.shape == (12, 12)
+    natom = len(molecule.symbols)
+    assert corrected.return_result.shape == (3 * natom, 3 * natom)
+    assert abs(corrected.properties.scf_dispersion_correction_energy - energy) < ENERGY_TOL
     np.testing.assert_allclose(
         corrected.return_result - plain.return_result, reference, atol=GRADIENT_TOL, rtol=0
     )

@@ -367,7 +367,7 @@ def _dispersion(mol: gto.Mole, real: Sequence[bool], functional: Functional, dri
     bare.charge, bare.spin = mol.charge, mol.spin
     bare.verbose = 0
     bare.build(dump_input=False, parse_arg=False)
-    mf = dft.RKS(bare, xc=functional.xc)
+    mf = dft.UKS(bare, xc=functional.xc)  # never run: a holder of xc and disp; UKS has a Hessian for any spin
     mf.disp = functional.dispersion
     energy = float(get_dispersion(mf))
     if driver == "energy":
