@@ -14,7 +14,7 @@ import pytest
 from parsl.config import Config
 from parsl.executors import HighThroughputExecutor, MPIExecutor
 from parsl.launchers import MpiExecLauncher, SimpleLauncher, SrunLauncher
-from parsl.providers import LocalProvider, LSFProvider, PBSProProvider, SlurmProvider
+from parsl.providers import LocalProvider, LSFProvider, PBSProProvider, SlurmProvider, TorqueProvider
 
 from qcmb_parsl.errors import ConfigurationError
 from qcmb_parsl.mpi_syntax import mpi_task_config, mpiexec_template
@@ -36,6 +36,7 @@ EXPECTED = {
     "mpi": ({"nodes": 2}, HighThroughputExecutor, LocalProvider, MpiExecLauncher),
     "pbspro": ({}, HighThroughputExecutor, PBSProProvider, MpiExecLauncher),
     "lsf": ({}, HighThroughputExecutor, LSFProvider, MpiExecLauncher),
+    "torque": ({}, HighThroughputExecutor, TorqueProvider, MpiExecLauncher),
 }
 FILES = {
     "slurm.py": EXPECTED["slurm"][1:],
@@ -43,6 +44,7 @@ FILES = {
     "mpi.py": EXPECTED["mpi"][1:],
     "pbspro.py": EXPECTED["pbspro"][1:],
     "lsf.py": EXPECTED["lsf"][1:],
+    "torque.py": EXPECTED["torque"][1:],
 }
 
 

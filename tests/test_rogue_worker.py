@@ -64,7 +64,15 @@ def stop(proc: subprocess.Popen) -> None:
 def test_rogue_worker_pool_gets_no_fragment(encrypted: bool, tmp_path: Path) -> None:
     with ParslExecutor(local_without_blocks(encrypted), cache=False, progress=False) as executor:
         assert executor.dfk is not None
-        future = fragment_app(executor.dfk)("he", HELIUM, "pyscf", TASK_CONFIG, {}, 1)
+        job = {
+            "label": "he",
+            "program": "pyscf",
+            "atomic_input": HELIUM,
+            "task_config": TASK_CONFIG,
+            "environment": {},
+            "workers_per_node": 1,
+        }
+        future = fragment_app(executor.dfk)(job)
         rogue = rogue_pool(executor.dfk.executors["local"].launch_cmd, tmp_path)
         try:
             if encrypted:
@@ -74,6 +82,6 @@ def test_rogue_worker_pool_gets_no_fragment(encrypted: bool, tmp_path: Path) -> 
             else:
                 envelope = future.result(timeout=120)
                 rogue_pids = {p.pid for p in psutil.Process(rogue.pid).children(recursive=True)} | {rogue.pid}
-                assert envelope["success"] and envelope["provenance"]["pid"] in rogue_pids
+                assert envelope["failure"] is None and envelope["provenance"]["pid"] in rogue_pids
         finally:
             stop(rogue)

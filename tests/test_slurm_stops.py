@@ -17,7 +17,7 @@ from pathlib import Path
 
 import pytest
 from drivers import descendants, start_cli, still_alive, wait_for_cached
-from hpc_services import SlurmCluster, parsl_processes, slurm_cluster  # noqa: F401 - a fixture
+from hpc_services import SlurmCluster, parsl_processes
 from molecules import mbe_input
 
 from qcmb_parsl.cache import FragmentCache
@@ -49,7 +49,7 @@ def _wait_until_no_jobs(cluster: SlurmCluster, timeout: float) -> float:
     return time.monotonic() - start
 
 
-def test_sigterm_of_a_driver_cancels_its_worker_jobs(slurm_cluster: SlurmCluster, tmp_path):  # noqa: F811
+def test_sigterm_of_a_driver_cancels_its_worker_jobs(slurm_cluster: SlurmCluster, tmp_path):
     cache = tmp_path / "cache"
     inp = _input(tmp_path / "inputs")
     before = parsl_processes()
@@ -93,7 +93,7 @@ def _sbatch(cluster: SlurmCluster, workdir: Path, cache: Path) -> str:
     return submitted.stdout.strip().split(";")[0]
 
 
-def test_example_campaign_job_cancelled_and_resubmitted(slurm_cluster: SlurmCluster, tmp_path):  # noqa: F811
+def test_example_campaign_job_cancelled_and_resubmitted(slurm_cluster: SlurmCluster, tmp_path):
     """The example batch script as the driver job: scancel mid-campaign, then submit it again."""
     cache = tmp_path / "cache"
     _input(tmp_path / "inputs")
@@ -106,6 +106,8 @@ def test_example_campaign_job_cancelled_and_resubmitted(slurm_cluster: SlurmClus
     with FragmentCache(cache) as opened:
         kept = len(opened)
     assert 3 <= kept < N_TASKS
+    stopped = (tmp_path / "results" / "campaign_summary.csv").read_text().splitlines()[1]
+    assert ",stopped," in stopped, "the stopped campaign still wrote its summary, the input marked stopped"
 
     second = _sbatch(slurm_cluster, tmp_path, cache)
     assert slurm_cluster.wait_for_jobs(timeout=600), "the resubmitted campaign did not finish"

@@ -85,6 +85,14 @@ def executor_capacity(executor: ParslExecutor) -> int:
     return os.cpu_count() or 1
 
 
+def executor_prefetch(executor: ParslExecutor) -> int:
+    """Fragments an executor's pools hold beyond those they run (HTEX ``prefetch_capacity``)."""
+    if type(executor) is not HighThroughputExecutor:
+        return 0
+    nodes = int(getattr(executor.provider, "nodes_per_block", 1) or 1)
+    return int(executor.prefetch_capacity) * nodes * _max_blocks(executor)
+
+
 def _max_blocks(executor: Any) -> int:
     return max(int(getattr(executor.provider, "max_blocks", 1) or 1), 1)
 

@@ -25,7 +25,7 @@ from parsl.app.python import PythonApp
 from ..mpi_syntax import mpi_task_config
 from ..resources import node_task_config
 from .isolation import ChildOutcome, EngineJob, FragmentLimits, isolated_compute, isolated_compute_many
-from .outcomes import Evidence, FailureKind
+from .outcomes import Evidence, FailureKind, engine_stamp
 
 #: Engine error types worth one more attempt on the same input (QCEngine's vocabulary):
 #: ``random_error`` by definition, ``unknown_error`` because a crash of the engine looks like one.
@@ -214,14 +214,25 @@ def envelope(
 
 
 def _evidence(outcome: ChildOutcome, verdict: Verdict) -> Evidence:
+    """What one failed attempt left: for an engine that QCEngine ran as an executable (NWChem, ...),
+    its stdout and stderr come out of QCEngine's error stamp, since they never reach the child's own."""
+    stdout, stderr = outcome.stdout_tail, outcome.stderr_tail
+    stamp = engine_stamp(verdict.message)
+    if stamp is not None:
+        stdout = stdout or _tail(stamp["stdout"])
+        stderr = stderr or _tail(stamp["stderr"])
     return Evidence(
         exit_status=outcome.exit_status,
         signal=outcome.signal,
         error_type=verdict.error_type,
         error_message=verdict.message,
-        stdout_tail=outcome.stdout_tail,
-        stderr_tail=outcome.stderr_tail,
+        stdout_tail=stdout,
+        stderr_tail=stderr,
     )
+
+
+def _tail(text: str, max_lines: int = 25, max_chars: int = 2000) -> str:
+    return "\n".join(text[-max_chars:].splitlines()[-max_lines:])
 
 
 def fragment_app(data_flow_kernel: Any, executors: list[str] | str = "all") -> PythonApp:

@@ -39,7 +39,12 @@ class Backend(ABC):
     @property
     @abstractmethod
     def capacity(self) -> int:
-        """Fragments that can run at once: the runner keeps about twice this many submitted."""
+        """Fragments that can run at once (every worker of every block)."""
+
+    @property
+    def window(self) -> int:
+        """Fragments the runner keeps submitted: what can run, plus what the back-end holds ready."""
+        return self.capacity
 
     @abstractmethod
     def submit(self, task: FragmentTask, job: dict[str, Any], priority: int) -> Future:

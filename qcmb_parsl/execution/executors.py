@@ -19,7 +19,7 @@ from ..planning.plan import FragmentTask
 from ..presets import add_monitoring
 from ..presets.loader import ConfigSource, ResolvedConfig, resolve_config
 from ..resources import WorkerResources
-from ._parsl import executor_capacity
+from ._parsl import executor_capacity, executor_prefetch
 from .backends import Backend, InProcessBackend
 from .jobs import JobSettings
 from .ordering import Order
@@ -253,6 +253,7 @@ class ParslExecutor(FragmentExecutor):
             resolved.label,
             _monitored(_config_factory(resolved, config, self._options), resolved),
             capacity=max(sum(executor_capacity(executor) for executor in resolved.config.executors), 1),
+            prefetch=sum(executor_prefetch(executor) for executor in resolved.config.executors),
             resource_specification=resource_specification,
         )
         resources = WorkerResources(

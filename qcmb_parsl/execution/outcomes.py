@@ -79,14 +79,32 @@ class Evidence:
 
 
 #: Lines of an engine message that say nothing about the failure.
-_BOILERPLATE = re.compile(r"^(NoneType: None|Traceback \(most recent call last\):|File \".*)$")
+_BOILERPLATE = re.compile(r"^(NoneType: None|Traceback \(most recent call last\):|File \".*|[-=*_#~.\s]+)$")
 #: QCEngine's header of every error message: the failure's kind says the same.
 _QCENGINE_HEADER = re.compile(r"^QCEngine [A-Za-z ]*Error:\s*")
+#: QCEngine's ``error_stamp``: the input, the engine's stdout and stderr, and a traceback.
+_STAMP = re.compile(
+    r"INPUT:\n(?P<input>.*?)STDOUT:\n(?P<stdout>.*?)\nSTDERR:\n(?P<stderr>.*?)\nTRACEBACK:\n(?P<traceback>.*)\Z",
+    re.DOTALL,
+)
+
+
+def engine_stamp(message: str) -> dict[str, str] | None:
+    """The sections of a QCEngine error stamp (how stock harnesses report a failed executable), if
+    ``message`` is one: the engine's own words are in its stdout and stderr, not in the traceback."""
+    found = _STAMP.search(message)
+    return None if found is None else found.groupdict()
 
 
 def telling(text: str) -> str:
-    """An engine message on one line: a short message whole, a long one (a traceback, an output dump)
-    by its last line that is not boilerplate."""
+    """An engine message on one line: a short message whole; from a QCEngine error stamp, the last
+    words of the engine's stderr, else of its stdout; from anything else long (a traceback, an
+    output dump), its last line that is not boilerplate."""
+    stamp = engine_stamp(text)
+    if stamp is not None:
+        return next(
+            (line for part in ("stderr", "stdout", "traceback") if (line := telling(stamp[part]))), ""
+        )
     lines = [line.strip() for line in text.strip().splitlines() if line.strip()]
     lines = [line for line in lines if not _BOILERPLATE.match(line)]
     if not lines:

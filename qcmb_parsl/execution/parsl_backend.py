@@ -50,6 +50,8 @@ class ParslBackend(Backend):
         Builds a fresh Config for each session: Parsl's executors serve one DataFlowKernel only.
     capacity
         Fragments that can run at once with every block up (from the config's settings).
+    prefetch
+        Fragments the worker pools hold ready beyond those (HTEX ``prefetch_capacity``).
     resource_specification
         ``callable(task) -> dict``: Parsl's per-task resource specification (MPI ranks, ...).
     """
@@ -60,11 +62,13 @@ class ParslBackend(Backend):
         make_config: Callable[[], Config],
         *,
         capacity: int,
+        prefetch: int = 0,
         resource_specification: ResourceSpecification | None = None,
     ):
         self.label = label
         self._make_config = make_config
         self._capacity = capacity
+        self._prefetch = prefetch
         self._resource_specification = resource_specification
         self.dfk: DataFlowKernel | None = None
         self._run_id: str | None = None
@@ -79,6 +83,10 @@ class ParslBackend(Backend):
     @property
     def capacity(self) -> int:
         return self._capacity
+
+    @property
+    def window(self) -> int:
+        return self._capacity + self._prefetch
 
     def start(self) -> None:
         """Load a DataFlowKernel of our own."""

@@ -210,7 +210,7 @@ class _Run:
         pending = deque(leaders)
         in_flight: dict[Future, list[FragmentTask]] = {}
         finished: queue.SimpleQueue[Future] = queue.SimpleQueue()
-        window = max(self.backend.capacity, 1)
+        window = max(self.backend.window, 1)
         priority = 0
         while pending or in_flight:
             while pending and len(in_flight) < window:

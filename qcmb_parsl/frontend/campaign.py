@@ -7,6 +7,9 @@ fragments from the cache and computes each distinct fragment once, however many 
 The results are then split back per input, each input's ManyBodyResult is assembled by upstream, and
 written next to a summary CSV the moment the run ends.
 
+Molecule files (XYZ, ...) take a recipe (:class:`~qcmb_parsl.planning.molecule_files.ExpansionRecipe`):
+each becomes a ManyBodyInput written into the output directory as ``NAME.input.json`` beside its result.
+
 A campaign is resumable: an input whose result file exists, parses, and was computed from the same
 input (its digest is stored in the result) is skipped unless ``force``; everything else is recomputed,
 answering from the cache every fragment that finished before.
@@ -25,12 +28,14 @@ from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any
 
-from ..errors import FragmentsFailedError, InputError, OutputError
+from ..errors import FragmentsFailedError, InputError, OutputError, RunInterrupted
 from ..execution.executors import FragmentExecutor, ProgressCallback, RunReport, RunSummary
 from ..execution.outcomes import FragmentFailure, Source, TaskResult
+from ..planning.molecule_files import ExpansionRecipe
 from ..schema import dump, fragment_results
 from .files import (
     BSSE_TYPES,
+    INPUT_SUFFIX,
     RESULT_SUFFIX,
     SUMMARY_COLUMNS,
     SUMMARY_NAME,
@@ -38,9 +43,11 @@ from .files import (
     check_output_dir,
     collect_inputs,
     finished_result,
+    input_stem,
     mark_input,
-    read_input,
+    open_input,
     save_result,
+    write_built_input,
     write_summary_csv,
 )
 from .tables import nbody_energies
@@ -59,8 +66,9 @@ class CampaignEntry:
     """One input of a campaign: what happened to it, its counts and energies; a row of the summary CSV.
 
     ``status`` is ``"computed"``, ``"skipped"`` (a valid result was there; counts are those of the run
-    that computed it) or ``"failed"`` (some of its fragments failed, or its result could not be
-    written; ``error`` says which).
+    that computed it), ``"failed"`` (some of its fragments failed, or its result could not be
+    written; ``error`` says which) or ``"stopped"`` (the campaign was stopped before all of its
+    fragments finished; those that did are in the cache).
     """
 
     input: str
@@ -106,13 +114,15 @@ def run_campaign(
     *,
     force: bool = False,
     progress_callback: ProgressCallback | None = None,
+    recipe: ExpansionRecipe | None = None,
 ) -> CampaignOutcome:
     """Run every input not finished yet in one ``executor.run``; write results and the summary CSV.
 
     Parameters
     ----------
     inputs
-        ManyBodyInput JSON files, or directories whose ``*.json`` files are inputs.
+        ManyBodyInput JSON files, or directories whose ``*.json`` files are inputs; with ``recipe``,
+        molecule files, or directories whose molecule files (``*.xyz``, ...) are inputs.
     executor
         Where fragments run; entered (``with``) or not, it serves the whole campaign in one session.
     out_dir
@@ -122,17 +132,20 @@ def run_campaign(
     progress_callback
         ``callback(label, completed, total)`` once per finished fragment over the whole campaign,
         cache hits included; labels are ``"<input id>::<fragment label>"``.
+    recipe
+        What to compute on each molecule file's cluster, and how to cut it (the same for every file).
 
     Raises InputError (naming the file) before anything is submitted when an input is missing,
     malformed or invalid, or when two inputs would write the same result file; OutputError, also
     before, when ``out_dir`` or a result file in it cannot be written.
     """
     start = time.perf_counter()
-    files = [read_input(path) for path in collect_inputs(inputs)]
+    paths = collect_inputs(inputs, molecules=recipe is not None)
+    files = [open_input(path, recipe, Path(out_dir) / f"{input_stem(path)}{RESULT_SUFFIX}") for path in paths]
     _check_unique_ids(files)
-    out_dir = check_output_dir(
-        out_dir, [SUMMARY_NAME, *(f"{input_file.input_id}{RESULT_SUFFIX}" for input_file in files)]
-    )
+    names = [f"{input_file.input_id}{RESULT_SUFFIX}" for input_file in files]
+    names += [f"{input_file.input_id}{INPUT_SUFFIX}" for input_file in files if input_file.source is not None]
+    out_dir = check_output_dir(out_dir, [SUMMARY_NAME, *names])
 
     entries: dict[str, CampaignEntry] = {}
     pending: list[tuple[InputFile, Any]] = []
@@ -141,32 +154,45 @@ def run_campaign(
         done = None if force else finished_result(result_path, input_file.digest)
         if done is not None:
             entries[input_file.input_id] = entry_from_result(input_file, result_path, done, "skipped")
-            logger.info("%s: result %s is there, skipping", input_file.path, result_path)
+            logger.info("%s: result %s is there, skipping", input_file.shown, result_path)
             continue
         pending.append((input_file, input_file.prepare()))
+    for input_file in files:  # every input is valid: those built from molecule files can be written
+        write_built_input(input_file)
 
-    tasks, owner = [], {}
+    tasks, owner, counts = [], {}, {}
     for input_file, computer in pending:
-        for task in computer.fragment_tasks():
+        planned = computer.fragment_tasks()
+        counts[input_file.input_id] = len(planned)
+        for task in planned:
             label = f"{input_file.input_id}{LABEL_SEPARATOR}{task.label}"
             owner[label] = (input_file.input_id, task.label)
             # The model chemistry too: an input error in one input says nothing about another's.
             tasks.append(replace(task, label=label, mc=f"{input_file.input_id}{LABEL_SEPARATOR}{task.mc}"))
 
     summary = None
+    stop: RunInterrupted | None = None
     if tasks:
         logger.info("campaign: %d inputs to compute, %d fragment tasks", len(pending), len(tasks))
-        report = executor.run(tasks, progress_callback)
+        try:
+            report = executor.run(tasks, progress_callback)
+        except RunInterrupted as interrupted:
+            stop, report = interrupted, interrupted.report
         summary = replace(report.summary, plan_time=sum(computer.plan_time for _, computer in pending))
         plan_times = {input_file.input_id: computer.plan_time for input_file, computer in pending}
         reports = split_report(report, owner, plan_times)
         for input_file, computer in pending:
-            entries[input_file.input_id] = _finish(
-                input_file, computer, reports[input_file.input_id], out_dir, summary, start
-            )
+            part = reports.get(input_file.input_id)
+            if part is None or len(part.results) < counts[input_file.input_id]:
+                entries[input_file.input_id] = CampaignEntry(str(input_file.path), "stopped")
+                continue
+            entries[input_file.input_id] = _finish(input_file, computer, part, out_dir, summary, start)
 
     ordered = [entries[input_file.input_id] for input_file in files]
     csv_path = write_summary_csv((entry.row() for entry in ordered), out_dir / SUMMARY_NAME)
+    if stop is not None:
+        # Inputs whose fragments had all finished are written; the rest resume from the cache.
+        raise stop
     return CampaignOutcome(ordered, summary, csv_path)
 
 
@@ -175,10 +201,10 @@ def _check_unique_ids(files: Sequence[InputFile]) -> None:
     for input_file in files:
         if input_file.input_id in seen:
             raise InputError(
-                f"inputs {seen[input_file.input_id]} and {input_file.path} would both write "
+                f"inputs {seen[input_file.input_id]} and {input_file.shown} would both write "
                 f"{input_file.input_id}{RESULT_SUFFIX}: rename one"
             )
-        seen[input_file.input_id] = input_file.path
+        seen[input_file.input_id] = input_file.shown
 
 
 def split_report(
@@ -233,10 +259,10 @@ def _finish(
 
 
 def _failed(input_file: InputFile, report: RunReport, error: str) -> CampaignEntry:
-    logger.error("%s: %s", input_file.path, error)
+    logger.error("%s: %s", input_file.shown, error)
     summary = report.summary
     return CampaignEntry(
-        str(input_file.path),
+        str(input_file.shown),
         "failed",
         n_tasks=summary.n_tasks,
         n_cached=summary.n_cached,
@@ -266,7 +292,7 @@ def entry_from_result(input_file: InputFile, result_path: Path, result: Any, sta
             if p.get("cache") == "miss" and "shared_with" not in p
         )
     return CampaignEntry(
-        input=str(input_file.path),
+        input=str(input_file.shown),
         status=status,
         result_file=str(result_path),
         n_tasks=int(run.get("n_tasks", 0)),

@@ -3,7 +3,8 @@
 Commands::
 
     qcmb-parsl run INPUT.json [--preset NAME | --config FILE] [--workers N] [--out RESULT.json]
-    qcmb-parsl campaign DIR_OR_FILES... [--out-dir D] [--force]
+    qcmb-parsl run CLUSTER.xyz --method M [--basis B] [--bsse cp,nocp] [--max-nbody N] [--fragments ...]
+    qcmb-parsl campaign DIR_OR_FILES... [--out-dir D] [--force] [--method M ... for molecule files]
     qcmb-parsl cache stats | list [INPUT.json] | verify
     qcmb-parsl cache invalidate [--program P] [--method M] [--input I] | clear
     qcmb-parsl presets
@@ -94,7 +95,8 @@ def _add_executor_options(parser: argparse.ArgumentParser) -> None:
     where.add_argument(
         "--config",
         metavar="FILE",
-        help="Parsl config file (.py defining `config`) or site file (.yaml, QCFractal field names)",
+        help="Parsl config file (.py defining `config`), site file (.yaml, QCFractal field names) or a "
+        "QCFractal compute manager's own file (.yaml; --option executor=NAME picks one of its executors)",
     )
     group.add_argument("--workers", type=int, metavar="N", help="fragments at once per node (max_workers)")
     group.add_argument(
@@ -122,6 +124,68 @@ def _add_executor_options(parser: argparse.ArgumentParser) -> None:
     which.add_argument("--no-cache", action="store_true", help="neither read nor write the fragment cache")
 
 
+#: Options that describe the expansion of a molecule file (attribute names), each None unless given.
+MOLECULE_OPTIONS = (
+    "method",
+    "basis",
+    "program",
+    "driver",
+    "bsse",
+    "max_nbody",
+    "fragments",
+    "fragment_charges",
+    "fragment_multiplicities",
+    "charge",
+    "multiplicity",
+)
+
+
+def _add_molecule_options(parser: argparse.ArgumentParser) -> None:
+    from ..planning.molecule_files import DRIVERS, MOLECULE_SUFFIXES
+
+    group = parser.add_argument_group(
+        f"molecule files ({', '.join(MOLECULE_SUFFIXES)})",
+        "A molecule file becomes a ManyBodyInput, written beside its result as NAME.input.json (run that "
+        "file to repeat the run exactly). Fragments are its covalently bonded molecules unless given; "
+        "they are neutral singlets unless given charges and multiplicities.",
+    )
+    group.add_argument(
+        "--method", help="method of every fragment, e.g. hf, mp2, b3lyp (needed for these files)"
+    )
+    group.add_argument("--basis", help="basis set, e.g. cc-pvdz")
+    group.add_argument("--program", help="QCEngine program (default pyscf)")
+    group.add_argument("--driver", choices=DRIVERS, help="energy (default), gradient or hessian")
+    group.add_argument(
+        "--bsse", metavar="TYPES", help="BSSE treatments, comma-separated: cp, nocp, vmfc (default cp)"
+    )
+    group.add_argument(
+        "--max-nbody", type=int, metavar="N", help="highest n-body level (default: every fragment)"
+    )
+    group.add_argument(
+        "--fragments",
+        metavar="ATOMS",
+        help="atoms of each fragment, from 0: commas between fragments, a-b ranges, + joining parts, "
+        "e.g. 0-2,3-5,6+9-10 (default: covalently bonded molecules, in order of their first atom)",
+    )
+    group.add_argument(
+        "--fragment-charges",
+        metavar="Q,...",
+        help="one charge per fragment, in order; write --fragment-charges=-1,0,0 when the first is negative "
+        "(default: neutral)",
+    )
+    group.add_argument(
+        "--fragment-multiplicities",
+        metavar="M,...",
+        help="one multiplicity per fragment, in order (default: singlets; needed for odd-electron fragments)",
+    )
+    group.add_argument(
+        "--charge", type=float, help="of the whole cluster (default: the sum of the fragment charges)"
+    )
+    group.add_argument(
+        "--multiplicity", type=int, help="of the whole cluster (default: from the fragments', high spin)"
+    )
+
+
 def _cache_dir_option() -> _Parser:
     options = _Parser(add_help=False)
     options.add_argument("--cache-dir", metavar="D", help=CACHE_DIR_HELP)
@@ -144,17 +208,21 @@ def build_parser() -> argparse.ArgumentParser:
     run = commands.add_parser(
         "run",
         parents=[common],
-        help="run one ManyBodyInput",
+        help="run one ManyBodyInput or molecule file",
         description="Run the many-body expansion of one ManyBodyInput JSON file (QCSchema v1 or v2, "
-        "detected) and write its ManyBodyResult JSON. Fragment results are kept in the result (protocols "
-        "component_results/cluster_results 'all') unless the input says otherwise.",
+        "detected), or of a molecule file (XYZ, ...) with --method, and write its ManyBodyResult JSON. "
+        "Fragment results are kept in the result (protocols component_results/cluster_results 'all') "
+        "unless the input says otherwise.",
     )
-    run.add_argument("input", metavar="INPUT.json", help="ManyBodyInput JSON file")
+    run.add_argument(
+        "input", metavar="INPUT", help="ManyBodyInput JSON file, or a molecule file (.xyz, ...) with --method"
+    )
     run.add_argument(
         "--out",
         metavar="RESULT.json",
         help="result file (default INPUT.result.json next to the input); checked before anything is computed",
     )
+    _add_molecule_options(run)
     _add_executor_options(run)
     run.set_defaults(handler=cmd_run)
 
@@ -171,7 +239,8 @@ def build_parser() -> argparse.ArgumentParser:
         "inputs",
         nargs="+",
         metavar="DIR_OR_FILE",
-        help="input JSON files, or directories whose *.json files are inputs",
+        help="input JSON files, or directories whose *.json files are inputs; with --method, molecule files "
+        "or directories whose molecule files (*.xyz, ...) are inputs",
     )
     campaign.add_argument(
         "--out-dir",
@@ -180,6 +249,7 @@ def build_parser() -> argparse.ArgumentParser:
         help=f"where results and the summary go (default ./{DEFAULT_CAMPAIGN_DIR})",
     )
     campaign.add_argument("--force", action="store_true", help="recompute inputs that have a result already")
+    _add_molecule_options(campaign)
     _add_executor_options(campaign)
     campaign.set_defaults(handler=cmd_campaign)
 
@@ -317,6 +387,34 @@ def _executor_settings() -> set[str]:
     return {p.name for p in parameters if p.kind in named} - set(PresetOptions.model_fields)
 
 
+def expansion_recipe(args: argparse.Namespace) -> Any:
+    """The ExpansionRecipe the molecule-file options describe, or None when none is given."""
+    from ..errors import InputError
+    from ..planning.molecule_files import ExpansionRecipe, parse_fragments, parse_numbers
+
+    given = [name for name in MOLECULE_OPTIONS if getattr(args, name) is not None]
+    if not given:
+        return None
+    if args.method is None:
+        raise InputError(
+            f"--{given[0].replace('_', '-')} describes the expansion of a molecule file: give --method "
+            "(and --basis) too"
+        )
+    fields = ("method", "basis", "program", "driver", "max_nbody", "charge", "multiplicity")
+    options = {name: getattr(args, name) for name in fields if getattr(args, name) is not None}
+    if args.bsse is not None:
+        options["bsse_type"] = tuple(part.strip() for part in args.bsse.split(","))
+    if args.fragments is not None:
+        options["fragments"] = parse_fragments(args.fragments)
+    if args.fragment_charges is not None:
+        options["fragment_charges"] = parse_numbers(args.fragment_charges, "--fragment-charges", float)
+    if args.fragment_multiplicities is not None:
+        options["fragment_multiplicities"] = parse_numbers(
+            args.fragment_multiplicities, "--fragment-multiplicities", int
+        )
+    return ExpansionRecipe(**options)
+
+
 def make_executor(args: argparse.Namespace) -> Any:
     """The ParslExecutor the options describe; it starts Parsl only when a fragment must be computed."""
     from ..execution.executors import ParslExecutor
@@ -367,13 +465,21 @@ def _fmt(value: Any, spec: str) -> str:
 
 
 def cmd_run(args: argparse.Namespace) -> int:
-    from .files import check_result_path, default_result_path, mark_input, read_input, save_result
+    from .files import (
+        check_result_path,
+        default_result_path,
+        mark_input,
+        open_input,
+        save_result,
+        write_built_input,
+    )
     from .tables import energy_table
 
     start = time.perf_counter()
     out = check_result_path(args.out or default_result_path(args.input))
-    input_file = read_input(args.input)
+    input_file = open_input(args.input, expansion_recipe(args), out)
     computer = input_file.prepare()
+    built = write_built_input(input_file)
     executor = make_executor(args)
     try:
         result = computer.run(executor, start=start)
@@ -385,6 +491,8 @@ def cmd_run(args: argparse.Namespace) -> int:
     console.print(energy_table(result))
     console.print(_run_line(result.extras["qcmb_parsl"]))
     console.print(f"result: {out}")
+    if built is not None:
+        console.print(f"input: {built} (run it to repeat this run)")
     return 0
 
 
@@ -396,9 +504,10 @@ def cmd_campaign(args: argparse.Namespace) -> int:
 
     kcal_per_hartree = qcelemental.constants.conversion_factor("hartree", "kcal/mol")
 
+    recipe = expansion_recipe(args)
     executor = make_executor(args)
     try:
-        outcome = run_campaign(args.inputs, executor, args.out_dir, force=args.force)
+        outcome = run_campaign(args.inputs, executor, args.out_dir, force=args.force, recipe=recipe)
     finally:
         executor.close()
 

@@ -1,7 +1,10 @@
 """Files people hand us and files we hand back: input JSON, result JSON and the campaign's CSV.
 
 Reading: an input file is read, its QCSchema version detected and its digest taken once
-(:class:`InputFile`); a result file is read back as upstream's ManyBodyResult (:func:`load_result`).
+(:class:`InputFile`); a molecule file (XYZ, ...) becomes a ManyBodyInput by the recipe the command line
+gives (:func:`open_input`), written beside its result as ``NAME.input.json`` so that ``run`` of that
+file repeats the run exactly; a result file is read back as upstream's ManyBodyResult
+(:func:`load_result`).
 
 Writing never costs work and never follows a link. Output places are checked before anything is
 computed (:func:`check_result_path`, :func:`check_output_dir`). Every file is written under a fresh
@@ -38,11 +41,14 @@ from ..schema import (
 
 if TYPE_CHECKING:
     from ..computer import ManyBodyComputer, ManyBodyComputerV2
+    from ..planning.molecule_files import ExpansionRecipe
 
 logger = logging.getLogger(__name__)
 
 #: Suffix of a result file: ``dimer.json`` gives ``dimer.result.json``.
 RESULT_SUFFIX = ".result.json"
+#: Suffix of the ManyBodyInput built from a molecule file: ``cluster.xyz`` gives ``cluster.input.json``.
+INPUT_SUFFIX = ".input.json"
 #: Name of a campaign's summary table, written in its output directory.
 SUMMARY_NAME = "campaign_summary.csv"
 #: BSSE treatments whose interaction energy (through the highest n-body level) the summary lists.
@@ -71,13 +77,23 @@ SUMMARY_COLUMNS = (
 
 @dataclass
 class InputFile:
-    """A ManyBodyInput read from disk: its JSON, schema version, id in a campaign and digest."""
+    """A ManyBodyInput read from disk: its JSON, schema version, id in a campaign and digest.
+
+    One built from a molecule file has that file as ``source`` and, as ``path``, where it is written
+    (:func:`write_built_input`).
+    """
 
     path: Path
     data: dict[str, Any]
     schema_version: SchemaVersion
     input_id: str
     digest: str
+    source: Path | None = None
+
+    @property
+    def shown(self) -> Path:
+        """The file the user named: the molecule file an input was built from, else the input."""
+        return self.source or self.path
 
     @property
     def computer_class(self) -> type[ManyBodyComputer] | type[ManyBodyComputerV2]:
@@ -117,10 +133,64 @@ def read_input(
         raise InputError(
             f"input file {str(path)!r} holds a JSON {type(data).__name__}, not a ManyBodyInput object"
         )
+    return _input_file(path, data, keep_results, input_id)
+
+
+def _input_file(
+    path: Path, data: dict[str, Any], keep_results: bool, input_id: str | None, source: Path | None = None
+) -> InputFile:
     version = detect_input_version(data)
     if keep_results:
         data = keep_fragment_results(data, version)
-    return InputFile(path, data, version, input_id or input_stem(path), input_digest(data))
+    return InputFile(path, data, version, input_id or input_stem(path), input_digest(data), source)
+
+
+def open_input(
+    path: str | os.PathLike, recipe: ExpansionRecipe | None, result_path: str | os.PathLike
+) -> InputFile:
+    """The input ``path`` names: a ManyBodyInput JSON file, or a molecule file and ``recipe``.
+
+    A molecule file's input is built here, not written: its ``path`` is ``NAME.input.json`` beside
+    ``result_path``, where :func:`write_built_input` puts it once it is valid (the caller has checked
+    that directory, as for the result).
+    """
+    from ..planning.molecule_files import (
+        MOLECULE_SUFFIXES,
+        is_molecule_file,
+        manybody_input_from_molecule_file,
+    )
+
+    path = Path(path)
+    if not is_molecule_file(path):
+        if recipe is not None:
+            raise InputError(
+                f"{path} is a ManyBodyInput, which brings its own model and fragments: --method, --basis, "
+                f"--fragments and the like are for molecule files ({', '.join(MOLECULE_SUFFIXES)})"
+            )
+        return read_input(path)
+    if recipe is None:
+        raise InputError(f"{path} is a molecule file: say what to compute with --method (and --basis)")
+    written = _check_file_place(built_input_path(result_path))
+    data = manybody_input_from_molecule_file(path, recipe)
+    return _input_file(written, data, True, input_stem(path), source=path)
+
+
+def built_input_path(result_path: str | os.PathLike) -> Path:
+    """``NAME.input.json`` beside ``NAME.result.json``: where an input built from a molecule file goes."""
+    result_path = Path(result_path)
+    return result_path.with_name(result_stem(result_path) + INPUT_SUFFIX)
+
+
+def write_built_input(input_file: InputFile) -> Path | None:
+    """Write an input built from a molecule file (atomically, as results are); None for one read from disk.
+
+    What is written is what runs, fragment-results protocol included: ``run`` of it gives the same
+    digest, so a campaign counts its result as done.
+    """
+    if input_file.source is None:
+        return None
+    text = json.dumps(input_file.data, indent=1) + "\n"
+    return _write_atomic(input_file.path, lambda handle: handle.write(text))
 
 
 def input_digest(data: dict[str, Any]) -> str:
@@ -129,9 +199,15 @@ def input_digest(data: dict[str, Any]) -> str:
 
 
 def input_stem(path: str | os.PathLike) -> str:
-    """``water_dimer`` for ``water_dimer.json`` (and for ``water_dimer``)."""
+    """``water_dimer`` for ``water_dimer.json`` (and ``water_dimer``); ``cluster`` for ``cluster.xyz``
+    and the ``cluster.input.json`` built from it."""
+    from ..planning.molecule_files import MOLECULE_SUFFIXES
+
     name = Path(path).name
-    return name[: -len(".json")] if name.lower().endswith(".json") else name
+    for suffix in (INPUT_SUFFIX, ".json", *MOLECULE_SUFFIXES):
+        if name.lower().endswith(suffix):
+            return name[: -len(suffix)]
+    return name
 
 
 def result_stem(path: str | os.PathLike) -> str:
@@ -146,16 +222,29 @@ def default_result_path(input_path: str | os.PathLike) -> Path:
     return path.with_name(input_stem(path) + RESULT_SUFFIX)
 
 
-def collect_inputs(paths: Iterable[str | os.PathLike]) -> list[Path]:
-    """Input files named or found (``*.json``, not ``*.result.json``, sorted) in the directories named."""
+def collect_inputs(paths: Iterable[str | os.PathLike], molecules: bool = False) -> list[Path]:
+    """Input files named or found (sorted) in the directories named: ``*.json`` but not
+    ``*.result.json``, or with ``molecules`` the molecule files (``*.xyz``, ...)."""
+    from ..planning.molecule_files import MOLECULE_SUFFIXES, is_molecule_file
+
+    kinds = (
+        f"molecule files ({', '.join('*' + s for s in MOLECULE_SUFFIXES)})" if molecules else "*.json inputs"
+    )
     found: list[Path] = []
     for entry in map(Path, paths):
         if entry.is_dir():
             children = sorted(
-                p for p in entry.glob("*.json") if p.is_file() and not p.name.endswith(RESULT_SUFFIX)
+                p
+                for p in entry.iterdir()
+                if p.is_file()
+                and (
+                    is_molecule_file(p)
+                    if molecules
+                    else p.suffix == ".json" and not p.name.endswith(RESULT_SUFFIX)
+                )
             )
             if not children:
-                raise InputError(f"directory {str(entry)!r} holds no input *.json files")
+                raise InputError(f"directory {str(entry)!r} holds no {kinds}")
             found.extend(children)
         else:
             found.append(entry)
@@ -209,8 +298,12 @@ def finished_result(path: Path, digest: str) -> Any | None:
 
 
 def mark_input(result: Any, input_file: InputFile) -> Any:
-    """Record in the result which input (path and digest) it was computed from."""
-    result.extras["qcmb_parsl"].update(input_file=str(input_file.path), input_sha256=input_file.digest)
+    """Record in the result which input (path and digest) it was computed from, and the molecule file
+    it was built from."""
+    record = result.extras["qcmb_parsl"]
+    record.update(input_file=str(input_file.path), input_sha256=input_file.digest)
+    if input_file.source is not None:
+        record["molecule_file"] = str(input_file.source)
     return result
 
 

@@ -1,8 +1,20 @@
 """Expected cost of a fragment calculation, for longest-first scheduling.
 
-The model is deliberately simple: basis functions (ghost atoms included, they carry functions too)
-raised to the method's formal scaling. Only the ordering matters for scheduling; recorded wall times
-turn it into seconds where earlier runs measured some (:mod:`qcmb_parsl.execution.ordering`).
+The model is each method's formal scaling in what a fragment really has: ``N`` basis functions (ghost
+atoms included: they carry functions too), ``o`` occupied orbitals (real electrons only) and
+``v = N - o`` virtual ones. Counterpoise fragments all live in the same cluster basis, so a model
+in ``N`` alone gives them one cost; their real electrons are what tells a monomer in the trimer's
+basis from the trimer. Only the ordering matters for scheduling; recorded wall times turn it into
+seconds per model chemistry (:mod:`qcmb_parsl.execution.ordering`).
+
+============  ==============  =================================================================
+family        cost            dominant step
+============  ==============  =================================================================
+HF, DFT       N^4             two-electron integrals and Fock builds
+MP2           o N^4           the first quarter of the integral transformation
+CCSD          o^2 v^4         the particle-particle ladder
+CCSD(T)       o^3 v^4         the perturbative triples
+============  ==============  =================================================================
 """
 
 from __future__ import annotations
@@ -16,6 +28,9 @@ logger = logging.getLogger(__name__)
 
 #: Formal scaling exponent in the number of basis functions, by method family.
 SCALING: dict[str, int] = {"hf": 4, "scf": 4, "dft": 4, "mp2": 5, "ccsd": 6, "ccsd(t)": 7}
+
+#: Exponents of (occupied, virtual, all) orbitals in each family's formal cost.
+_FORMAL: dict[int, tuple[int, int, int]] = {4: (0, 0, 4), 5: (1, 0, 4), 6: (2, 4, 0), 7: (3, 4, 0)}
 
 _NBF_GUESS_BY_ROW = (2, 9, 13, 18)
 
@@ -57,6 +72,17 @@ def count_basis_functions(symbols: Iterable[str], basis: str | None) -> int:
     return sum(basis_functions(symbol, basis) for symbol in symbols)
 
 
-def scaled_cost(nbf: int, method: str) -> float:
-    """Relative cost of a fragment: its basis functions to the method's scaling power."""
-    return float(max(nbf, 1)) ** method_exponent(method)
+def electrons(symbols: Iterable[str]) -> int:
+    """Electrons of neutral atoms of ``symbols`` (a fragment's charge is added by the caller)."""
+    from qcelemental import periodictable
+
+    return sum(periodictable.to_Z(re.sub(r"[^A-Za-z]", "", symbol).capitalize() or "H") for symbol in symbols)
+
+
+def formal_cost(method: str, nbf: int, occupied: int) -> float:
+    """Relative cost of a fragment with ``nbf`` basis functions and ``occupied`` occupied orbitals."""
+    n = float(max(nbf, 1))
+    o = float(min(max(occupied, 1), n))
+    v = max(n - o, 1.0)
+    o_power, v_power, n_power = _FORMAL[method_exponent(method)]
+    return o**o_power * v**v_power * n**n_power

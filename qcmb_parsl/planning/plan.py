@@ -19,7 +19,6 @@ from typing import Any
 
 import numpy as np
 from qcmanybody import ManyBodyCore
-from qcmanybody.utils import labeler
 
 from ..errors import InputError
 from ..schema import (
@@ -30,7 +29,8 @@ from ..schema import (
     dump,
     make_atomic_input,
 )
-from .cost import count_basis_functions, scaled_cost
+from ._qcmanybody import fragment_calculations
+from .cost import count_basis_functions, electrons, formal_cost
 
 logger = logging.getLogger(__name__)
 
@@ -181,13 +181,10 @@ class FragmentMoleculeBuilder:
 def iterate_labels(core: ManyBodyCore) -> Iterator[tuple[str, str, tuple[int, ...], tuple[int, ...]]]:
     """(model chemistry, label, real, basis) for each distinct fragment, in upstream's order."""
     seen: set[str] = set()
-    for mc, compute_dict in core.compute_map.items():
-        for compute_list in compute_dict["all"].values():
-            for real, basis in compute_list:
-                label = labeler(mc, real, basis)
-                if label not in seen:
-                    seen.add(label)
-                    yield mc, label, tuple(real), tuple(basis)
+    for mc, label, real, basis in fragment_calculations(core):
+        if label not in seen:
+            seen.add(label)
+            yield mc, label, real, basis
 
 
 def plan_tasks(
@@ -220,7 +217,7 @@ def plan_tasks(
             spec = copy.deepcopy(spec)
             _attach_embedding_charges(core, builder, molecule, spec, basis, program)
         atomic_input = make_atomic_input(molecule, spec, schema_version)
-        tasks.append(FragmentTask(label, mc, program, real, basis, atomic_input, costs.cost(mc, basis)))
+        tasks.append(FragmentTask(label, mc, program, real, basis, atomic_input, costs.cost(mc, real, basis)))
     logger.info("planned %d fragment tasks", len(tasks))
     return tasks
 
@@ -244,14 +241,19 @@ def check_keyword_names(mc: str, keywords: Mapping[str, Any]) -> None:
 
 
 class FragmentCosts:
-    """Estimated cost per (model chemistry, basis fragments), from basis functions per parent fragment."""
+    """Estimated cost per (model chemistry, real fragments, basis fragments), from basis functions
+    and electrons per parent fragment (see :mod:`.cost`)."""
 
     def __init__(self, builder: FragmentMoleculeBuilder, specifications: Mapping[str, Mapping[str, Any]]):
         self.builder = builder
         self.models = {mc: spec["specification"]["model"] for mc, spec in specifications.items()}
         self._nbf: dict[str, list[int]] = {}
+        self._electrons = [
+            electrons(builder.fragment_symbols(ifr)) - round(builder.fragment_charges[ifr])
+            for ifr in range(len(builder.fragments))
+        ]
 
-    def cost(self, mc: str, basis: tuple[int, ...]) -> float:
+    def cost(self, mc: str, real: tuple[int, ...], basis: tuple[int, ...]) -> float:
         model = self.models[mc]
         if mc not in self._nbf:
             self._nbf[mc] = [
@@ -259,7 +261,8 @@ class FragmentCosts:
                 for ifr in range(len(self.builder.fragments))
             ]
         nbf = sum(self._nbf[mc][ifr - 1] for ifr in basis)
-        return scaled_cost(nbf, model.get("method", ""))
+        occupied = (sum(self._electrons[ifr - 1] for ifr in real) + 1) // 2
+        return formal_cost(model.get("method", ""), nbf, occupied)
 
 
 def _attach_embedding_charges(

@@ -204,4 +204,4 @@ def python_bin_dir() -> str:
     return os.path.dirname(sys.executable)
 
 
-from . import batch, local, mpi, slurm  # noqa: E402,F401  (registers the presets they define)
+from . import batch, local, mpi, slurm, torque  # noqa: E402,F401  (registers the presets they define)

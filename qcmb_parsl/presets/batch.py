@@ -20,9 +20,9 @@ from pydantic import AliasChoices, Field, field_validator, model_validator
 
 from ..errors import ConfigurationError
 from ..mpi_syntax import one_pool_per_node_options
-from . import OneLine, Preset, PresetOptions, python_env_init, register_preset
+from . import OneLine, Preset, python_env_init, register_preset
 from .blueprint import Call
-from .htex import htex, htex_config
+from .htex import HtexOptions, htex, htex_config, prefetch
 
 logger = logging.getLogger(__name__)
 
@@ -49,7 +49,7 @@ def _lines(value: Any) -> Any:
     return value
 
 
-class ClusterOptions(PresetOptions):
+class ClusterOptions(HtexOptions):
     """Options of every preset whose workers may run on other nodes than the driver."""
 
     max_workers: int | None = Field(
@@ -171,6 +171,8 @@ def cluster_htex(
     """The executor of a cluster preset (:func:`.htex.htex`) at the options' address, the user's
     ``extra_executor_options`` last; ``settings`` are the preset's own executor arguments."""
     address = options.executor_address()
+    if executor_class is HighThroughputExecutor:
+        settings = {**prefetch(options), **settings}
     logger.debug(
         "%s: %s, workers connect to %s",
         label,

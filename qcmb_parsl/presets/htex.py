@@ -11,7 +11,9 @@ from typing import Any
 
 from parsl.config import Config
 from parsl.executors import HighThroughputExecutor
+from pydantic import Field
 
+from . import PresetOptions
 from .blueprint import Call
 
 #: Seconds between heartbeats, and without one before a worker pool (and its block) counts as lost.
@@ -21,6 +23,23 @@ HEARTBEAT_PERIOD = 2
 HEARTBEAT_THRESHOLD = 10
 #: Seconds between Parsl's scaling decisions: the first block is submitted ~4 s sooner than at 5 s.
 STRATEGY_PERIOD = 0.5
+
+
+class HtexOptions(PresetOptions):
+    """Options of every preset built on a HighThroughputExecutor."""
+
+    prefetch_capacity: int = Field(
+        0,
+        ge=0,
+        description="Fragments each worker pool holds beyond those it runs, so a worker starts the next "
+        "without a round trip to the interchange; 0 keeps the longest-first order exact.",
+    )
+
+
+def prefetch(options: HtexOptions) -> dict[str, Any]:
+    """The executor argument for ``prefetch_capacity``, left out at Parsl's default (the config files
+    stay as short as a site expects)."""
+    return {"prefetch_capacity": options.prefetch_capacity} if options.prefetch_capacity else {}
 
 
 def htex(

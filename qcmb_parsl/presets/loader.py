@@ -1,7 +1,8 @@
 """Resolve what a user passes as ``config`` into a Parsl Config: a preset name, a file, or a Config.
 
 Config files are Parsl's own idiom: a Python module that defines ``config``. Site files are YAML with
-QCFractal's compute-manager field names. All problems surface here, before anything is submitted.
+QCFractal's compute-manager field names; a QCFractal compute manager's own YAML file is read as it is
+(one of its executors, ``executor=NAME``). All problems surface here, before anything is submitted.
 """
 
 from __future__ import annotations
@@ -58,8 +59,8 @@ def resolve_config(source: ConfigSource, options: dict[str, Any]) -> ResolvedCon
         return ResolvedConfig(source, _generic_options(options), "config")
     if not isinstance(source, (str, os.PathLike)):
         raise ConfigurationError(
-            f"config must be a preset name, the path of a Parsl config file (.py) or site file (.yaml), "
-            f"or a parsl.config.Config, not {type(source).__name__}"
+            f"config must be a preset name, the path of a Parsl config file (.py), a site file or QCFractal "
+            f"manager file (.yaml), or a parsl.config.Config, not {type(source).__name__}"
         )
     text = os.fspath(source)
     suffix = Path(text).suffix.lower()

@@ -10,7 +10,7 @@ from parsl.providers import LocalProvider
 
 from . import Preset, PresetOptions, python_env_init, register_preset, worker_count
 from .blueprint import Call
-from .htex import htex, htex_config
+from .htex import HtexOptions, htex, htex_config, prefetch
 
 
 def threads_blueprint(options: PresetOptions) -> Call:
@@ -19,7 +19,7 @@ def threads_blueprint(options: PresetOptions) -> Call:
     return Call(Config, {"executors": [executor], "strategy": None})
 
 
-def local_blueprint(options: PresetOptions) -> Call:
+def local_blueprint(options: HtexOptions) -> Call:
     """Worker processes on this machine: isolation per fragment, the shape every HPC preset shares.
 
     The interchange listens on loopback only, and the channel is encrypted all the same: any user
@@ -34,7 +34,7 @@ def local_blueprint(options: PresetOptions) -> Call:
             "worker_init": python_env_init(options.worker_init, options.cores_per_worker),
         },
     )
-    sizing: dict[str, Any] = {"cores_per_worker": options.cores_per_worker}
+    sizing: dict[str, Any] = {"cores_per_worker": options.cores_per_worker, **prefetch(options)}
     if options.max_workers is not None:
         sizing["max_workers_per_node"] = options.max_workers
     return htex_config(htex("local", provider, address="127.0.0.1", **sizing))
@@ -48,7 +48,7 @@ register_preset(
         "local",
         "HighThroughputExecutor with worker processes on this machine",
         "nothing",
-        PresetOptions,
+        HtexOptions,
         local_blueprint,
     )
 )

@@ -13,11 +13,14 @@ A site that already runs a QCFractal compute manager can describe its cluster th
     worker_init:
       - module load nwchem
 
-``type`` picks the preset (every registered preset name: slurm, slurm-mpi, mpi, pbspro, lsf, local,
+``type`` picks the preset (every registered preset name: slurm, slurm-mpi, mpi, pbspro, torque, lsf, local,
 threads); every other field is an option of that preset, or one of QCFractal's names for one
 (``workers_per_node`` for ``max_workers``, ``max_nodes`` for blocks or nodes, ``project`` for LSF's
 account, lists of lines for ``worker_init`` and ``scheduler_options``). The Parsl Config is then built
 by the preset's own builder: a site file is data for a preset, never a second copy of one.
+
+A QCFractal compute manager's own file (``cluster``, ``server``, ``executors: {name: {...}}``) is taken
+as it is: :mod:`.manager` reads it and picks one of its executors.
 """
 
 from __future__ import annotations
@@ -34,6 +37,7 @@ from pydantic import BaseModel, Field, TypeAdapter, ValidationError, create_mode
 
 from ..errors import ConfigurationError
 from . import PRESETS, Preset, PresetOptions
+from .manager import is_manager_config, load_manager_file
 
 logger = logging.getLogger(__name__)
 
@@ -150,10 +154,19 @@ def load_site_file(path: str | os.PathLike, **overrides: Any) -> tuple[Config, P
     """The Parsl Config a site file describes, the validated options, and the preset they are for.
 
     ``overrides`` (keyword options given next to the file, e.g. ``ParslExecutor("site.yaml",
-    address="10.0.0.1")``) take precedence over the file's fields.
+    address="10.0.0.1")``) take precedence over the file's fields. A QCFractal manager file goes to
+    :func:`.manager.load_manager_file`, where the override ``executor`` names one of its executors.
     """
     path = Path(path)
-    data = {**read_site_file(path), **overrides}
+    data = read_site_file(path)
+    if is_manager_config(data):
+        return load_manager_file(path, data, **overrides)
+    if "executor" in overrides:
+        raise ConfigurationError(
+            f"site file {str(path)!r} describes one executor: the option executor chooses among the "
+            "executors of a QCFractal manager file"
+        )
+    data = {**data, **overrides}
     try:
         site = site_adapter().validate_python(data)
     except ValidationError as exc:

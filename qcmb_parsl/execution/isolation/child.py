@@ -89,6 +89,9 @@ def _compute(directory: Path) -> int:
     jobs = json.loads((directory / files.INPUT).read_text())["jobs"]
     inherited = dict(os.environ)
     for index, job in enumerate(jobs):
+        # First of all: from here on, whatever happens to this process happens to this job.
+        started = time.time()
+        files.write_atomically(directory / files.PROGRESS, json.dumps({"index": index, "started": started}))
         job_dir = Path(job["dir"])
         sys.stdout.flush()
         sys.stderr.flush()
@@ -97,8 +100,6 @@ def _compute(directory: Path) -> int:
         os.environ.clear()
         os.environ.update({**inherited, **job["environment"]})
         limits = _limit_threads(int(job["task_config"].get("ncores") or 1))
-        started = time.time()
-        files.write_atomically(directory / files.PROGRESS, json.dumps({"index": index, "started": started}))
         result = qcengine.compute(
             job["atomic_input"], job["program"], raise_error=False, task_config=job["task_config"]
         )

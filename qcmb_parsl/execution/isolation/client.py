@@ -261,11 +261,17 @@ def _prepare(job_dir: Path, job: EngineJob) -> dict[str, Any]:
     """The job's private directory, and its entry in the child's input."""
     (job_dir / files.SCRATCH).mkdir(parents=True)
     (job_dir / files.TMP).mkdir()
+    tmp = str(job_dir / files.TMP)
     private = {
         # Everything the engine, MPI and their libraries put in temporary files stays in here.
-        "TMPDIR": str(job_dir / files.TMP),
-        "TMP": str(job_dir / files.TMP),
-        "TEMP": str(job_dir / files.TMP),
+        "TMPDIR": tmp,
+        "TMP": tmp,
+        "TEMP": tmp,
+        # Open MPI's session directory (/tmp/ompi.HOST.UID by default) is shared by every MPI
+        # singleton of the user on the node, and one run's cleanup removes it under another's
+        # MPI_Init: NWChem fragments side by side failed about 1 in 1,000 with "File exists".
+        "OMPI_MCA_orte_tmpdir_base": tmp,
+        "OMPI_MCA_prte_tmpdir_base": tmp,
     }
     entry = {
         "dir": str(job_dir),

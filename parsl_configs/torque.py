@@ -1,0 +1,62 @@
+"""The ``torque`` preset as a plain Parsl config file: HighThroughputExecutor on PBS/Torque jobs
+(nodes=N:ppn=1), one worker pool per node via mpiexec.
+
+One worker pool per node of each Torque job, started by mpiexec over ``$PBS_NODEFILE``.
+
+Needs: Torque, OpenPBS or PBS Pro (qsub, qstat) and an MPI's mpiexec on the nodes.
+
+Written by ``qcmb-parsl presets --write-configs DIR`` from the preset with its default options and
+mpiexec_overrides='--map-by node'. Copy it, edit the lines marked ``# site``, and pass its path:
+``ParslExecutor("my_torque.py")`` or ``qcmb-parsl run INPUT.json --config my_torque.py``.
+"""
+
+import os
+import sys
+
+from parsl.config import Config
+from parsl.executors import HighThroughputExecutor
+from parsl.launchers import MpiExecLauncher
+from parsl.providers import TorqueProvider
+
+config = Config(
+    executors=[
+        HighThroughputExecutor(
+            label="torque",
+            # site: where workers reach the driver, e.g. address_by_interface('ib0'); None: they probe all
+            address=None,
+            encrypted=True,  # CurveZMQ: only this run's workers get tasks
+            heartbeat_period=2,  # a lost block is noticed in ~10 s, not Parsl's default 120 s
+            heartbeat_threshold=10,
+            block_error_handler=False,  # a dead block's tasks are retried on a new one
+            cores_per_worker=1,  # site: cores of each fragment (QCEngine's ncores)
+            provider=TorqueProvider(
+                account=None,  # site: account to charge
+                queue=None,  # site: queue name
+                scheduler_options="",  # site: further directive lines of this scheduler
+                # site: add module loads; keep the caps equal to cores_per_worker
+                worker_init="\n".join(
+                    [
+                        f"export PATH={os.path.dirname(sys.executable)}:$PATH",
+                        "export OMP_NUM_THREADS=1",
+                        "export MKL_NUM_THREADS=1",
+                        "export OPENBLAS_NUM_THREADS=1",
+                        "export VECLIB_MAXIMUM_THREADS=1",
+                        "export NUMEXPR_NUM_THREADS=1",
+                    ]
+                ),
+                nodes_per_block=1,  # site: nodes per batch job
+                init_blocks=1,
+                min_blocks=0,
+                max_blocks=1,  # site: batch jobs at most at once
+                walltime="01:00:00",  # site: of each batch job, HH:MM:SS
+                cmd_timeout=60,
+                launcher=MpiExecLauncher(
+                    bind_cmd="--bind-to",  # site: MPICH and Cray: "--cpu-bind"
+                    # site: one pool per host: Open MPI "--map-by node", MPICH "-ppn 1"
+                    overrides="--map-by node",
+                ),
+            ),
+        ),
+    ],
+    strategy_period=0.5,
+)

@@ -1,0 +1,94 @@
+"""What qcmb_parsl relies on in Parsl's and QCManyBody's internals (``execution/_parsl.py``,
+``planning/_qcmanybody.py``).
+
+Each test names one thing a release could change under us; a failure here means: read that release,
+adapt the module, and move the pin in ``pyproject.toml``.
+"""
+
+from __future__ import annotations
+
+import concurrent.futures
+import importlib.metadata
+from pathlib import Path
+
+import parsl
+import pytest
+import qcmanybody
+import tomllib
+from molecules import mbe_input
+from parsl.config import Config
+from parsl.dataflow.dflow import DataFlowKernel
+from parsl.executors import HighThroughputExecutor, MPIExecutor, ThreadPoolExecutor
+from parsl.launchers import SimpleLauncher
+from parsl.providers import LocalProvider
+
+from qcmb_parsl import ManyBodyComputer
+from qcmb_parsl.execution import _parsl
+from qcmb_parsl.planning import _qcmanybody
+
+ROOT = Path(__file__).resolve().parents[1]
+pytestmark = pytest.mark.fast
+
+
+def _pins() -> list[str]:
+    return tomllib.loads((ROOT / "pyproject.toml").read_text())["project"]["dependencies"]
+
+
+def test_parsl_is_the_release_the_internals_were_checked_against():
+    assert parsl.__version__ == _parsl.TESTED_PARSL == importlib.metadata.version("parsl")
+    assert f"parsl[monitoring]=={_parsl.TESTED_PARSL}" in _pins()
+
+
+def test_qcmanybody_is_in_the_tested_range():
+    assert qcmanybody.__version__.startswith("0.8.")
+    assert f"qcmanybody{_qcmanybody.TESTED_QCMANYBODY}" in _pins()
+
+
+def test_htex_launches_its_interchange_by_a_command_we_can_wrap():
+    executor = HighThroughputExecutor(provider=LocalProvider())
+    assert list(executor.interchange_launch_cmd) == _parsl.DEFAULT_INTERCHANGE_LAUNCH_CMD
+    _parsl.tie_interchange_to_driver(executor)
+    assert executor.interchange_launch_cmd[-1] == "interchange.py"
+    assert "qcmb_parsl.execution.lifeline" in executor.interchange_launch_cmd
+
+
+def test_executor_settings_the_capacity_is_read_from():
+    htex = HighThroughputExecutor(
+        max_workers_per_node=3,
+        cores_per_worker=1,
+        prefetch_capacity=2,
+        provider=LocalProvider(nodes_per_block=2, max_blocks=4),
+    )
+    assert _parsl.executor_capacity(htex) == 3 * 2 * 4
+    assert _parsl.executor_prefetch(htex) == 2 * 2 * 4
+    mpi = MPIExecutor(
+        max_workers_per_block=5, provider=LocalProvider(max_blocks=2, launcher=SimpleLauncher())
+    )
+    assert _parsl.executor_capacity(mpi) == 10 and _parsl.executor_prefetch(mpi) == 0
+    assert _parsl.executor_capacity(ThreadPoolExecutor(max_threads=7)) == 7
+
+
+def test_a_dfk_adds_its_internal_executor_and_futures_carry_their_try_count(tmp_path):
+    threads = ThreadPoolExecutor(label="mine", max_threads=1)
+    dfk = DataFlowKernel(Config(executors=[threads], run_dir=str(tmp_path), strategy=None))
+    try:
+        assert _parsl.INTERNAL_EXECUTOR_LABEL in dfk.executors
+        assert [ex.label for ex in _parsl.user_executors(dfk)] == ["mine"]
+        future = parsl.python_app(lambda: 1, data_flow_kernel=dfk)()
+        assert future.result(timeout=60) == 1
+        assert _parsl.try_count(future) == 1
+        second = parsl.python_app(lambda: 2, data_flow_kernel=dfk)()
+        assert second.result(timeout=60) == 2
+        # The ids a fragment's provenance records are those of the DFK's log and monitoring rows.
+        assert (_parsl.task_id(future), _parsl.task_id(second)) == (0, 1)
+        assert _parsl.run_id(dfk) == dfk.run_id and len(_parsl.run_id(dfk)) == 36  # a UUID
+        assert isinstance(threads.executor, concurrent.futures.ThreadPoolExecutor)
+    finally:
+        dfk.cleanup()
+
+
+def test_compute_map_lists_every_fragment_calculation_as_upstream_iterates_them():
+    computer = ManyBodyComputer.prepare(mbe_input(3, bsse_type=["cp", "nocp"]))
+    ours = {label for _, label, _, _ in _qcmanybody.fragment_calculations(computer.qcmb_core)}
+    upstream = {label for _, label, _ in computer.qcmb_core.iterate_molecules()}
+    assert ours == upstream and len(ours) == 13
