@@ -1,6 +1,6 @@
 """Every place we rely on Parsl beyond its documented API, in one module, for the versions tested.
 
-``tests/test_dependencies.py`` checks each of these against the installed Parsl, so an upgrade that
+``tests/test_dependency_contracts.py`` checks each of these against the installed Parsl, so an upgrade that
 changes them fails loudly there instead of quietly somewhere else.
 """
 
