@@ -36,7 +36,7 @@ def _pins() -> list[str]:
 
 def test_parsl_is_the_release_the_internals_were_checked_against():
     assert parsl.__version__ == _parsl.TESTED_PARSL == importlib.metadata.version("parsl")
-    assert f"parsl=={_parsl.TESTED_PARSL}" in _pins()
+    assert f"parsl[monitoring]=={_parsl.TESTED_PARSL}" in _pins()
 
 
 def test_qcmanybody_is_in_the_tested_range():
@@ -77,6 +77,11 @@ def test_a_dfk_adds_its_internal_executor_and_futures_carry_their_try_count(tmp_
         future = parsl.python_app(lambda: 1, data_flow_kernel=dfk)()
         assert future.result(timeout=60) == 1
         assert _parsl.try_count(future) == 1
+        second = parsl.python_app(lambda: 2, data_flow_kernel=dfk)()
+        assert second.result(timeout=60) == 2
+        # The ids a fragment's provenance records are those of the DFK's log and monitoring rows.
+        assert (_parsl.task_id(future), _parsl.task_id(second)) == (0, 1)
+        assert _parsl.run_id(dfk) == dfk.run_id and len(_parsl.run_id(dfk)) == 36  # a UUID
         assert isinstance(threads.executor, concurrent.futures.ThreadPoolExecutor)
     finally:
         dfk.cleanup()

@@ -1,9 +1,9 @@
 """Cache keys: a digest of what determines a fragment's numbers, and of nothing else.
 
-The key (:func:`fragment_key`) covers program and harness identity, driver, model, keywords as the
-harness reads them, protocols and the molecule with float noise rounded away; not the molecule's name,
-not QCManyBody's label, not provenance-like extras. The v1 and v2 forms of one calculation give the
-same key.
+The key (:func:`fragment_key`) covers program and harness identity, driver, model (with the version of
+a library the harness names for it, such as pyscf-dispersion), keywords as the harness reads them,
+protocols and the molecule with float noise rounded away; not the molecule's name, not QCManyBody's
+label, not provenance-like extras. The v1 and v2 forms of one calculation give the same key.
 
 Every record also keeps a summary of the request it answers (:func:`request_summary`) and its digest,
 so that a hit is served only to the request it was computed for, whatever happened to the database.
@@ -18,7 +18,7 @@ from typing import Any
 
 import numpy as np
 
-from ..engines.programs import canonical_keywords
+from ..engines.programs import canonical_keywords, model_identity
 
 #: Bumped whenever the canonical form hashed by :func:`fragment_key` changes, so old keys miss.
 #: 2: keywords as the harness reads them; the program version is its identity with the harness's.
@@ -117,6 +117,10 @@ def fragment_key(program: str, program_version: str | None, atomic_input: Mappin
         "protocols": _canonical_protocols(spec.get("protocols")),
         "molecule": _canonical_molecule(atomic_input["molecule"]),
     }
+    # Only where a harness names one, so that every other key stays what it was.
+    identity = model_identity(program, method)
+    if identity is not None:
+        payload["model_identity"] = identity
     return _digest(payload)
 
 

@@ -3,7 +3,9 @@
 A cached result is only as right as its key: the key holds the program's identity (its version and the
 version of the QCEngine harness that drives it, :func:`program_versions`) and the keywords as the harness
 reads them (:func:`canonical_keywords`), so that neither a new build nor a harness whose defaults changed
-is answered with old numbers, and two spellings the engine treats alike share one key.
+is answered with old numbers, and two spellings the engine treats alike share one key. A harness may name
+a library that computes part of a method's numbers (:func:`model_identity`: pyscf-dispersion for PySCF's
+DFT-D methods); its version is then part of that method's keys.
 """
 
 from __future__ import annotations
@@ -91,6 +93,14 @@ def program_identity(program: str) -> str | None:
 def program_versions(programs: Iterable[str]) -> dict[str, str | None]:
     """program -> identity (:func:`program_identity`), the program part of every cache key and record."""
     return {program: program_identity(program) for program in programs}
+
+
+@cache
+def model_identity(program: str, method: str) -> str | None:
+    """What besides the program makes ``method``'s numbers, when the harness says (ours for PySCF names
+    pyscf-dispersion and its version for dispersion-corrected functionals); None otherwise."""
+    rule = getattr(_harness(program), "model_identity", None)
+    return None if rule is None else rule(method)
 
 
 def _fold_case(keywords: Mapping[str, Any]) -> dict[str, Any]:

@@ -19,6 +19,18 @@ swapped or mixed within one expansion:
 * No symmetry and no reorientation: gradients and Hessians are in the input frame, with rows
   for ghost atoms too, as QCManyBody's assembly expects.
 
+Dispersion corrections (DFT-D3 and D4 through pyscf-dispersion) are written as QCEngine writes them,
+a suffix to the functional: ``b3lyp-d3bj``, ``b3lyp-d3zero`` (or ``-d3``), ``pbe0-d4``; every spelling
+is in ``DISPERSION_CORRECTIONS``. As in QCEngine and PySCF, D3 is two-body only and D4 includes its
+three-body (ATM) term. PySCF's own composite names (``wb97x-d3bj``, ``wb97x-3c``, ``cf22d``, ...) keep
+PySCF's meaning. The correction is evaluated over the real atoms alone and added to the functional's
+energy, gradient and Hessian; the SCF never sees it (it does not change the density). Ghost atoms must
+not disperse, and PySCF would hand them to pyscf-dispersion as atoms of nuclear charge 0, which D4
+answers with a wrong energy and NaN gradients (measured, pyscf-dispersion 1.5.0: a water beside a ghost
+water, D4 -5.07e-8 Eh instead of the lone water's -3.0956e-4 Eh) and D3 with a 4e-10 Eh error.
+Hessians of the correction are PySCF's central differences of its analytic gradients (step 1e-5 Bohr),
+measured within 1e-12 of dftd3's analytic Hessian for a water dimer.
+
 Keywords (``specification.keywords``, case-insensitive; any other keyword, and two names that
 differ only in case, are an InputError, so that a keyword meant for another engine is never silently
 ignored and the order of two spellings never decides the numbers):
@@ -51,11 +63,13 @@ is not thread-safe; Parsl's process-based workers are the intended host.
 
 from __future__ import annotations
 
+import importlib.metadata
 import io
 import logging
 import tempfile
-from collections.abc import Iterator, Mapping
+from collections.abc import Iterator, Mapping, Sequence
 from contextlib import contextmanager
+from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any, ClassVar
 
 import numpy as np
@@ -82,8 +96,24 @@ KEYWORD_DEFAULTS: dict[str, Any] = {
     "grid_level": 3,
 }
 
+#: Dispersion corrections by PySCF's name for them: what it is, and the suffixes that ask for it (QCEngine's
+#: names and aliases, and the formal names written in the literature).
+DISPERSION_CORRECTIONS: dict[str, tuple[str, tuple[str, ...]]] = {
+    "d3bj": ("D3(BJ), two-body", ("d3bj", "d3(bj)", "d3bj2b")),
+    "d3zero": ("D3(0), two-body", ("d3zero", "d3", "d3(0)", "d3zero2b", "d32b")),
+    "d4": ("D4 with its three-body term", ("d4", "d4bj", "d4(bj)", "d4bjeeqatm", "d4(bj,eeq)atm")),
+}
+_DISPERSION_SUFFIXES = {
+    suffix: version for version, (_, suffixes) in DISPERSION_CORRECTIONS.items() for suffix in suffixes
+}
+SUPPORTED_DISPERSION = ", ".join(
+    f"-{suffixes[0]} ({what}; also {', '.join('-' + s for s in suffixes[1:])})"
+    for what, suffixes in DISPERSION_CORRECTIONS.values()
+)
+
 SUPPORTED_METHODS = (
-    "hf (or scf), mp2, ccsd, ccsd(t), or a PySCF/libxc DFT functional (b3lyp, pbe0, wb97x-v, ...)"
+    "hf (or scf), mp2, ccsd, ccsd(t), or a PySCF/libxc DFT functional (b3lyp, pbe0, wb97x-v, ...), "
+    f"optionally with a dispersion correction: {SUPPORTED_DISPERSION}"
 )
 
 # Analytic derivatives PySCF provides, per method family.
@@ -126,28 +156,68 @@ def _parse_keywords(keywords: Mapping[str, Any]) -> dict[str, Any]:
     return options
 
 
-def _classify_method(method: str) -> str:
-    """Return the method family ("hf", "dft", "mp2", "ccsd", "ccsd(t)") or raise InputError."""
-    if method in ("hf", "scf"):
-        return "hf"
-    if method in ("mp2", "ccsd", "ccsd(t)"):
-        return method
-    from pyscf.dft import libxc
+@dataclass(frozen=True)
+class Functional:
+    """A DFT method as PySCF runs it.
+
+    ``xc`` and ``nlc`` are PySCF's settings for the SCF (``nlc`` False turns off the VV10 part of a
+    functional whose dispersion is an empirical correction instead, as in PySCF's ``wb97x-d3bj``);
+    ``dispersion`` is PySCF's name of the correction (``"d3bj"``, ``"d3zero"``, ``"d4"``, or
+    ``"d4:wb97x-3c"``-like for PySCF's composite methods), None for none.
+    """
+
+    xc: str
+    nlc: str | bool
+    dispersion: str | None
+
+
+def _functional(method: str) -> Functional:
+    """Split a DFT method name into functional and dispersion correction, as PySCF reads it.
+
+    PySCF's ``parse_dft`` knows its composite methods; the suffix it splits off is then read in
+    QCEngine's spellings. An unknown suffix is an InputError listing the supported ones.
+    """
     from pyscf.scf.dispersion import parse_dft
 
     try:
-        xc, _, dispersion = parse_dft(method)
-        libxc.parse_xc(xc)
+        xc, nlc, dispersion = parse_dft(method)
+    except NotImplementedError as err:
+        raise InputError(f"Method {method!r} is not supported by the PySCF harness ({err}).") from err
+    if dispersion is None:
+        return Functional(xc, nlc, None)
+    version, colon, parameters = dispersion.partition(":")
+    if version not in _DISPERSION_SUFFIXES or ":" in method:
+        suffix = method[len(xc) :] if method.startswith(xc) else dispersion
+        raise InputError(
+            f"Unknown dispersion correction {suffix!r} in method {method!r}; "
+            f"supported suffixes: {SUPPORTED_DISPERSION}."
+        )
+    if not which_import("pyscf.dispersion", return_bool=True):
+        raise InputError(
+            f"Method {method!r} has a dispersion correction, which needs `pip install pyscf-dispersion` "
+            "(a dependency of qcmb_parsl: reinstall qcmb_parsl in this environment)."
+        )
+    return Functional(xc, nlc, _DISPERSION_SUFFIXES[version] + colon + parameters)
+
+
+def _classify_method(method: str) -> tuple[str, Functional | None]:
+    """Return the method family ("hf", "dft", "mp2", "ccsd", "ccsd(t)") and, for DFT, the functional;
+    or raise InputError."""
+    if method in ("hf", "scf"):
+        return "hf", None
+    if method in ("mp2", "ccsd", "ccsd(t)"):
+        return method, None
+    from pyscf.dft import libxc
+
+    functional = _functional(method)
+    try:
+        libxc.parse_xc(functional.xc)
     except (KeyError, ValueError, NotImplementedError) as err:
         raise InputError(
             f"Method {method!r} is not supported by the PySCF harness ({err}). "
             f"Supported methods: {SUPPORTED_METHODS}."
         ) from err
-    if dispersion is not None and not which_import("pyscf.dispersion", return_bool=True):
-        raise InputError(
-            f"Method {method!r} has a dispersion correction, which needs `pip install pyscf-dispersion`."
-        )
-    return "dft"
+    return "dft", functional
 
 
 def _integer(value: float, what: str) -> int:
@@ -217,13 +287,18 @@ def _require_converged(solver: Any, what: str, hint: str) -> None:
         )
 
 
-def _run_scf(mol: gto.Mole, family: str, xc: str, options: dict[str, Any]) -> scf.hf.SCF:
+def _run_scf(mol: gto.Mole, functional: Functional | None, options: dict[str, Any]) -> scf.hf.SCF:
     """Converge the restricted or unrestricted HF/KS reference that the multiplicity calls for."""
     from pyscf import dft, scf
 
     restricted = mol.spin == 0
-    if family == "dft":
-        mf = dft.RKS(mol, xc=xc) if restricted else dft.UKS(mol, xc=xc)
+    if functional is not None:
+        mf = dft.RKS(mol, xc=functional.xc) if restricted else dft.UKS(mol, xc=functional.xc)
+        if functional.nlc != "":
+            mf.nlc = functional.nlc
+        # The dispersion correction is added over the real atoms afterwards (see _dispersion); PySCF's
+        # own would take ghost atoms for atoms.
+        mf.disp = False
         mf.grids.level = options["grid_level"]
     else:
         mf = scf.RHF(mol) if restricted else scf.UHF(mol)
@@ -263,6 +338,47 @@ def _scf_properties(mol: gto.Mole, mf: scf.hf.SCF, family: str) -> dict[str, Any
     if family == "hf":
         props["scf_two_electron_energy"] = float(mf.energy_elec(dm)[1])
     return props
+
+
+@dataclass(frozen=True)
+class Dispersion:
+    """A dispersion correction on every atom of a molecule: PySCF's layouts, zero on ghost atoms."""
+
+    energy: float
+    gradient: np.ndarray | None = None  # (natom, 3)
+    hessian: np.ndarray | None = None  # (natom, natom, 3, 3)
+
+
+def _dispersion(mol: gto.Mole, real: Sequence[bool], functional: Functional, driver: str) -> Dispersion:
+    """The correction over the real atoms alone, through PySCF's dispersion routines, on all atoms.
+
+    A molecule of the real atoms (same charge, which D4's charge model reads) stands in for the
+    fragment; the derivatives are scattered back onto the rows of the real atoms.
+    """
+    from pyscf import dft, gto
+    from pyscf.scf.dispersion import get_dispersion
+
+    atoms = [index for index, flag in enumerate(real) if flag]
+    coordinates = mol.atom_coords()
+    bare = gto.Mole()
+    bare.atom = [(mol.atom_pure_symbol(index), tuple(coordinates[index])) for index in atoms]
+    bare.unit = "Bohr"
+    bare.basis = mol.basis
+    bare.charge, bare.spin = mol.charge, mol.spin
+    bare.verbose = 0
+    bare.build(dump_input=False, parse_arg=False)
+    mf = dft.UKS(bare, xc=functional.xc)  # never run: a holder of xc and disp; UKS has a Hessian for any spin
+    mf.disp = functional.dispersion
+    energy = float(get_dispersion(mf))
+    if driver == "energy":
+        return Dispersion(energy)
+    gradient = np.zeros((mol.natm, 3))
+    gradient[atoms] = mf.nuc_grad_method().get_dispersion()
+    if driver == "gradient":
+        return Dispersion(energy, gradient)
+    hessian = np.zeros((mol.natm, mol.natm, 3, 3))
+    hessian[np.ix_(atoms, atoms)] = mf.Hessian().get_dispersion()
+    return Dispersion(energy, gradient, hessian)
 
 
 def _correlate(mf: scf.hf.SCF, family: str, options: dict[str, Any]) -> tuple[dict[str, Any], Any]:
@@ -305,11 +421,22 @@ def _correlate(mf: scf.hf.SCF, family: str, options: dict[str, Any]) -> tuple[di
 
 
 def _run(
-    mol: gto.Mole, family: str, method: str, driver: str, options: dict[str, Any]
+    mol: gto.Mole,
+    real: Sequence[bool],
+    family: str,
+    functional: Functional | None,
+    driver: str,
+    options: dict[str, Any],
 ) -> tuple[dict[str, Any], Any]:
     """Run the calculation and return (properties, return_result)."""
-    mf = _run_scf(mol, family, method, options)
+    mf = _run_scf(mol, functional, options)
     props = _scf_properties(mol, mf, family)
+    dispersion = None
+    if functional is not None and functional.dispersion is not None:
+        dispersion = _dispersion(mol, real, functional, driver)
+        props["scf_dispersion_correction_energy"] = dispersion.energy
+        props["scf_total_energy"] += dispersion.energy
+        props["return_energy"] = props["scf_total_energy"]
     solver: Any = mf
     if family in ("mp2", "ccsd", "ccsd(t)"):
         correlated, solver = _correlate(mf, family, options)
@@ -326,13 +453,18 @@ def _run(
                     f"PySCF CCSD lambda equations did not converge in {solver.max_cycle} cycles."
                 )
         gradient = np.asarray(solver.nuc_grad_method().kernel())
+        if dispersion is not None:
+            gradient = gradient + dispersion.gradient
         props["return_gradient"] = gradient
         if family in ("hf", "dft"):
             props["scf_total_gradient"] = gradient
         return props, gradient
     natom = mol.natm
+    hessian = mf.Hessian().kernel()
+    if dispersion is not None:
+        hessian = hessian + dispersion.hessian
     # PySCF's Hessian is [atom_i, atom_j, xyz_i, xyz_j]; QCSchema wants (3N, 3N).
-    hessian = mf.Hessian().kernel().transpose(0, 2, 1, 3).reshape(3 * natom, 3 * natom)
+    hessian = hessian.transpose(0, 2, 1, 3).reshape(3 * natom, 3 * natom)
     props.update(return_hessian=hessian, scf_total_hessian=hessian)
     return props, hessian
 
@@ -383,6 +515,19 @@ class PySCFHarness(ProgramHarness):
             canonical[name] = value
         return canonical
 
+    @staticmethod
+    def model_identity(method: str) -> str | None:
+        """What besides PySCF makes ``method``'s numbers, for cache keys: ``"pyscf-dispersion 1.5.0"``
+        for a dispersion-corrected functional (a release with new damping parameters must not hit old
+        results), None for every other method, including those this harness refuses."""
+        try:
+            functional = _functional(method.lower())
+        except InputError:
+            return None
+        if functional.dispersion is None:
+            return None
+        return f"pyscf-dispersion {importlib.metadata.version('pyscf-dispersion')}"
+
     def get_version(self) -> str:
         """Return PySCF's version (imports PySCF)."""
         self.found(raise_error=True)
@@ -404,7 +549,7 @@ class PySCFHarness(ProgramHarness):
                 f"Driver {driver!r} is not supported by the PySCF harness; use energy, gradient or hessian."
             )
         method = spec.model.method.lower()
-        family = _classify_method(method)
+        family, functional = _classify_method(method)
         if driver not in _DRIVERS[family]:
             raise InputError(
                 f"PySCF has no analytic {driver} for {method!r}; "
@@ -416,7 +561,8 @@ class PySCFHarness(ProgramHarness):
         log = io.StringIO()
         with _pyscf_environment(config):
             mol = _build_mole(input_data, options, config, log)
-            properties, return_result = _run(mol, family, method, driver, options)
+            real = input_data.molecule.real
+            properties, return_result = _run(mol, real, family, functional, driver, options)
 
         return AtomicResult(
             input_data=input_data,

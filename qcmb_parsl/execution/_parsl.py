@@ -1,6 +1,6 @@
 """Every place we rely on Parsl beyond its documented API, in one module, for the versions tested.
 
-``tests/test_dependencies.py`` checks each of these against the installed Parsl, so an upgrade that
+``tests/test_dependency_contracts.py`` checks each of these against the installed Parsl, so an upgrade that
 changes them fails loudly there instead of quietly somewhere else.
 """
 
@@ -35,6 +35,16 @@ def try_count(future: Future) -> int:
     """How many times Parsl launched the task behind an AppFuture (1 + retries)."""
     record = getattr(future, "task_record", None) or {}
     return int(record.get("try_id", 0)) + 1
+
+
+def run_id(dfk: DataFlowKernel) -> str:
+    """The DataFlowKernel's run id: the ``run_id`` of every row it writes to Parsl's monitoring database."""
+    return str(dfk.run_id)
+
+
+def task_id(future: Future) -> int:
+    """Parsl's id of the task behind an AppFuture: ``task_id`` in the monitoring database and parsl.log."""
+    return int(future.tid)  # type: ignore[attr-defined]
 
 
 def cancel_queued_threads(executor: ParslExecutor) -> None:

@@ -61,6 +61,10 @@ class Backend(ABC):
         """How many times the infrastructure ran the job (1 unless a lost worker was retried)."""
         return 1
 
+    def task_ids(self, future: Future) -> dict[str, Any]:
+        """How the infrastructure's own records name the job, for each fragment's provenance; none here."""
+        return {}
+
 
 class InProcessBackend(Backend):
     """One fragment at a time, in this process's thread (its engine in a child process): the reference

@@ -16,6 +16,7 @@ from parsl.dataflow.dflow import DataFlowKernel
 
 from ..errors import ConfigurationError
 from ..planning.plan import FragmentTask
+from ..presets import add_monitoring
 from ..presets.loader import ConfigSource, ResolvedConfig, resolve_config
 from ..resources import WorkerResources
 from ._parsl import executor_capacity, executor_prefetch
@@ -205,6 +206,8 @@ class ParslExecutor(FragmentExecutor):
         Presets bring their own.
     **preset_options
         Further options of the preset (``partition``, ``walltime``, ...): unknown ones are an error.
+        ``monitoring=True`` (every preset's option) turns on Parsl's monitoring database, SQLite in
+        ``runinfo/monitoring.db``; it is added to a config file's or Config's too, unless it has its own.
 
     The executor is a context manager owning its own DataFlowKernel; it may serve several
     calculations in a row and leaves no interchange or worker process behind when it exits. Used
@@ -248,7 +251,7 @@ class ParslExecutor(FragmentExecutor):
         self.max_retries = max_retries
         backend = ParslBackend(
             resolved.label,
-            _config_factory(resolved, config, self._options),
+            _monitored(_config_factory(resolved, config, self._options), resolved),
             capacity=max(sum(executor_capacity(executor) for executor in resolved.config.executors), 1),
             prefetch=sum(executor_prefetch(executor) for executor in resolved.config.executors),
             resource_specification=resource_specification,
@@ -296,6 +299,20 @@ def _config_factory(
         return resolve_config(source, options).config
 
     return make
+
+
+def _monitored(make: Callable[[], Config], resolved: ResolvedConfig) -> Callable[[], Config]:
+    """``make`` with Parsl's monitoring added to a config file's or Config's when the options ask for it
+    (a preset's Config has it already, as its config file would)."""
+    if resolved.preset is not None or not resolved.options.monitoring:
+        return make
+
+    def monitored() -> Config:
+        config = make()
+        add_monitoring(config)
+        return config
+
+    return monitored
 
 
 def _open_cache(cache: CacheSetting) -> FragmentCache | None:

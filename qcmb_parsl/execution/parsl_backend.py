@@ -23,6 +23,8 @@ from ..planning.plan import FragmentTask
 from ._parsl import (
     accepts_priority,
     cancel_queued_threads,
+    run_id,
+    task_id,
     tie_interchange_to_driver,
     try_count,
     user_executors,
@@ -69,6 +71,7 @@ class ParslBackend(Backend):
         self._prefetch = prefetch
         self._resource_specification = resource_specification
         self.dfk: DataFlowKernel | None = None
+        self._run_id: str | None = None
         self._app: Any = None
         self._bundle_app: Any = None
         self._prioritise = False
@@ -100,6 +103,7 @@ class ParslBackend(Backend):
         logging.getLogger("parsl").propagate = False
         allow_running()
         self.dfk = DataFlowKernel(config)
+        self._run_id = run_id(self.dfk)
         self._app = fragment_app(self.dfk)
         self._bundle_app = bundle_app(self.dfk)
         self._prioritise = all(accepts_priority(ex) for ex in user_executors(self.dfk))
@@ -134,6 +138,11 @@ class ParslBackend(Backend):
 
     def attempts(self, future: Future) -> int:
         return try_count(future)
+
+    def task_ids(self, future: Future) -> dict[str, Any]:
+        """The session's run id and the app call's task id, as in parsl.log and the monitoring database
+        (a bundle is one task: each of its fragments names it)."""
+        return {"parsl_run_id": self._run_id, "parsl_task_id": task_id(future)}
 
 
 def _put_environment_on_path() -> None:

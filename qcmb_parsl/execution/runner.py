@@ -308,19 +308,25 @@ class _Run:
                 for task in bundle
             ]
         envelopes = returned if isinstance(returned, list) else [returned]
+        task_ids = self.backend.task_ids(future)
         return [
-            self._unpack(task, envelope, infrastructure_tries)
+            self._unpack(task, envelope, infrastructure_tries, task_ids)
             for task, envelope in zip(bundle, envelopes, strict=True)
         ]
 
     def _unpack(
-        self, task: FragmentTask, envelope: dict[str, Any], infrastructure_tries: int
+        self,
+        task: FragmentTask,
+        envelope: dict[str, Any],
+        infrastructure_tries: int,
+        task_ids: dict[str, Any],
     ) -> tuple[TaskResult, str | None]:
         attempts = int(envelope["provenance"]["attempts"]) + infrastructure_tries - 1
         provenance = {
             **envelope["provenance"],
             "attempts": attempts,
             "executor": self.backend.label,
+            **task_ids,
             "source": Source.COMPUTED.value,
             "cache": "miss",
         }

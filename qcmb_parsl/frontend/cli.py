@@ -108,6 +108,11 @@ def _add_executor_options(parser: argparse.ArgumentParser) -> None:
         "(VALUE read as JSON when it parses, else as text); repeatable",
     )
     group.add_argument(
+        "--monitoring",
+        action="store_true",
+        help="Parsl's monitoring database in runinfo/monitoring.db (SQLite; parsl-visualize reads it)",
+    )
+    group.add_argument(
         "--progress",
         choices=("auto", "bar", "log"),
         default="auto",
@@ -367,6 +372,8 @@ def _preset_options(args: argparse.Namespace) -> dict[str, Any]:
         if args.workers < 1:
             raise ConfigurationError(f"--workers must be at least 1, got {args.workers}")
         options["max_workers"] = args.workers
+    if args.monitoring:
+        options["monitoring"] = True
     return options
 
 

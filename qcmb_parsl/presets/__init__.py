@@ -19,6 +19,7 @@ from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Annotated, Any, Generic, TypeVar
 
 from parsl.config import Config
+from parsl.monitoring import MonitoringHub
 from pydantic import AfterValidator, BaseModel, ConfigDict, Field, ValidationError, field_validator
 
 from ..errors import ConfigurationError
@@ -32,8 +33,10 @@ __all__ = [
     "OneLine",
     "Preset",
     "PresetOptions",
+    "add_monitoring",
     "build_preset",
     "get_preset",
+    "monitoring_hub",
     "parse_options",
     "python_env_init",
     "register_preset",
@@ -63,6 +66,10 @@ class PresetOptions(BaseModel):
     memory_per_worker: float | None = Field(None, gt=0, description="GiB each fragment may use.")
     scratch_directory: str | None = Field(None, description="Node-local scratch directory for the engines.")
     worker_init: str = Field("", description="Shell lines run before workers start (module loads, venvs).")
+    monitoring: bool = Field(
+        False,
+        description="Parsl's monitoring database (SQLite, runinfo/monitoring.db) for parsl-visualize.",
+    )
 
     @field_validator("worker_init")
     @classmethod
@@ -99,9 +106,17 @@ class Preset(Generic[OptionsT]):
     resource_specification: Callable[[FragmentTask, OptionsT], dict[str, Any]] | None = None
     file_options: Mapping[str, Any] = field(default_factory=dict)
 
+    def describe(self, options: OptionsT) -> Call:
+        """The Config these validated options describe, as data: the blueprint's, with Parsl's monitoring
+        when the options ask for it (every preset has the option, so no blueprint repeats it)."""
+        call = self.blueprint(options)
+        if options.monitoring:
+            call = Call(call.cls, {**call.arguments, "monitoring": monitoring_hub()})
+        return call
+
     def config(self, options: OptionsT) -> Config:
         """The Parsl Config these validated options describe."""
-        config: Config = self.blueprint(options).build()
+        config: Config = self.describe(options).build()
         return config
 
     def specification_for(self, options: OptionsT) -> Callable[[FragmentTask], dict[str, Any]] | None:
@@ -147,6 +162,19 @@ def build_preset(name: str, **options: Any) -> tuple[Config, PresetOptions]:
     preset = get_preset(name)
     validated = parse_options(preset.options, options, f"preset {name!r}")
     return preset.config(validated), validated
+
+
+def monitoring_hub() -> Call:
+    """Parsl's MonitoringHub with Parsl's defaults: an SQLite database in the Config's ``run_dir``
+    (``runinfo/monitoring.db``, where ``parsl-visualize`` looks first), one row per app call in its
+    ``task`` table, and each task's resources sampled every 30 s."""
+    return Call(MonitoringHub)
+
+
+def add_monitoring(config: Config) -> None:
+    """Monitoring for a Config that is no preset's (a config file's, a user's), unless it has its own."""
+    if config.monitoring is None:
+        config.monitoring = monitoring_hub().build()
 
 
 def worker_count(options: PresetOptions) -> int | Computed:

@@ -78,7 +78,7 @@ def render_config_file(preset: Preset[Any]) -> str:
     """The text of the preset's config file (see the module's docstring)."""
     options = parse_options(preset.options, preset.file_options, f"preset {preset.name!r}")
     writer = _Writer()
-    body = writer.value(preset.blueprint(options), 0)
+    body = writer.value(preset.describe(options), 0)
     lines = [f'"""{_docstring(preset)}"""', ""]
     lines += [f"import {module}" for module in sorted(writer.modules)]
     if writer.modules:
