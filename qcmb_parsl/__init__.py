@@ -2,7 +2,8 @@
 
 ``ManyBodyComputer.from_manybodyinput(mbin, executor=ParslExecutor("slurm"))`` returns upstream's
 ``ManyBodyResult``; fragments run as Parsl apps, and a disk cache keeps every finished fragment.
-Importing the package registers the project's PySCF harness with QCEngine as program ``"pyscf"``.
+``optimize(opt_input, executor=...)`` optimizes a cluster's geometry with geomeTRIC, each step's
+fragments in parallel. Importing the package registers the project's PySCF harness with QCEngine as program ``"pyscf"``.
 """
 
 from importlib.metadata import version
@@ -17,18 +18,21 @@ from .errors import (  # noqa: E402
     ConfigurationError,
     FragmentsFailedError,
     InputError,
+    OptimizationFailed,
     QcmbParslError,
     RunInterrupted,
 )
 from .execution.executors import ParslExecutor, RunReport, SequentialExecutor  # noqa: E402
 from .execution.outcomes import FailureKind, FragmentFailure, Source, TaskResult  # noqa: E402
 from .execution.shortcuts import ExecutorConfig  # noqa: E402
+from .optimization import optimize  # noqa: E402
 from .planning.plan import FragmentTask, plan_tasks, specifications_from_input  # noqa: E402
 
 __version__ = version("qcmb_parsl")
 
 __all__ = [
     "ManyBodyComputer",
+    "optimize",
     "ParslExecutor",
     "SequentialExecutor",
     "ExecutorConfig",
@@ -45,5 +49,6 @@ __all__ = [
     "InputError",
     "CacheError",
     "FragmentsFailedError",
+    "OptimizationFailed",
     "RunInterrupted",
 ]
