@@ -96,7 +96,9 @@ def optimization_input(data: Any, optimizer: str) -> qcel_v2.OptimizationInput:
         molecule = data.get("initial_molecule")
         if isinstance(molecule, dict) and "symbols" in molecule:
             check_fragments(len(molecule["symbols"]), molecule.get("fragments"))
+            molecule = dict(molecule)  # filled in a copy: the caller's input stays as given
             fill_fragment_charges(molecule)
+            data = {**data, "initial_molecule": molecule}
         try:
             data = qcel_v2.OptimizationInput(**data)
         except Exception as exc:  # noqa: BLE001 - pydantic errors become one line
