@@ -213,6 +213,7 @@ def test_killed_optimization_resumes_with_only_the_missing_fragments(tmp_path) -
     assert width > 1000 and height > 300
 
 
+@pytest.mark.slurm
 def test_on_the_local_slurm_preset(slurm_cluster: SlurmCluster, tmp_path, monkeypatch) -> None:  # noqa: F811
     """Every step's fragments run in the Slurm job Parsl submitted; the steps are the reference's."""
     monkeypatch.chdir(tmp_path)
