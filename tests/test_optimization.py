@@ -194,6 +194,7 @@ def test_killed_optimization_resumes_with_only_the_missing_fragments(tmp_path) -
         capture_output=True,
         text=True,
         timeout=300,
+        check=False,
     )
     assert rerun.returncode == 0, rerun.stderr
     result_file = tmp_path / "dimer.result.json"
@@ -287,8 +288,8 @@ OPTKING_MESSAGE = (
         ("geometric", _v1_layout, InputError, "QCSchema v1 OptimizationInput holds only an atomic input_specification"),
         ("geometric", _atomic, InputError, "specification.specification is an AtomicSpecification"),
         ("geometric", _with_many_body(driver="hessian"), InputError,
-         "specification.specification.driver is 'hessian': an optimization takes many-body gradients, set it to "
-         "'gradient'"),
+         ("specification.specification.driver is 'hessian': an optimization takes many-body gradients, set it "
+          "to 'gradient'")),
         ("geometric", _no_total, InputError, "return_total_data is false: the optimizer needs the total"),
         ("geometric", _with_keywords(coordsys="zmat"), InputError, "optimizer keyword coordsys='zmat' is not one of"),
         ("geometric", _with_keywords(constraints={"freeze": [{"type": "distance", "indices": [0]}]}), InputError,
@@ -315,7 +316,8 @@ def test_cli_bad_input_exits_2_with_one_line(tmp_path, capsys) -> None:
     inp.write_text(json.dumps(_with_many_body(driver="hessian")(opt_input("nocp", {}))))
     assert main(["optimize", str(inp), "--preset", "local"]) == 2
     err = capsys.readouterr().err.strip().splitlines()
-    assert err == [
+    expected = (
         f"qcmb-parsl: error: {inp}: specification.specification.driver is 'hessian': an optimization takes "
         "many-body gradients, set it to 'gradient'"
-    ]
+    )
+    assert err == [expected]
