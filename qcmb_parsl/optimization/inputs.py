@@ -6,8 +6,8 @@ such shape (its ``input_specification`` is atomic only, and upstream retired the
 optimization), so a v1 input is refused with the way to write it.
 
 Each step of the optimization is a ManyBodyInput: the many-body specification with the gradient driver,
-on the molecule at the step's geometry. The first step's input is validated here, by upstream and by our
-planner, so a bad specification fails before the optimizer or any executor starts.
+on the molecule at the step's geometry (:func:`step_input`). The driver validates the first step's
+input with upstream's and our planner's checks before the optimizer or any executor starts.
 """
 
 from __future__ import annotations
