@@ -229,13 +229,13 @@ def optimization_table(results: dict[str, Any]) -> Table:
     optimization = results["optimization"]
     table = Table(
         f"7. Geometry optimization: {optimization['case']}",
-        ["configuration", "steps", "final energy (Eh)", "start-up s", "first step s", "later steps s/step", "total s",
+        ["configuration", "steps", "final energy (Eh)", "start-up s", "first step s", "s/step", "total s",
          "speedup vs serial", "replay from cache s", "package", "load 1-min"],
         note=(
             "upstream-serial: geomeTRIC's custom engine answered by qcmanybody.v2.ManyBodyComputer, one fragment "
             "after another on one core; local: qcmb_parsl.optimize, 2 workers of 1 core, fresh cache. total is "
             "from the call to the result (start-up and shut-down included); the first step includes the workers' "
-            "warm-up. replay: the same optimization again in the session, every fragment from the cache. "
+            "warm-up, and local's s/step is over the later steps. replay: the same optimization again in the session, every fragment from the cache. "
             f"Final energies differ by {optimization['energy_spread']:.1e} Eh; "
             + ("same number of steps." if optimization["same_steps"] else "DIFFERENT numbers of steps.")
         ),
