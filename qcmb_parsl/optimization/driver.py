@@ -28,7 +28,6 @@ from ..execution.executors import FragmentExecutor
 from ..execution.outcomes import RunReport
 from ..execution.progress import logger as progress_log
 from ..execution.shortcuts import ExecutorConfig, choose_executor
-from . import geometric_driver
 from .inputs import check_optimizer, gradient_specification, optimization_input, step_input
 
 logger = logging.getLogger(__name__)
@@ -102,6 +101,10 @@ def optimize(
     """
     start, started = time.perf_counter(), time.time()
     optimizer = check_optimizer(optimizer)
+    # Imported here, not with the package: geomeTRIC's imports take ~1.5 s, which every worker and
+    # engine process would pay on ``import qcmb_parsl``.
+    from . import geometric_driver
+
     model = optimization_input(opt_input, optimizer)
     specification = gradient_specification(model)
     # Upstream's and our checks of the first step's ManyBodyInput, before the optimizer or executor starts.
@@ -130,7 +133,8 @@ def optimize(
             chosen.shutdown()
         if owned:
             chosen.close()
-    return _result(model, results, steps, stdout, chosen.label, started, time.perf_counter() - start)
+    optimizer_info = (geometric_driver.NAME, geometric_driver.VERSION)
+    return _result(model, results, steps, stdout, optimizer_info, chosen.label, started, time.perf_counter() - start)
 
 
 def _step(
@@ -198,16 +202,19 @@ def _result(
     results: list[Any],
     steps: list[StepRecord],
     stdout: str,
+    optimizer: tuple[str, str],
     executor: str,
     started: float,
     wall_time: float,
 ) -> qcel_v2.OptimizationResult:
-    """Upstream's OptimizationResult, shaped as QCEngine's procedures shape it."""
+    """Upstream's OptimizationResult, shaped as QCEngine's procedures shape it; ``optimizer`` is its
+    (name, version)."""
+    name, version = optimizer
     final = results[-1]
     final_molecule = final.input_data.molecule
     summary = {
-        "optimizer": geometric_driver.NAME,
-        "optimizer_version": geometric_driver.VERSION,
+        "optimizer": name,
+        "optimizer_version": version,
         "executor": executor,
         "n_steps": len(steps),
         "started": started,
@@ -227,6 +234,6 @@ def _result(
             "optimization_iterations": len(results),
         },
         stdout=stdout,
-        provenance={"creator": geometric_driver.NAME, "version": geometric_driver.VERSION, "routine": ROUTINE},
+        provenance={"creator": name, "version": version, "routine": ROUTINE},
         extras={"qcmb_parsl": summary},
     )
