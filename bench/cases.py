@@ -116,3 +116,37 @@ def tiny_tasks(count: int, prefix: str) -> list[FragmentTask]:
         )
         for i in range(count)
     ]
+
+
+@dataclass(frozen=True)
+class OptimizationCase:
+    """Item 7: a water cluster optimized by geomeTRIC with many-body gradients, HF, PySCF."""
+
+    waters: int
+    basis: str
+    bsse: str
+    keywords: tuple[tuple[str, Any], ...] = (("convergence_set", "GAU_LOOSE"), ("maxiter", 40))
+
+    def input(self) -> dict[str, Any]:
+        """QCSchema v2 OptimizationInput as a dict, in upstream QCManyBody's shape."""
+        return {
+            "initial_molecule": water_cluster(self.waters),
+            "specification": {
+                "specification": {
+                    "schema_name": "qcschema_many_body_specification",
+                    "specification": {"program": "pyscf", "driver": "gradient",
+                                      "model": {"method": "hf", "basis": self.basis}},
+                    "keywords": {"bsse_type": [self.bsse], "max_nbody": 2},
+                    "driver": "gradient",
+                },
+                "keywords": dict(self.keywords),
+            },
+        }
+
+    def describe(self) -> str:
+        return f"(H2O){self.waters} MBE(2) {BSSE_LABELS[self.bsse]} HF/{self.basis} gradients, geomeTRIC GAU_LOOSE"
+
+
+def optimization_case(quick: bool = False) -> OptimizationCase:
+    """Item 7: (H2O)3 MBE(2) CP, 12 fragments a step."""
+    return OptimizationCase(3, "6-31g" if quick else "cc-pvdz", "cp")

@@ -225,6 +225,30 @@ def targets(results: dict[str, Any]) -> Table:
     return table
 
 
+def optimization_table(results: dict[str, Any]) -> Table:
+    optimization = results["optimization"]
+    table = Table(
+        f"7. Geometry optimization: {optimization['case']}",
+        ["configuration", "steps", "final energy (Eh)", "start-up s", "first step s", "s/step", "total s",
+         "speedup vs serial", "replay from cache s", "package", "load 1-min"],
+        note=(
+            "upstream-serial: geomeTRIC's custom engine answered by qcmanybody.v2.ManyBodyComputer, one fragment "
+            "after another on one core; local: qcmb_parsl.optimize, 2 workers of 1 core, fresh cache. total is "
+            "from the call to the result (start-up and shut-down included); the first step includes the workers' "
+            "warm-up, and local's s/step is over the later steps. replay: the same optimization again in the session, every fragment from the cache. "
+            f"Final energies differ by {optimization['energy_spread']:.1e} Eh; "
+            + ("same number of steps." if optimization["same_steps"] else "DIFFERENT numbers of steps.")
+        ),
+    )
+    for name, r in optimization["configs"].items():
+        table.rows.append([
+            name, str(r["n_steps"]), f"{r['energy']:.10f}", _s(r.get("startup_s")), _s(r.get("first_step_s"), 1),
+            _s(r["per_step_s"]), _s(r["total_s"], 1), _s(r["speedup"]), _s(r.get("replay_s")), r["package"],
+            _load(r),
+        ])
+    return table
+
+
 def _verdict(met: bool) -> str:
     return "met" if met else "MISSED"
 
@@ -232,7 +256,7 @@ def _verdict(met: bool) -> str:
 def all_tables(results: dict[str, Any]) -> list[Table]:
     return [
         targets(results), speedup_table(results), overhead_table(results), cache_table(results),
-        balance_table(results), planning_table(results), simulation_table(results),
+        balance_table(results), planning_table(results), simulation_table(results), optimization_table(results),
     ]
 
 

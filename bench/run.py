@@ -1,7 +1,8 @@
 """`make bench`: every measurement side by side in one run on this machine, then the tables.
 
 Order matters on a shared machine: the parallel-ceiling probe brackets item 1, whose speedups depend
-on it; item 3 reuses item 1's filled caches; the simulation (item 6) needs items 1, 2 and 4. Writes
+on it; item 3 reuses item 1's filled caches; the simulation (item 6) needs items 1, 2 and 4; item 7 (a
+geometry optimization) stands alone. Writes
 ``bench/results/latest.json`` (raw numbers, every fragment's provenance included) and ``docs/bench.md``.
 """
 
@@ -16,6 +17,7 @@ from typing import Any
 import measure_balance
 import measure_cache
 import measure_ceiling
+import measure_optimization
 import measure_overhead
 import measure_planning
 import measure_speedup
@@ -47,6 +49,7 @@ def run(quick: bool) -> dict[str, Any]:
         step("balance", measure_balance.measure, quick)
         step("planning", measure_planning.measure, quick)
         step("simulation", simulate.measure, results["speedup"], results["balance"], results["overhead"], quick)
+        step("optimization", measure_optimization.measure, quick, workdir)
     finally:
         shutil.rmtree(workdir, ignore_errors=True)
     results["load_average_end"] = load_average()

@@ -2,7 +2,8 @@
 
 ``ManyBodyComputer.from_manybodyinput(mbin, executor=ParslExecutor("slurm"))`` returns upstream's
 ``ManyBodyResult``; fragments run as Parsl apps, and a disk cache keeps every finished fragment.
-Importing the package registers the project's PySCF harness with QCEngine as program ``"pyscf"``.
+``optimize(opt_input, executor=...)`` optimizes a cluster's geometry with geomeTRIC, each step's
+fragments in parallel. Importing the package registers the project's PySCF harness with QCEngine as program ``"pyscf"``.
 """
 
 from importlib.metadata import version
@@ -15,12 +16,14 @@ from .errors import (
     ConfigurationError,
     FragmentsFailedError,
     InputError,
+    OptimizationFailed,
     QcmbParslError,
     RunInterrupted,
 )
 from .execution.executors import ParslExecutor, RunReport, SequentialExecutor
 from .execution.outcomes import FailureKind, FragmentFailure, Source, TaskResult
 from .execution.shortcuts import ExecutorConfig
+from .optimization import optimize
 from .planning.plan import FragmentTask, plan_tasks, specifications_from_input
 
 register_pyscf_harness()
@@ -46,5 +49,7 @@ __all__ = [
     "TaskResult",
     "plan_tasks",
     "specifications_from_input",
+    "OptimizationFailed",
+    "optimize",
     "v2",
 ]

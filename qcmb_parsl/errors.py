@@ -112,3 +112,8 @@ class RunInterrupted(KeyboardInterrupt):
             f"stopped by {name}: {self.kept} of {self.total} fragments are done and kept in the cache; "
             "running the same command again resumes"
         )
+
+
+class OptimizationFailed(QcmbParslError, RuntimeError):
+    """The optimizer stopped without converging, or gave up on the structure. Every fragment computed on
+    the way is in the fragment cache: a rerun (with a larger ``maxiter``, say) answers those from it."""

@@ -298,7 +298,7 @@ def test_v2_input_is_detected_and_gives_a_v2_result(tmp_path, capsys):
 @pytest.mark.fast
 @pytest.mark.parametrize(
     "command",
-    [[], ["run"], ["campaign"], ["cache"], ["cache", "stats"], ["cache", "list"], ["cache", "invalidate"],
+    [[], ["run"], ["optimize"], ["campaign"], ["cache"], ["cache", "stats"], ["cache", "list"], ["cache", "invalidate"],
      ["cache", "clear"], ["presets"], ["report"]],
     ids=lambda c: " ".join(c) or "top",
 )

@@ -4,6 +4,7 @@ Commands::
 
     qcmb-parsl run INPUT.json [--preset NAME | --config FILE] [--workers N] [--out RESULT.json]
     qcmb-parsl run CLUSTER.xyz --method M [--basis B] [--bsse cp,nocp] [--max-nbody N] [--fragments ...]
+    qcmb-parsl optimize INPUT.json [--optimizer geometric] [executor options as for run] [--out RESULT.json]
     qcmb-parsl campaign DIR_OR_FILES... [--out-dir D] [--force] [--method M ... for molecule files]
     qcmb-parsl cache stats | list [INPUT.json] | verify
     qcmb-parsl cache invalidate [--program P] [--method M] [--input I] | clear
@@ -226,6 +227,20 @@ def build_parser() -> argparse.ArgumentParser:
     _add_executor_options(run)
     run.set_defaults(handler=cmd_run)
 
+    optimize = commands.add_parser(
+        "optimize", parents=[common], help="optimize a cluster's geometry with many-body gradients",
+        description="Optimize the geometry of one OptimizationInput JSON file (QCSchema v2, its specification "
+        "a ManyBodySpecification) and write its OptimizationResult JSON. The optimizer takes the steps; the "
+        "fragments of each step run in parallel and are cached as they finish, so running the same command "
+        "again after a stop replays the finished steps from the cache and computes only what is missing.",
+    )
+    optimize.add_argument("input", metavar="INPUT.json", help="OptimizationInput JSON file")
+    optimize.add_argument("--optimizer", default="geometric", help="optimizer (default geometric)")
+    optimize.add_argument("--out", metavar="RESULT.json",
+                          help="result file (default INPUT.result.json next to the input)")
+    _add_executor_options(optimize)
+    optimize.set_defaults(handler=cmd_optimize)
+
     campaign = commands.add_parser(
         "campaign",
         parents=[common],
@@ -322,9 +337,11 @@ def build_parser() -> argparse.ArgumentParser:
         help="draw the timeline and n-body convergence of a result",
         description="For each result, write RESULT_timeline.png (fragments per worker over time, "
         "coloured by n-body level, cache hits at t=0) and RESULT_convergence.png (interaction energy "
-        "per n-body level and BSSE treatment, kcal/mol).",
+        "per n-body level and BSSE treatment, kcal/mol); for an OptimizationResult, "
+        "RESULT_optimization.png (energy and gradient per step beside each step's fragments over time).",
     )
-    report.add_argument("results", nargs="+", metavar="RESULT.json", help="ManyBodyResult JSON file(s)")
+    report.add_argument("results", nargs="+", metavar="RESULT.json",
+                        help="ManyBodyResult or OptimizationResult JSON file(s)")
     report.add_argument("--out-dir", default=".", metavar="D", help="where the PNG files go (default: here)")
     report.set_defaults(handler=cmd_report)
     return parser
@@ -493,6 +510,26 @@ def cmd_run(args: argparse.Namespace) -> int:
     console.print(f"result: {out}")
     if built is not None:
         console.print(f"input: {built} (run it to repeat this run)")
+    return 0
+
+
+def cmd_optimize(args: argparse.Namespace) -> int:
+    from ..optimization.inputs import read_optimization_file
+    from .campaign import default_result_path, write_result
+    from .optimization import history_table, optimize_file, summary_line
+
+    data = read_optimization_file(args.input)
+    executor = make_executor(args)
+    try:
+        result = optimize_file(args.input, data, args.optimizer, executor)
+    finally:
+        executor.close()
+    out = write_result(result, args.out or default_result_path(args.input))
+
+    console = _console()
+    console.print(history_table(result))
+    console.print(summary_line(result))
+    console.print(f"result: {out}")
     return 0
 
 

@@ -1,4 +1,5 @@
-"""Pictures of a ManyBodyResult: when and where each fragment ran, and how the expansion converges.
+"""Pictures of a ManyBodyResult: when and where each fragment ran, and how the expansion converges;
+of an OptimizationResult: the energy per step beside each step's fragments over time.
 
 Both come from what the result already holds: the timeline from the provenance qcmb_parsl puts in each
 fragment's AtomicResult (``extras["qcmb_parsl"]``: hostname, pid, started, wall_time, cache), present
@@ -250,6 +251,84 @@ def plot_convergence(result: Any, path: str | os.PathLike) -> Path:
     return _save(fig, path)
 
 
+def plot_optimization(result: Any, path: str | os.PathLike) -> Path:
+    """PNG of an optimization: energy and gradient per step, beside each step's fragments over time.
+
+    Both panels have one row per step. Left, the energy relative to the first step (kcal/mol) and the
+    rms gradient (log scale); right, each step's span on the clock of the whole optimization with its
+    computed fragments per worker, coloured by n-body level, and its cache hits as a count at its start.
+    Drawn from the per-step summaries qcmb_parsl keeps in ``extras["qcmb_parsl"]["steps"]``.
+    """
+    from .optimization import step_summaries
+
+    steps = step_summaries(result)
+    if not steps:
+        raise InputError("the result holds no qcmb_parsl step summaries (extras.qcmb_parsl.steps) to plot")
+    summary = result.extras["qcmb_parsl"]
+    t0 = float(summary.get("started", steps[0]["started"]))
+    rows = [step["step"] for step in steps]
+    energies = [(step["energy"] - steps[0]["energy"]) * KCAL_PER_HARTREE for step in steps]
+
+    fig = Figure(figsize=(11, min(2.6 + 0.34 * len(steps), 24)), dpi=_DPI)
+    FigureCanvasAgg(fig)
+    left, right = fig.subplots(1, 2, sharey=True, gridspec_kw={"width_ratios": [1, 2.4]})
+    left.plot(energies, rows, marker="o", color="tab:blue")
+    left.set_xlabel("energy − E(step 1) (kcal/mol)", color="tab:blue")
+    left.set_ylabel("step")
+    left.grid(alpha=0.3)
+    gradient = left.twiny()
+    gradient.plot([step["gradient_rms"] for step in steps], rows, marker=".", color="tab:red", linewidth=0.8)
+    gradient.set_xscale("log")
+    gradient.set_xlabel("rms gradient (Eh/a0)", color="tab:red")
+
+    levels: set[int] = set()
+    n_hits = 0
+    for step in steps:
+        row = step["step"]
+        begin = step["started"] - t0
+        right.barh(row, step["wall_time"], left=begin, height=0.9, color="0.9", edgecolor="0.6", linewidth=0.4)
+        records = []
+        for fragment in step["fragments"]:
+            if fragment["source"] == "cached" or fragment["started"] is None:
+                continue
+            _, real, _ = delabeler(fragment["label"])
+            records.append(FragmentRecord(fragment["label"], "", len(real), fragment["worker"],
+                                          fragment["started"], fragment["wall_time"], False))
+        lanes = assign_lanes(records)
+        names = sorted(set(lanes.values()))
+        height = 0.8 / max(len(names), 1)
+        for record in records:
+            levels.add(record.nbody)
+            offset = -0.4 + height * (names.index(lanes[record.label]) + 0.5)
+            right.barh(row + offset, max(record.wall_time, 1e-3), left=record.started - t0, height=height * 0.9,
+                       color=_nbody_color(record.nbody), edgecolor="black", linewidth=0.3)
+        cached = step["run"]["n_cached"]
+        if cached:
+            n_hits += cached
+            right.plot(begin, row, marker="X", markersize=7, color="grey", markeredgecolor="black",
+                       markeredgewidth=0.4, linestyle="none")
+            right.annotate(f"{cached}", (begin, row), xytext=(5, -3), textcoords="offset points", fontsize=7)
+    right.set_xlim(left=0)
+    right.set_xlabel("time since the optimization started (s)")
+    right.grid(axis="x", alpha=0.3)
+    right.set_ylim(max(rows) + 0.6, min(rows) - 0.6)
+    handles: list[Any] = [Patch(facecolor=_nbody_color(n), edgecolor="black", label=f"{n}-body") for n in sorted(levels)]
+    handles.append(Patch(facecolor="0.9", edgecolor="0.6", label="step (plan, run, assemble)"))
+    if n_hits:
+        handles.append(Line2D([], [], marker="X", color="grey", linestyle="none", label="cache hits (count)"))
+    right.legend(handles=handles, loc="upper left", bbox_to_anchor=(1.01, 1.0), fontsize=8, borderaxespad=0.0)
+
+    molecule = result.final_molecule
+    name = molecule.name or molecule.get_molecular_formula()
+    fig.suptitle(
+        f"{name}: {summary['optimizer']}, {len(steps)} steps, final energy {result.properties.return_energy:.8f} Eh; "
+        f"{summary['n_executed']} fragments computed, {summary['n_cached']} from the cache ({summary['executor']})",
+        fontsize=10,
+    )
+    fig.tight_layout()
+    return _save(fig, path)
+
+
 def _save(fig: Figure, path: str | os.PathLike) -> Path:
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
@@ -258,14 +337,20 @@ def _save(fig: Figure, path: str | os.PathLike) -> Path:
 
 
 def write_report(result_path: str | os.PathLike, out_dir: str | os.PathLike = ".") -> dict[str, Path]:
-    """Write ``<stem>_timeline.png`` and ``<stem>_convergence.png`` for a result file into ``out_dir``.
+    """Write ``<stem>_timeline.png`` and ``<stem>_convergence.png`` for a result file into ``out_dir``;
+    for an OptimizationResult, ``<stem>_optimization.png`` (:func:`plot_optimization`).
 
     Returns the pictures written by name. A result without fragment provenance gets the convergence
     picture only (a warning says why); InputError if neither can be drawn.
     """
-    result = load_result(result_path)
+    from .optimization import load_optimization_result
+
     out_dir = Path(out_dir)
     stem = result_stem(result_path)
+    optimization = load_optimization_result(result_path)
+    if optimization is not None:
+        return {"optimization": plot_optimization(optimization, out_dir / f"{stem}_optimization.png")}
+    result = load_result(result_path)
     written: dict[str, Path] = {}
     problems = []
     for name, plot in (("timeline", plot_timeline), ("convergence", plot_convergence)):
