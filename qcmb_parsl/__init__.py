@@ -3,7 +3,8 @@
 ``ManyBodyComputer.from_manybodyinput(mbin, executor=ParslExecutor("slurm"))`` returns upstream's
 ``ManyBodyResult``; fragments run as Parsl apps, and a disk cache keeps every finished fragment.
 ``optimize(opt_input, executor=...)`` optimizes a cluster's geometry with geomeTRIC, each step's
-fragments in parallel. Importing the package registers the project's PySCF harness with QCEngine as program ``"pyscf"``.
+fragments in parallel. Importing the package registers the project's PySCF harness with QCEngine as
+program ``"pyscf"``.
 """
 
 from importlib.metadata import version
@@ -40,6 +41,7 @@ __all__ = [
     "FragmentsFailedError",
     "InputError",
     "ManyBodyComputer",
+    "OptimizationFailed",
     "ParslExecutor",
     "QcmbParslError",
     "RunInterrupted",
@@ -47,9 +49,8 @@ __all__ = [
     "SequentialExecutor",
     "Source",
     "TaskResult",
+    "optimize",
     "plan_tasks",
     "specifications_from_input",
-    "OptimizationFailed",
-    "optimize",
     "v2",
 ]

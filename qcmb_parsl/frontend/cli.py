@@ -228,16 +228,20 @@ def build_parser() -> argparse.ArgumentParser:
     run.set_defaults(handler=cmd_run)
 
     optimize = commands.add_parser(
-        "optimize", parents=[common], help="optimize a cluster's geometry with many-body gradients",
-        description="Optimize the geometry of one OptimizationInput JSON file (QCSchema v2, its specification "
-        "a ManyBodySpecification) and write its OptimizationResult JSON. The optimizer takes the steps; the "
-        "fragments of each step run in parallel and are cached as they finish, so running the same command "
-        "again after a stop replays the finished steps from the cache and computes only what is missing.",
+        "optimize",
+        parents=[common],
+        help="optimize a cluster's geometry with many-body gradients",
+        description="Optimize the geometry of one OptimizationInput JSON file (QCSchema v2, its "
+        "specification a ManyBodySpecification) and write its OptimizationResult JSON. The optimizer takes "
+        "the steps; the fragments of each step run in parallel and are cached as they finish, so running the "
+        "same command again after a stop replays the finished steps from the cache and computes only what "
+        "is missing.",
     )
     optimize.add_argument("input", metavar="INPUT.json", help="OptimizationInput JSON file")
     optimize.add_argument("--optimizer", default="geometric", help="optimizer (default geometric)")
-    optimize.add_argument("--out", metavar="RESULT.json",
-                          help="result file (default INPUT.result.json next to the input)")
+    optimize.add_argument(
+        "--out", metavar="RESULT.json", help="result file (default INPUT.result.json next to the input)"
+    )
     _add_executor_options(optimize)
     optimize.set_defaults(handler=cmd_optimize)
 
@@ -340,8 +344,9 @@ def build_parser() -> argparse.ArgumentParser:
         "per n-body level and BSSE treatment, kcal/mol); for an OptimizationResult, "
         "RESULT_optimization.png (energy and gradient per step beside each step's fragments over time).",
     )
-    report.add_argument("results", nargs="+", metavar="RESULT.json",
-                        help="ManyBodyResult or OptimizationResult JSON file(s)")
+    report.add_argument(
+        "results", nargs="+", metavar="RESULT.json", help="ManyBodyResult or OptimizationResult JSON file(s)"
+    )
     report.add_argument("--out-dir", default=".", metavar="D", help="where the PNG files go (default: here)")
     report.set_defaults(handler=cmd_report)
     return parser

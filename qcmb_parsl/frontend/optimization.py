@@ -53,8 +53,19 @@ def load_optimization_result(path: str | os.PathLike) -> qcel_v2.OptimizationRes
 def history_table(result: qcel_v2.OptimizationResult) -> Table:
     """One row per step: energy, its change, gradient norms, fragments computed and cached, wall time."""
     summary = result.extras["qcmb_parsl"]
-    table = Table(title=f"{summary['optimizer']} optimization, {summary['n_steps']} steps ({summary['executor']})")
-    for column in ("step", "energy (Eh)", "change (kcal/mol)", "grad rms", "grad max", "computed", "cached", "s"):
+    table = Table(
+        title=f"{summary['optimizer']} optimization, {summary['n_steps']} steps ({summary['executor']})"
+    )
+    for column in (
+        "step",
+        "energy (Eh)",
+        "change (kcal/mol)",
+        "grad rms",
+        "grad max",
+        "computed",
+        "cached",
+        "s",
+    ):
         table.add_column(column, justify="right")
     previous = None
     for step in summary["steps"]:
@@ -62,8 +73,14 @@ def history_table(result: qcel_v2.OptimizationResult) -> Table:
         previous = step["energy"]
         run = step["run"]
         table.add_row(
-            str(step["step"]), f"{step['energy']:.10f}", change, f"{step['gradient_rms']:.2e}",
-            f"{step['gradient_max']:.2e}", str(run["n_executed"]), str(run["n_cached"]), f"{step['wall_time']:.1f}",
+            str(step["step"]),
+            f"{step['energy']:.10f}",
+            change,
+            f"{step['gradient_rms']:.2e}",
+            f"{step['gradient_max']:.2e}",
+            str(run["n_executed"]),
+            str(run["n_cached"]),
+            f"{step['wall_time']:.1f}",
         )
     return table
 
@@ -73,7 +90,8 @@ def summary_line(result: qcel_v2.OptimizationResult) -> str:
     return (
         f"{summary['n_steps']} steps, {summary['n_tasks']} fragments: {summary['n_executed']} computed, "
         f"{summary['n_cached']} from the cache, {summary['n_shared']} shared; final energy "
-        f"{result.properties.return_energy:.10f} Eh; wall time {summary['wall_time']:.1f} s ({summary['executor']})"
+        f"{result.properties.return_energy:.10f} Eh; wall time {summary['wall_time']:.1f} s "
+        f"({summary['executor']})"
     )
 
 

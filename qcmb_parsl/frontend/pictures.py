@@ -286,33 +286,61 @@ def plot_optimization(result: Any, path: str | os.PathLike) -> Path:
     for step in steps:
         row = step["step"]
         begin = step["started"] - t0
-        right.barh(row, step["wall_time"], left=begin, height=0.9, color="0.9", edgecolor="0.6", linewidth=0.4)
+        right.barh(
+            row, step["wall_time"], left=begin, height=0.9, color="0.9", edgecolor="0.6", linewidth=0.4
+        )
         records = []
         for fragment in step["fragments"]:
             if fragment["source"] == "cached" or fragment["started"] is None:
                 continue
             _, real, _ = delabeler(fragment["label"])
-            records.append(FragmentRecord(fragment["label"], "", len(real), fragment["worker"],
-                                          fragment["started"], fragment["wall_time"], False))
+            records.append(
+                FragmentRecord(
+                    fragment["label"],
+                    "",
+                    len(real),
+                    fragment["worker"],
+                    fragment["started"],
+                    fragment["wall_time"],
+                    False,
+                )
+            )
         lanes = assign_lanes(records)
         names = sorted(set(lanes.values()))
         height = 0.8 / max(len(names), 1)
         for record in records:
             levels.add(record.nbody)
             offset = -0.4 + height * (names.index(lanes[record.label]) + 0.5)
-            right.barh(row + offset, max(record.wall_time, 1e-3), left=record.started - t0, height=height * 0.9,
-                       color=_nbody_color(record.nbody), edgecolor="black", linewidth=0.3)
+            right.barh(
+                row + offset,
+                max(record.wall_time, 1e-3),
+                left=record.started - t0,
+                height=height * 0.9,
+                color=_nbody_color(record.nbody),
+                edgecolor="black",
+                linewidth=0.3,
+            )
         cached = step["run"]["n_cached"]
         if cached:
             n_hits += cached
-            right.plot(begin, row, marker="X", markersize=7, color="grey", markeredgecolor="black",
-                       markeredgewidth=0.4, linestyle="none")
+            right.plot(
+                begin,
+                row,
+                marker="X",
+                markersize=7,
+                color="grey",
+                markeredgecolor="black",
+                markeredgewidth=0.4,
+                linestyle="none",
+            )
             right.annotate(f"{cached}", (begin, row), xytext=(5, -3), textcoords="offset points", fontsize=7)
     right.set_xlim(left=0)
     right.set_xlabel("time since the optimization started (s)")
     right.grid(axis="x", alpha=0.3)
     right.set_ylim(max(rows) + 0.6, min(rows) - 0.6)
-    handles: list[Any] = [Patch(facecolor=_nbody_color(n), edgecolor="black", label=f"{n}-body") for n in sorted(levels)]
+    handles: list[Any] = [
+        Patch(facecolor=_nbody_color(n), edgecolor="black", label=f"{n}-body") for n in sorted(levels)
+    ]
     handles.append(Patch(facecolor="0.9", edgecolor="0.6", label="step (plan, run, assemble)"))
     if n_hits:
         handles.append(Line2D([], [], marker="X", color="grey", linestyle="none", label="cache hits (count)"))
@@ -321,8 +349,9 @@ def plot_optimization(result: Any, path: str | os.PathLike) -> Path:
     molecule = result.final_molecule
     name = molecule.name or molecule.get_molecular_formula()
     fig.suptitle(
-        f"{name}: {summary['optimizer']}, {len(steps)} steps, final energy {result.properties.return_energy:.8f} Eh; "
-        f"{summary['n_executed']} fragments computed, {summary['n_cached']} from the cache ({summary['executor']})",
+        f"{name}: {summary['optimizer']}, {len(steps)} steps, final energy "
+        f"{result.properties.return_energy:.8f} Eh; {summary['n_executed']} fragments computed, "
+        f"{summary['n_cached']} from the cache ({summary['executor']})",
         fontsize=10,
     )
     fig.tight_layout()

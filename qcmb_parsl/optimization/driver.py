@@ -134,7 +134,9 @@ def optimize(
         if owned:
             chosen.close()
     optimizer_info = (geometric_driver.NAME, geometric_driver.VERSION)
-    return _result(model, results, steps, stdout, optimizer_info, chosen.label, started, time.perf_counter() - start)
+    return _result(
+        model, results, steps, stdout, optimizer_info, chosen.label, started, time.perf_counter() - start
+    )
 
 
 def _step(
@@ -179,8 +181,11 @@ def _timings(report: RunReport) -> list[FragmentTiming]:
         started = provenance.get("started")
         timings.append(
             FragmentTiming(
-                label, task_result.source.value, None if started is None else float(started),
-                float(task_result.wall_time), worker,
+                label,
+                task_result.source.value,
+                None if started is None else float(started),
+                float(task_result.wall_time),
+                worker,
             )
         )
     return timings
@@ -192,8 +197,16 @@ def _log_step(record: StepRecord, previous: float | None) -> None:
     progress_log.info(
         "step %d: energy %.10f Eh%s, gradient rms %.3e max %.3e Eh/a0; %d fragments: %d computed, "
         "%d from the cache, %d shared; %.1f s",
-        record.step, record.energy, change, record.gradient_rms, record.gradient_max, run["n_tasks"],
-        run["n_executed"], run["n_cached"], run["n_shared"], record.wall_time,
+        record.step,
+        record.energy,
+        change,
+        record.gradient_rms,
+        record.gradient_max,
+        run["n_tasks"],
+        run["n_executed"],
+        run["n_cached"],
+        run["n_shared"],
+        record.wall_time,
     )
 
 
@@ -219,7 +232,10 @@ def _result(
         "n_steps": len(steps),
         "started": started,
         "wall_time": wall_time,
-        **{name: sum(step.run[name] for step in steps) for name in ("n_tasks", "n_executed", "n_cached", "n_shared")},
+        **{
+            name: sum(step.run[name] for step in steps)
+            for name in ("n_tasks", "n_executed", "n_cached", "n_shared")
+        },
         "steps": [step.as_dict() for step in steps],
     }
     return qcel_v2.OptimizationResult(

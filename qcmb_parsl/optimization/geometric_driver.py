@@ -31,7 +31,8 @@ from qcelemental.models import v2 as qcel_v2
 
 from ..errors import InputError, OptimizationFailed
 
-#: (energy, gradient) of a geometry, all in atomic units: the flat (3 N) coordinates in, a (N, 3) gradient out.
+#: (energy, gradient) of a geometry, all in atomic units: the flat (3 N) coordinates in, an (N, 3)
+#: gradient out.
 GradientFunction = Callable[[np.ndarray], tuple[float, np.ndarray]]
 
 #: geomeTRIC's coordinate systems, as its JSON interface offers them: (class, connect, addcart).
@@ -89,10 +90,14 @@ class GeometricOptimizer:
         keywords = copy.deepcopy(dict(keywords))  # geomeTRIC edits some in place ('converge')
         coordsys = str(keywords.get("coordsys", "tric")).lower()
         if coordsys not in COORDINATE_SYSTEMS:
-            raise InputError(f"optimizer keyword coordsys={coordsys!r} is not one of {sorted(COORDINATE_SYSTEMS)}")
+            raise InputError(
+                f"optimizer keyword coordsys={coordsys!r} is not one of {sorted(COORDINATE_SYSTEMS)}"
+            )
         constraints_dict = keywords.get("constraints") or {}
         if "scan" in constraints_dict:
-            raise InputError("optimizer keyword constraints: 'scan' is not an optimization; use freeze or set")
+            raise InputError(
+                "optimizer keyword constraints: 'scan' is not an optimization; use freeze or set"
+            )
         with captured_log():
             self.molecule = geometric_molecule(molecule)
             constraints, values = None, None
@@ -126,11 +131,13 @@ class GeometricOptimizer:
         engine = GradientEngine(self.molecule, gradient)
         with captured_log() as log, tempfile.TemporaryDirectory(prefix="qcmb-geometric-") as scratch:
             try:
-                geometric.optimize.Optimize(self.start, self.molecule, self.coordinates, engine, scratch, self.params)
+                geometric.optimize.Optimize(
+                    self.start, self.molecule, self.coordinates, engine, scratch, self.params
+                )
             except geometric.errors.GeomOptNotConvergedError:
                 raise OptimizationFailed(
-                    f"{NAME} did not converge in maxiter={self.params.maxiter} steps: every step is cached, so "
-                    "running again with a larger maxiter replays them from the cache"
+                    f"{NAME} did not converge in maxiter={self.params.maxiter} steps: every step is cached, "
+                    "so running again with a larger maxiter replays them from the cache"
                 ) from None
             except (geometric.errors.GeomOptStructureError, geometric.errors.LinearTorsionError) as exc:
                 raise OptimizationFailed(f"{NAME} gave up on the structure: {_message(exc)}") from None
