@@ -27,7 +27,7 @@ import numpy as np
 import pytest
 import qcmanybody.v2
 from drivers import descendants, start_cli, still_alive
-from hpc_services import SlurmCluster, slurm_cluster  # noqa: F401 - a fixture
+from hpc_services import SlurmCluster
 from matplotlib.image import imread
 from molecules import water_cluster
 from qcelemental.models.v2 import Molecule
@@ -215,7 +215,7 @@ def test_killed_optimization_resumes_with_only_the_missing_fragments(tmp_path) -
 
 
 @pytest.mark.slurm
-def test_on_the_local_slurm_preset(slurm_cluster: SlurmCluster, tmp_path, monkeypatch) -> None:  # noqa: F811
+def test_on_the_local_slurm_preset(slurm_cluster: SlurmCluster, tmp_path, monkeypatch) -> None:
     """Every step's fragments run in the Slurm job Parsl submitted; the steps are the reference's."""
     monkeypatch.chdir(tmp_path)
     data = opt_input("nocp", {**LOOSE, "maxiter": 3, "converge": ["maxiter"]}, trajectory="all")
