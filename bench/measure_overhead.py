@@ -1,13 +1,16 @@
 """Item 2: what each executor adds per fragment, with fragments too small to hide it.
 
 1,000 He-atom HF/STO-3G fragments (cache off) per executor, each executor in a fresh interpreter:
-sequential (in-process, no Parsl), Parsl threads and local HTEX with 2 workers of 1 core, and one
-experiment: ``local-prefetch``, the local preset's Config with HTEX ``prefetch_capacity=2`` (passed as a
-``parsl.Config``), to see how much of HTEX's cost is each worker idling for a task round trip.
+sequential (in-process, no Parsl), Parsl threads and local HTEX with 2 workers of 1 core, each with the
+defaults (every engine in a child of a warm template; tiny fragments bundled, about 0.5 s a call), and
+variants of one setting each:
 
-Every executor runs each engine in a child of a warm template by default; ``sequential-shared`` and
-``local-shared`` run with ``isolate=False`` (the engine in the worker's own process), and the
-difference is what isolation costs per fragment (``isolation_ms``).
+* ``-unbundled``: ``bundle_seconds=0``, a call and an engine process per fragment;
+* ``-shared``: ``isolate=False``, engines in the worker's own process (bundles make no difference there);
+* ``local-prefetch``: the local preset with ``prefetch_capacity=1`` (each pool holds one fragment more).
+
+``isolation_ms`` (unbundled isolated minus shared) is what a process per fragment costs; ``bundling``
+shows how much of it bundles take back.
 
 Definition: ``overhead = (wall - engine / workers) / count``, where ``wall`` is the run loop
 (``executor.run``: keys, deduplication, ordering, submission, collection) and ``engine`` the sum of the
@@ -32,24 +35,36 @@ from typing import Any
 from cases import CORES_PER_WORKER, WARMUP_COUNT, WORKERS, overhead_count, tiny_tasks
 from common import emit, log, spawn
 
-EXECUTORS = ("sequential", "threads", "local", "local-prefetch", "sequential-shared", "local-shared")
+EXECUTORS = (
+    "sequential",
+    "sequential-unbundled",
+    "sequential-shared",
+    "threads",
+    "local",
+    "local-unbundled",
+    "local-shared",
+    "local-prefetch",
+)
 #: Without isolation: the engine shares the worker's process.
 SHARED_SUFFIX = "-shared"
+#: Without bundles: one call and one engine process per fragment.
+UNBUNDLED_SUFFIX = "-unbundled"
 
 
 def _engine_seconds(report: Any) -> float:
     return sum(result.wall_time for result in report.results.values())
 
 
-def _config_source(name: str) -> Any:
-    """A preset name, or for ``local-prefetch`` the local preset's Config with tasks queued at each pool."""
-    if name != "local-prefetch":
-        return name.removesuffix(SHARED_SUFFIX)
-    from qcmb_parsl.presets import build_preset
-
-    config, _ = build_preset("local", max_workers=WORKERS, cores_per_worker=CORES_PER_WORKER)
-    config.executors[0].prefetch_capacity = WORKERS
-    return config
+def _settings(name: str) -> tuple[str, dict[str, Any]]:
+    """The preset (or "sequential") a configuration name stands for, and its settings."""
+    settings: dict[str, Any] = {"cache": False}
+    if name.endswith(SHARED_SUFFIX):
+        settings["isolate"] = False
+    if name.endswith(UNBUNDLED_SUFFIX):
+        settings["bundle_seconds"] = 0
+    if name == "local-prefetch":
+        settings["prefetch_capacity"] = 1
+    return name.split("-")[0], settings
 
 
 def run_one(name: str, count: int) -> dict[str, Any]:
@@ -57,17 +72,12 @@ def run_one(name: str, count: int) -> dict[str, Any]:
     from qcmb_parsl import ParslExecutor, SequentialExecutor
 
     begin = time.perf_counter()
-    isolate = not name.endswith(SHARED_SUFFIX)
-    if name.startswith("sequential"):
-        executor, workers = SequentialExecutor(cache=False, isolate=isolate), 1
+    preset, settings = _settings(name)
+    if preset == "sequential":
+        executor, workers = SequentialExecutor(**settings), 1
     else:
         executor = ParslExecutor(
-            _config_source(name),
-            max_workers=WORKERS,
-            cores_per_worker=CORES_PER_WORKER,
-            cache=False,
-            progress=False,
-            isolate=isolate,
+            preset, max_workers=WORKERS, cores_per_worker=CORES_PER_WORKER, progress=False, **settings
         )
         executor.start()
         workers = WORKERS
@@ -97,6 +107,7 @@ def run_one(name: str, count: int) -> dict[str, Any]:
         "amortised_ms": 1000 * (waited - (engine + warm_engine) / workers) / count,
         "driver_time_per_task_ms": timed.summary.driver_time_per_task_ms,
         "worker_pids": len({r.provenance.get("pid") for r in timed.results.values()}),
+        "engine_processes": len({r.provenance.get("engine_pid") for r in timed.results.values()}),
         "retried": sum(1 for r in timed.results.values() if r.attempts > 1),
     }
 
@@ -113,9 +124,12 @@ def measure(quick: bool) -> dict[str, Any]:
         ideal = sequential_engine / result["workers"]
         result["vs_sequential_engine_ms"] = 1000 * (result["wall_s"] - ideal) / count
     for name in ("sequential", "local"):
-        # Wall time per fragment, isolated minus shared: the fork, the files and the engine's first-use costs.
-        shared = results[name + SHARED_SUFFIX]
-        results[name]["isolation_ms"] = 1000 * (results[name]["wall_s"] - shared["wall_s"]) / count * results[name]["workers"]
+        # Wall time per fragment and worker: a process per fragment (the fork, its files, the engine's
+        # first-use costs in a fresh process) against none, and the defaults (bundled) against none.
+        shared = results[name + SHARED_SUFFIX]["wall_s"]
+        per_fragment = 1000 * results[name]["workers"] / count
+        results[name]["isolation_ms"] = (results[name + UNBUNDLED_SUFFIX]["wall_s"] - shared) * per_fragment
+        results[name]["isolation_bundled_ms"] = (results[name]["wall_s"] - shared) * per_fragment
     return results
 
 

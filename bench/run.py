@@ -17,6 +17,8 @@ from typing import Any
 import measure_balance
 import measure_cache
 import measure_ceiling
+import measure_cost_model
+import measure_driver
 import measure_optimization
 import measure_overhead
 import measure_planning
@@ -50,6 +52,8 @@ def run(quick: bool) -> dict[str, Any]:
         step("planning", measure_planning.measure, quick)
         step("simulation", simulate.measure, results["speedup"], results["balance"], results["overhead"], quick)
         step("optimization", measure_optimization.measure, quick, workdir)
+        step("cost_model", measure_cost_model.measure, results["speedup"], results["balance"], quick)
+        step("driver", measure_driver.measure, quick)
     finally:
         shutil.rmtree(workdir, ignore_errors=True)
     results["load_average_end"] = load_average()

@@ -137,7 +137,7 @@ def simulate_set(
 
 def measure(speedup: dict[str, Any], balance: dict[str, Any], overhead: dict[str, Any], quick: bool) -> dict[str, Any]:
     """Both task sets at every worker count, from items 1, 2 and 4's results."""
-    local = overhead["local"]
+    local = overhead["local-unbundled"]  # one call per fragment: the dispatcher's cost per call
     dispatch_s = local["driver_time_per_task_ms"] / 1000
     latency_s = max(local["overhead_ms"], 0.0) * local["workers"] / 1000
     sets = [
