@@ -3,11 +3,17 @@ real HPC services (a single-node Slurm, an MPI installation) that tests ask for 
 
 from __future__ import annotations
 
+import os
 from collections.abc import Iterator
 
 import pytest
 from components import require
+from drivers import SESSION_MARKER
 from hpc_services import MpiInstall, SlurmCluster, find_mpiexec, mpi4py_missing, slurm_missing
+
+# Every process this session starts (drivers, interchanges, worker pools, templates, engines) inherits
+# it, so that tests which look for processes find this session's and never another session's.
+os.environ[SESSION_MARKER] = str(os.getpid())
 
 
 @pytest.fixture(autouse=True)

@@ -12,6 +12,24 @@ import psutil
 
 from qcmb_parsl.cache import FragmentCache
 
+#: Environment variable naming the test session a process belongs to (set in conftest.py).
+SESSION_MARKER = "QCMB_PARSL_TEST_SESSION"
+
+
+def session_processes(name: str) -> list[psutil.Process]:
+    """Live processes of this test session whose command line contains ``name``, wherever they were
+    reparented (the local provider detaches its worker pools from the driver)."""
+    session = os.environ.get(SESSION_MARKER)
+    found = []
+    for proc in psutil.process_iter(["cmdline"]):
+        try:
+            if name in " ".join(proc.info["cmdline"] or []) and proc.environ().get(SESSION_MARKER) == session:
+                if proc.status() != psutil.STATUS_ZOMBIE:
+                    found.append(proc)
+        except psutil.Error:
+            continue
+    return found
+
 
 def start_cli(args: list[str], cwd: Path, cache: Path) -> subprocess.Popen:
     """``python -m qcmb_parsl ARGS`` in its own session, as a user's shell would start it."""

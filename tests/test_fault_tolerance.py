@@ -5,15 +5,13 @@ Also every bad input the issue lists: one clear line, before anything is submitt
 
 from __future__ import annotations
 
-import os
 import signal
 import subprocess
 import threading
 
-import numpy as np
-import psutil
 import pytest
 import qcmb_parsl
+from drivers import session_processes
 from hpc_services import SlurmCluster
 from molecules import mbe_input
 from parsl.executors.high_throughput.errors import WorkerLost
@@ -134,12 +132,11 @@ def _kill_worker_pool(done: threading.Event) -> None:
     Killing one worker alone can leave the pool's shared queues locked by the dead process, a
     deadlock inside Parsl's pool rather than a lost task, so the whole pool goes.
     """
-    for pool in psutil.process_iter(["cmdline"]):
-        if "process_worker_pool" in " ".join(pool.info["cmdline"] or []):
-            victims = [pool, *pool.children(recursive=True)]
-            for victim in victims:
-                victim.send_signal(signal.SIGKILL)
-            done.set()
+    for pool in session_processes("process_worker_pool"):
+        victims = [pool, *pool.children(recursive=True)]
+        for victim in victims:
+            victim.send_signal(signal.SIGKILL)
+        done.set()
 
 
 def test_worker_killed_mid_run_still_gives_the_same_numbers():
@@ -317,9 +314,4 @@ def test_nothing_submitted_for_bad_input(tmp_path):
     with pytest.raises(InputError):
         ManyBodyComputer.from_manybodyinput(mbe_input(3, program="nosuchcode"), executor=executor)
     assert executor.dfk is None
-    assert not any(
-        "process_worker_pool" in " ".join(p.info["cmdline"] or []) and p.info["ppid"] != 1
-        for p in psutil.process_iter(["cmdline", "ppid"])
-        if p.info["cmdline"] and str(os.getpid()) in " ".join(p.info["cmdline"])
-    )
-    assert np.isfinite(1.0)
+    assert not session_processes("process_worker_pool")

@@ -19,6 +19,7 @@ import pytest
 import qcmanybody
 import qcmanybody.v2
 from components import require_nwchem
+from drivers import session_processes
 from molecules import mbe_input
 from parsl.config import Config
 from parsl.executors import ThreadPoolExecutor
@@ -153,12 +154,7 @@ def test_low_level_plan_and_execute(threads_executor):
 
 
 def _parsl_processes() -> list[psutil.Process]:
-    found = []
-    for proc in psutil.process_iter(["cmdline"]):
-        cmdline = " ".join(proc.info["cmdline"] or [])
-        if "interchange.py" in cmdline or "process_worker_pool" in cmdline:
-            found.append(proc)
-    return found
+    return session_processes("interchange.py") + session_processes("process_worker_pool")
 
 
 def test_context_manager_serves_runs_and_leaves_no_process():

@@ -17,7 +17,7 @@ from pathlib import Path
 
 import psutil
 import pytest
-from drivers import descendants, start_cli, still_alive, wait_for_cached
+from drivers import descendants, session_processes, start_cli, still_alive, wait_for_cached
 from hpc_services import parsl_processes
 from molecules import mbe_input
 
@@ -36,12 +36,8 @@ def make_executor(backend: str, **options):
 
 
 def templates() -> list[psutil.Process]:
-    """Every fragment template on the machine that belongs to this test session's processes."""
-    found = []
-    for proc in psutil.process_iter(["cmdline"]):
-        if TEMPLATE_COMMAND in " ".join(proc.info["cmdline"] or []):
-            found.append(proc)
-    return found
+    """The fragment templates of this test session (other sessions on the machine have theirs)."""
+    return session_processes(TEMPLATE_COMMAND)
 
 
 def engine_processes() -> list[psutil.Process]:
