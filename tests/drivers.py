@@ -62,7 +62,11 @@ def still_alive(pids: set[int], timeout: float) -> set[int]:
     deadline = time.monotonic() + timeout
     alive = set(pids)
     while alive and time.monotonic() < deadline:
-        alive = {pid for pid in alive if psutil.pid_exists(pid) and psutil.Process(pid).status() != psutil.STATUS_ZOMBIE}
+        alive = {
+            pid
+            for pid in alive
+            if psutil.pid_exists(pid) and psutil.Process(pid).status() != psutil.STATUS_ZOMBIE
+        }
         time.sleep(0.2)
     return alive
 
@@ -73,3 +77,30 @@ def descendants(pid: int) -> set[int]:
         return {p.pid for p in psutil.Process(pid).children(recursive=True)}
     except psutil.Error:
         return set()
+
+
+def run_cli(*args: str, cwd: Path, timeout: float = 300) -> subprocess.CompletedProcess:
+    """``python -m qcmb_parsl ARGS`` in ``cwd`` to the end; stdout and stderr captured as text."""
+    return subprocess.run(
+        [sys.executable, "-m", "qcmb_parsl", *args],
+        cwd=cwd,
+        capture_output=True,
+        text=True,
+        timeout=timeout,
+        env={**os.environ, "COLUMNS": "160"},
+    )
+
+
+def stop_driver(driver: subprocess.Popen, signum: int, timeout: float, *, group: bool = False) -> str:
+    """Signal a running driver (its whole process group with ``group``, as Ctrl-C in a terminal does)
+    and wait for it to exit; its stderr. A driver still running after ``timeout`` is killed."""
+    try:
+        if group:
+            os.killpg(driver.pid, signum)
+        else:
+            driver.send_signal(signum)
+        _, stderr = driver.communicate(timeout=timeout)
+        return stderr
+    finally:
+        if driver.poll() is None:
+            driver.kill()

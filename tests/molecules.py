@@ -4,6 +4,8 @@ from __future__ import annotations
 
 from typing import Any
 
+from qcelemental.models.v2 import Molecule
+
 ANGSTROM = 1 / 0.52917721067
 
 WATER_TRIMER_ANGSTROM = [
@@ -54,7 +56,12 @@ def mbe_input(
     if levels is not None:
         mb_keywords["levels"] = levels
     specs = specifications or {
-        "mc": {"program": program, "model": {"method": method, "basis": basis}, "driver": driver, "keywords": keywords or {}}
+        "mc": {
+            "program": program,
+            "model": {"method": method, "basis": basis},
+            "driver": driver,
+            "keywords": keywords or {},
+        }
     }
     if levels is None and specifications is None:
         specs = next(iter(specs.values()))
@@ -71,3 +78,19 @@ def mbe_input(
             "protocols": {key: "all"},
         },
     }
+
+
+#: The first two waters of the trimer as a QCElemental v2 Molecule (Angstrom input, two fragments).
+DIMER = Molecule.from_data(
+    """
+    O  -1.551007  -0.114520   0.000000
+    H  -1.934259   0.762503   0.000000
+    H  -0.599677   0.040712   0.000000
+    --
+    O   1.350625   0.111469   0.000000
+    H   1.680398  -0.373741  -0.758561
+    H   1.680398  -0.373741   0.758561
+    """
+)
+#: Monomer A in the dimer basis: the counterpoise fragment shape.
+GHOSTED_DIMER = DIMER.get_fragment(real=[0], ghost=[1])

@@ -20,6 +20,7 @@ import pytest
 import qcmanybody.models
 import qcmanybody.models.v2
 from components import require
+from drivers import run_cli
 from molecules import mbe_input
 
 from qcmb_parsl import ManyBodyComputer
@@ -30,18 +31,6 @@ EXAMPLES = ROOT / "examples"
 SCRIPT = Path(sys.executable).with_name("qcmb-parsl")
 ENERGY_TOL = 1e-9
 PNG_SIGNATURE = b"\x89PNG\r\n\x1a\n"
-
-
-def cli(*args: str, cwd: Path, timeout: float = 120) -> subprocess.CompletedProcess:
-    """``python -m qcmb_parsl ARGS`` in ``cwd``; stdout and stderr captured as text."""
-    return subprocess.run(
-        [sys.executable, "-m", "qcmb_parsl", *args],
-        cwd=cwd,
-        capture_output=True,
-        text=True,
-        timeout=timeout,
-        env={**os.environ, "COLUMNS": "160"},
-    )
 
 
 def assert_one_line_error(stderr: str) -> None:
@@ -73,7 +62,7 @@ def dimer_run(tmp_path_factory):
     work = tmp_path_factory.mktemp("cli_run")
     cache = work / "cache"
     (work / "dimer.json").write_text(json.dumps(dimer_input()))
-    proc = cli("run", "dimer.json", "--preset", "local", "--workers", "1", "--cache-dir", str(cache),
+    proc = run_cli("run", "dimer.json", "--preset", "local", "--workers", "1", "--cache-dir", str(cache),
                cwd=work)
     assert proc.returncode == 0, proc.stderr
     return work, cache, proc
@@ -108,7 +97,7 @@ def test_run_writes_the_result_upstream_computes(dimer_run):
 
 def test_second_run_is_all_cache_hits_and_report_draws_it(dimer_run, tmp_path, capsys):
     work, cache, _ = dimer_run
-    proc = cli("run", "dimer.json", "--preset", "threads", "--cache-dir", str(cache), "--out", "again.json",
+    proc = run_cli("run", "dimer.json", "--preset", "threads", "--cache-dir", str(cache), "--out", "again.json",
                cwd=work)
     assert proc.returncode == 0, proc.stderr
     assert "5 fragments: 0 computed, 5 from the cache" in proc.stdout
@@ -174,7 +163,7 @@ def test_bad_inputs_and_options_are_one_line_and_exit_2(tmp_path, capsys):
 def test_settings_that_are_not_preset_options_are_refused_by_name(tmp_path):
     (tmp_path / "dimer.json").write_text(json.dumps(dimer_input()))
     options = ["cache_dir=elsewhere", "progress=log", "config=local", "max_retries=5"]
-    proc = cli("run", "dimer.json", "--preset", "threads", *(f"--option={o}" for o in options), cwd=tmp_path)
+    proc = run_cli("run", "dimer.json", "--preset", "threads", *(f"--option={o}" for o in options), cwd=tmp_path)
     assert proc.returncode == 2
     assert_one_line_error(proc.stderr)
     for named in ("cache_dir (use --cache-dir)", "progress (use --progress or --quiet)",
@@ -186,7 +175,7 @@ def test_settings_that_are_not_preset_options_are_refused_by_name(tmp_path):
 @pytest.mark.fast
 def test_option_with_a_line_break_never_reaches_a_batch_script(tmp_path):
     (tmp_path / "dimer.json").write_text(json.dumps(dimer_input()))
-    proc = cli("run", "dimer.json", "--preset", "slurm", "--option", "partition=debug\n#SBATCH --qos=high",
+    proc = run_cli("run", "dimer.json", "--preset", "slurm", "--option", "partition=debug\n#SBATCH --qos=high",
                cwd=tmp_path)
     assert proc.returncode == 2
     assert_one_line_error(proc.stderr)
@@ -197,7 +186,7 @@ def test_option_with_a_line_break_never_reaches_a_batch_script(tmp_path):
 def test_directory_as_out_is_refused_before_anything_runs(tmp_path):
     (tmp_path / "dimer.json").write_text(json.dumps(dimer_input()))
     (tmp_path / "results").mkdir()
-    proc = cli("run", "dimer.json", "--preset", "local", "--out", "results", "--cache-dir", "cache", cwd=tmp_path)
+    proc = run_cli("run", "dimer.json", "--preset", "local", "--out", "results", "--cache-dir", "cache", cwd=tmp_path)
     assert proc.returncode == 2
     assert_one_line_error(proc.stderr)
     assert "result file 'results' is a directory" in proc.stderr
@@ -213,7 +202,7 @@ def test_result_replaces_a_symlink_and_never_writes_through_it(dimer_run, tmp_pa
     out = tmp_path / "linked.json"
     out.symlink_to(victim)
     (tmp_path / ".linked.json.partial").symlink_to(victim)  # a guess at our temporary name
-    proc = cli("run", str(work / "dimer.json"), "--preset", "threads", "--cache-dir", str(cache),
+    proc = run_cli("run", str(work / "dimer.json"), "--preset", "threads", "--cache-dir", str(cache),
                "--out", str(out), cwd=tmp_path)
     assert proc.returncode == 0, proc.stderr
     assert victim.read_text() == "precious"
@@ -254,7 +243,7 @@ def test_result_that_cannot_be_written_says_where_the_work_is(dimer_run, tmp_pat
     assert_one_line_error(proc.stderr)
     assert "cannot write result file 'full/dimer.result.json'" in proc.stderr
     assert "No space left on device" in proc.stderr and f"in the cache {tmp_path / 'cache'}" in proc.stderr
-    again = cli("run", "dimer.json", "--preset", "threads", "--cache-dir", "cache", cwd=tmp_path)
+    again = run_cli("run", "dimer.json", "--preset", "threads", "--cache-dir", "cache", cwd=tmp_path)
     assert again.returncode == 0, again.stderr
     assert "5 fragments: 0 computed, 5 from the cache" in again.stdout
 

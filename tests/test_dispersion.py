@@ -18,7 +18,7 @@ import numpy as np
 import pytest
 import qcengine as qcng
 import qcmanybody
-from molecules import mbe_input
+from molecules import DIMER, GHOSTED_DIMER, mbe_input
 from qcelemental.models.v2 import AtomicInput, FailedOperation, Molecule
 
 from qcmb_parsl import ManyBodyComputer, ParslExecutor, SequentialExecutor
@@ -31,18 +31,6 @@ register_pyscf_harness()
 ENERGY_TOL = 1e-8
 GRADIENT_TOL = 1e-7
 
-DIMER = Molecule.from_data(
-    """
-    O  -1.551007  -0.114520   0.000000
-    H  -1.934259   0.762503   0.000000
-    H  -0.599677   0.040712   0.000000
-    --
-    O   1.350625   0.111469   0.000000
-    H   1.680398  -0.373741  -0.758561
-    H   1.680398  -0.373741   0.758561
-    """
-)
-GHOSTED_DIMER = DIMER.get_fragment(real=[0], ghost=[1])
 WATER = Molecule(
     symbols=["O", "H", "H"],
     geometry=[0.0, 0.0, 0.2217, 0.0, 1.4309, -0.8867, 0.0, -1.4309, -0.8867],

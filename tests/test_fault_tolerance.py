@@ -10,12 +10,12 @@ import subprocess
 import threading
 
 import pytest
-import qcmb_parsl
 from drivers import session_processes
 from hpc_services import SlurmCluster
 from molecules import mbe_input
 from parsl.executors.high_throughput.errors import WorkerLost
 
+import qcmb_parsl
 from qcmb_parsl import (
     CacheError,
     ConfigurationError,
@@ -26,8 +26,8 @@ from qcmb_parsl import (
     RunReport,
 )
 from qcmb_parsl.cache import FragmentCache
-from qcmb_parsl.execution.retry import MAX_FREE_RETRIES, retry_cost
 from qcmb_parsl.execution.progress import check_progress
+from qcmb_parsl.execution.retry import MAX_FREE_RETRIES, retry_cost
 
 
 def one_line(excinfo) -> str:

@@ -8,9 +8,7 @@ hand-written ManyBodyInput of the same cluster.
 from __future__ import annotations
 
 import json
-import os
 import subprocess
-import sys
 from pathlib import Path
 
 import numpy as np
@@ -18,6 +16,7 @@ import pytest
 import qcelemental
 import qcmanybody.models.v2
 import qcmanybody.v2
+from drivers import run_cli
 
 import qcmb_parsl  # noqa: F401 - registers the PySCF harness for upstream's computer
 from qcmb_parsl.clusters import water_cluster
@@ -97,17 +96,6 @@ def hand_written(atoms, fragments, charges, multiplicities, *, method, basis, bs
             "protocols": {"cluster_results": "all"},
         },
     }
-
-
-def cli(*args: str, cwd: Path, timeout: float = 300) -> subprocess.CompletedProcess:
-    return subprocess.run(
-        [sys.executable, "-m", "qcmb_parsl", *args],
-        cwd=cwd,
-        capture_output=True,
-        text=True,
-        timeout=timeout,
-        env={**os.environ, "COLUMNS": "160"},
-    )
 
 
 def assert_one_line_error(proc: subprocess.CompletedProcess, *expected: str) -> None:
@@ -258,7 +246,7 @@ def test_water_pentamer_xyz_through_the_cli_equals_upstream(tmp_path: Path) -> N
     atoms = water_atoms(5)
     write_xyz(tmp_path / "w5.xyz", atoms)
     command = "run w5.xyz --method hf --basis sto-3g --bsse cp,nocp --max-nbody 2 --preset local --workers 2"
-    proc = cli(*command.split(), "-q", cwd=tmp_path)
+    proc = run_cli(*command.split(), "-q", cwd=tmp_path)
     assert proc.returncode == 0, proc.stderr
     assert "result: w5.result.json" in proc.stdout and "input: w5.input.json" in proc.stdout
     result = qcmanybody.models.v2.ManyBodyResult(**json.loads((tmp_path / "w5.result.json").read_text()))
@@ -276,7 +264,7 @@ def test_water_pentamer_xyz_through_the_cli_equals_upstream(tmp_path: Path) -> N
     assert result.extras["qcmb_parsl"]["molecule_file"] == "w5.xyz"
 
     # the input written beside the result repeats the run exactly: same input, every fragment cached
-    again = cli("run", "w5.input.json", "--preset", "threads", "-q", cwd=tmp_path)
+    again = run_cli("run", "w5.input.json", "--preset", "threads", "-q", cwd=tmp_path)
     assert again.returncode == 0, again.stderr
     assert "0 computed" in again.stdout and "result: w5.result.json" in again.stdout
     repeated = qcmanybody.models.v2.ManyBodyResult(**json.loads((tmp_path / "w5.result.json").read_text()))
@@ -289,7 +277,7 @@ def test_charged_ion_water_cluster_through_the_cli_equals_upstream(tmp_path: Pat
     command = (
         "run fw2.xyz --method hf --basis 6-31g --bsse cp --max-nbody 2 --fragment-charges=-1,0,0 --charge -1"
     )
-    proc = cli(*command.split(), "--preset", "threads", "-q", cwd=tmp_path)
+    proc = run_cli(*command.split(), "--preset", "threads", "-q", cwd=tmp_path)
     assert proc.returncode == 0, proc.stderr
     result = qcmanybody.models.v2.ManyBodyResult(**json.loads((tmp_path / "fw2.result.json").read_text()))
     mbin = hand_written(
@@ -312,12 +300,12 @@ def test_refusals_are_one_line_exit_2(tmp_path: Path) -> None:
     write_xyz(tmp_path / "fw2.xyz", FLUORIDE_DIHYDRATE)
     model = ("--method", "hf", "--basis", "sto-3g")
     assert_one_line_error(
-        cli("run", "cyclopropane.xyz", *model, cwd=tmp_path), "one covalently bonded fragment", "--fragments"
+        run_cli("run", "cyclopropane.xyz", *model, cwd=tmp_path), "one covalently bonded fragment", "--fragments"
     )
     assert_one_line_error(
-        cli("run", "fw2.xyz", *model, cwd=tmp_path), "9 electrons", "--fragment-multiplicities 2,1,1"
+        run_cli("run", "fw2.xyz", *model, cwd=tmp_path), "9 electrons", "--fragment-multiplicities 2,1,1"
     )
-    assert_one_line_error(cli("run", "fw2.xyz", cwd=tmp_path), "molecule file", "--method")
+    assert_one_line_error(run_cli("run", "fw2.xyz", cwd=tmp_path), "molecule file", "--method")
     assert not list(tmp_path.glob("*.json")), "nothing is written for an input that is refused"
 
 
@@ -328,7 +316,7 @@ def test_campaign_of_an_xyz_directory(tmp_path: Path) -> None:
     write_xyz(clusters / "w3.xyz", water_atoms(3))
     (clusters / "notes.txt").write_text("not a molecule\n")
     args = ("campaign", "clusters", "--method", "hf", "--basis", "sto-3g", "--max-nbody", "2")
-    proc = cli(*args, "--preset", "threads", "--out-dir", "out", "-q", cwd=tmp_path)
+    proc = run_cli(*args, "--preset", "threads", "--out-dir", "out", "-q", cwd=tmp_path)
     assert proc.returncode == 0, proc.stderr
     out = tmp_path / "out"
     assert sorted(p.name for p in out.iterdir()) == [
@@ -351,6 +339,6 @@ def test_campaign_of_an_xyz_directory(tmp_path: Path) -> None:
     )
     assert_same_energies(result, qcmanybody.v2.ManyBodyComputer.from_manybodyinput(mbin))
     # the built inputs are what ran: a second campaign finds every result done
-    again = cli(*args, "--preset", "threads", "--out-dir", "out", "-q", cwd=tmp_path)
+    again = run_cli(*args, "--preset", "threads", "--out-dir", "out", "-q", cwd=tmp_path)
     assert again.returncode == 0, again.stderr
     assert "2 inputs: 2 skipped" in again.stdout

@@ -12,6 +12,7 @@ import pytest
 import qcelemental.models as qcel_v1
 import qcengine as qcng
 from components import require_nwchem
+from molecules import DIMER, GHOSTED_DIMER
 from qcelemental.models.v2 import AtomicInput, FailedOperation, Molecule
 
 from qcmb_parsl.engines.pyscf import KEYWORD_DEFAULTS, PySCFHarness, register_pyscf_harness
@@ -26,19 +27,6 @@ WATER = Molecule(
     symbols=["O", "H", "H"],
     geometry=[0.0, 0.0, 0.2217, 0.0, 1.4309, -0.8867, 0.0, -1.4309, -0.8867],
 )
-DIMER = Molecule.from_data(
-    """
-    O  -1.551007  -0.114520   0.000000
-    H  -1.934259   0.762503   0.000000
-    H  -0.599677   0.040712   0.000000
-    --
-    O   1.350625   0.111469   0.000000
-    H   1.680398  -0.373741  -0.758561
-    H   1.680398  -0.373741   0.758561
-    """
-)
-# Monomer A in the dimer basis: the counterpoise fragment shape.
-GHOSTED_DIMER = DIMER.get_fragment(real=[0], ghost=[1])
 TRIMER = """
 O      -2.76373224  -1.24377706  -0.15444566
 H      -1.12357791  -2.06227970  -0.05243799

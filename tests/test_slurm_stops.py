@@ -16,7 +16,7 @@ import time
 from pathlib import Path
 
 import pytest
-from drivers import descendants, start_cli, still_alive, wait_for_cached
+from drivers import descendants, start_cli, still_alive, stop_driver, wait_for_cached
 from hpc_services import SlurmCluster, parsl_processes
 from molecules import mbe_input
 
@@ -58,11 +58,8 @@ def test_sigterm_of_a_driver_cancels_its_worker_jobs(slurm_cluster: SlurmCluster
         wait_for_cached(cache, 2, timeout=240)
         assert slurm_cluster.job_ids(), "the driver's worker job is in squeue"
         processes = descendants(driver.pid)
-        driver.send_signal(signal.SIGTERM)
-        _, stderr = driver.communicate(timeout=60)
     finally:
-        if driver.poll() is None:
-            driver.kill()
+        stderr = stop_driver(driver, signal.SIGTERM, 60)
     assert driver.returncode == 143, stderr
     assert "stopped by SIGTERM" in stderr.strip().splitlines()[-1]
     assert _wait_until_no_jobs(slurm_cluster, 30) < 30

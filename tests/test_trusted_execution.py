@@ -17,7 +17,7 @@ from pathlib import Path
 
 import psutil
 import pytest
-from drivers import descendants, session_processes, start_cli, still_alive, wait_for_cached
+from drivers import descendants, session_processes, start_cli, still_alive, stop_driver, wait_for_cached
 from hpc_services import parsl_processes
 from molecules import mbe_input
 
@@ -205,15 +205,10 @@ def test_stopped_driver_keeps_finished_fragments_and_a_rerun_does_the_rest(prese
         wait_for_cached(cache, 3)
         processes = descendants(driver.pid)
         sent = time.monotonic()
-        if signum == signal.SIGINT:
-            os.killpg(driver.pid, signum)  # Ctrl-C in a terminal: every process of the foreground group
-        else:
-            driver.send_signal(signum)  # kill, timeout: the driver alone
-        _, stderr = driver.communicate(timeout=60)
-        took = time.monotonic() - sent
     finally:
-        if driver.poll() is None:
-            driver.kill()
+        # Ctrl-C in a terminal reaches every process of the foreground group; kill or timeout the driver.
+        stderr = stop_driver(driver, signum, 60, group=signum == signal.SIGINT)
+    took = time.monotonic() - sent
     assert driver.returncode == 128 + signum, stderr
     assert took < 10, f"stopping took {took:.1f} s"
     last = stderr.strip().splitlines()[-1]
@@ -275,11 +270,8 @@ def test_stop_on_sequential_path_is_prompt_and_loses_nothing(tmp_path):
     try:
         wait_for_cached(tmp_path / "cache", 2)
         processes = descendants(driver.pid)
-        driver.send_signal(signal.SIGINT)
-        _, stderr = driver.communicate(timeout=15)
     finally:
-        if driver.poll() is None:
-            driver.kill()
+        stderr = stop_driver(driver, signal.SIGINT, 15)
     assert driver.returncode == 130 and "stopped by SIGINT" in stderr, stderr
     assert not still_alive(processes, 15)
     assert len(FragmentCache(tmp_path / "cache")) >= 2

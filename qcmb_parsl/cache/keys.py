@@ -19,6 +19,7 @@ from typing import Any
 import numpy as np
 
 from ..engines.programs import canonical_keywords, model_identity
+from ..schema import atomic_model, atomic_specification
 
 #: Bumped whenever the canonical form hashed by :func:`fragment_key` changes, so old keys miss.
 #: 2: keywords as the harness reads them; the program version is its identity with the harness's.
@@ -84,17 +85,6 @@ def _canonical_molecule(molecule: Mapping[str, Any]) -> dict[str, Any]:
     return canonical
 
 
-def _specification(atomic_input: Mapping[str, Any]) -> Mapping[str, Any]:
-    """The part holding driver, model, keywords and protocols: nested in v2, top level in v1."""
-    return atomic_input.get("specification", atomic_input)
-
-
-def _model(atomic_input: Mapping[str, Any]) -> tuple[str, Any]:
-    model = _specification(atomic_input)["model"]
-    basis = model.get("basis")
-    return str(model["method"]).lower(), basis.lower() if isinstance(basis, str) else basis
-
-
 def fragment_key(program: str, program_version: str | None, atomic_input: Mapping[str, Any]) -> str:
     """SHA-256 of the canonical JSON of everything that determines the result of ``atomic_input``.
 
@@ -104,8 +94,8 @@ def fragment_key(program: str, program_version: str | None, atomic_input: Mappin
     in name, and keywords the harness reads alike, so that the same fragment met in another input,
     another bsse treatment or a later campaign hits.
     """
-    spec = _specification(atomic_input)
-    method, basis = _model(atomic_input)
+    spec = atomic_specification(atomic_input)
+    method, basis = atomic_model(atomic_input)
     payload = {
         "key_format": _KEY_FORMAT,
         "program": program.lower(),
@@ -155,9 +145,9 @@ def request_summary(program: str, atomic_input: Mapping[str, Any]) -> dict[str, 
     checked against a stored AtomicResult without the request at hand: ``qcmb-parsl cache verify``
     compares symbols, ghost flags, model and driver with the result's own.
     """
-    spec = _specification(atomic_input)
+    spec = atomic_specification(atomic_input)
     molecule = atomic_input["molecule"]
-    method, basis = _model(atomic_input)
+    method, basis = atomic_model(atomic_input)
     symbols = [str(symbol).capitalize() for symbol in molecule["symbols"]]
     return {
         "symbols": symbols,

@@ -23,6 +23,7 @@ from collections.abc import Mapping
 from itertools import chain
 from typing import Any
 
+from ..schema import atomic_model, atomic_specification
 from .keys import request_summary, summary_digest
 
 #: QCSchema version of an AtomicResult, by its ``schema_name``.
@@ -153,13 +154,11 @@ def _check_answers(result: Mapping[str, Any], summary: Mapping[str, Any]) -> Non
         raise ValueError("the result's elements are not the request's")
     if molecule.get("real", [True] * natom) != summary["real"]:
         raise ValueError("the result's ghost atoms are not the request's")
-    spec = _specification(result)
-    driver = str(spec["driver"]).lower()
+    request = _request(result)
+    driver = str(atomic_specification(request)["driver"]).lower()
     if driver != summary["driver"]:
         raise ValueError(f"the result's driver is {driver}, the request's {summary['driver']}")
-    model = spec["model"]
-    basis = model.get("basis")
-    method, basis = str(model["method"]).lower(), basis.lower() if isinstance(basis, str) else basis
+    method, basis = atomic_model(request)
     if (method, basis) != (summary["method"], summary["basis"]):
         raise ValueError(
             f"the result is {method}/{basis}, the request {summary['method']}/{summary['basis']}"
@@ -167,11 +166,10 @@ def _check_answers(result: Mapping[str, Any], summary: Mapping[str, Any]) -> Non
     _check_return_result(result.get("return_result"), driver, natom)
 
 
-def _specification(result: Mapping[str, Any]) -> Mapping[str, Any]:
-    """Driver and model of a result: in ``input_data.specification`` in v2, at the top level in v1."""
-    if RESULT_SCHEMAS[result["schema_name"]] == 2:
-        return result["input_data"]["specification"]
-    return result
+def _request(result: Mapping[str, Any]) -> Mapping[str, Any]:
+    """What a result answers, as an AtomicInput: its ``input_data`` in v2, the result itself in v1
+    (driver and model at its top level)."""
+    return result["input_data"] if RESULT_SCHEMAS[result["schema_name"]] == 2 else result
 
 
 def _check_return_result(value: Any, driver: str, natom: int) -> None:

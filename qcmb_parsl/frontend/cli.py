@@ -519,12 +519,11 @@ def cmd_run(args: argparse.Namespace) -> int:
 
 
 def cmd_optimize(args: argparse.Namespace) -> int:
-    from ..optimization.inputs import read_optimization_file
-    from .files import check_result_path, default_result_path, save_result
+    from .files import check_result_path, default_result_path, read_json_object, save_result
     from .optimization import history_table, optimize_file, summary_line
 
     out = check_result_path(args.out or default_result_path(args.input))
-    data = read_optimization_file(args.input)
+    data = read_json_object(args.input, "OptimizationInput")
     executor = make_executor(args)
     try:
         result = optimize_file(args.input, data, args.optimizer, executor)

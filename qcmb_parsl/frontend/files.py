@@ -120,9 +120,15 @@ def read_input(
     :meth:`InputFile.prepare`, not here.
     """
     path = Path(path)
+    return _input_file(path, read_json_object(path, "ManyBodyInput"), keep_results, input_id)
+
+
+def read_json_object(path: str | os.PathLike, what: str) -> dict[str, Any]:
+    """The JSON object in an input file; InputError naming the file when it is missing, unreadable,
+    not JSON, or JSON of another shape than ``what`` (a ManyBodyInput, an OptimizationInput)."""
+    path = Path(path)
     if not path.is_file():
-        what = "does not exist" if not path.exists() else "is not a file"
-        raise InputError(f"input file {str(path)!r} {what}")
+        raise InputError(f"input file {str(path)!r} {'is not a file' if path.exists() else 'does not exist'}")
     try:
         data = json.loads(path.read_text())
     except (OSError, UnicodeDecodeError) as exc:
@@ -130,10 +136,11 @@ def read_input(
     except json.JSONDecodeError as exc:
         raise InputError(f"input file {str(path)!r} is not valid JSON: {exc}") from None
     if not isinstance(data, dict):
+        article = "an" if what[0] in "AEIOU" else "a"
         raise InputError(
-            f"input file {str(path)!r} holds a JSON {type(data).__name__}, not a ManyBodyInput object"
+            f"input file {str(path)!r} holds a JSON {type(data).__name__}, not {article} {what} object"
         )
-    return _input_file(path, data, keep_results, input_id)
+    return data
 
 
 def _input_file(

@@ -14,8 +14,6 @@ from __future__ import annotations
 
 import importlib.util
 import json
-import os
-from pathlib import Path
 from typing import Any
 
 import numpy as np
@@ -56,24 +54,6 @@ def check_optimizer(name: str) -> str:
             "released: use optimizer 'geometric'"
         )
     return key
-
-
-def read_optimization_file(path: str | os.PathLike) -> dict[str, Any]:
-    """The JSON object of an OptimizationInput file; InputError naming the file when it is not one."""
-    path = Path(path)
-    if not path.is_file():
-        raise InputError(f"input file {str(path)!r} {'is not a file' if path.exists() else 'does not exist'}")
-    try:
-        data = json.loads(path.read_text())
-    except (OSError, UnicodeDecodeError) as exc:
-        raise InputError(f"cannot read input file {str(path)!r}: {exc}") from None
-    except json.JSONDecodeError as exc:
-        raise InputError(f"input file {str(path)!r} is not valid JSON: {exc}") from None
-    if not isinstance(data, dict):
-        raise InputError(
-            f"input file {str(path)!r} holds a JSON {type(data).__name__}, not an OptimizationInput object"
-        )
-    return data
 
 
 def optimization_input(data: Any, optimizer: str) -> qcel_v2.OptimizationInput:
