@@ -389,18 +389,18 @@ def worker_pools(executor: ParslExecutor) -> list[psutil.Process]:
 
 
 class FragmentGroupKiller(threading.Thread):
-    """Kills the process group of the first fragment under ``pools`` whose NWChem has started Open MPI's
+    """Kills the process group of the first fragment of ``executor`` whose NWChem has started Open MPI's
     daemon (``orted``), once, and notes the fragment's process, its nwchem and its orted."""
 
-    def __init__(self, pools: list[psutil.Process]):
+    def __init__(self, executor: ParslExecutor):
         super().__init__(daemon=True)
-        self.pools = pools
+        self.executor = executor
         self.stop = threading.Event()
         self.killed: dict[int, str] = {}  # pid -> name
 
     def run(self) -> None:
         while not self.stop.is_set():
-            for pool in self.pools:
+            for pool in worker_pools(self.executor):  # looked for again: a new block's pool may start late
                 for process in pool.children(recursive=True):
                     with contextlib.suppress(psutil.Error):
                         if process.name() == "nwchem" and self._kill(process):
@@ -432,8 +432,7 @@ def test_nwchem_fragment_killed_once_is_retried_and_leaves_no_engine_behind(loca
         if task.real_fragments == (1, 2)
     ]
     reference = alone([task], tmp_path)
-    killer = FragmentGroupKiller(worker_pools(local_executor))
-    assert killer.pools, "the local executor's worker pool"
+    killer = FragmentGroupKiller(local_executor)
     killer.start()
     try:
         report = local_executor.run([task])
