@@ -97,20 +97,28 @@ def engine_stamp(message: str) -> dict[str, str] | None:
 
 
 def telling(text: str) -> str:
-    """An engine message on one line: a short message whole; from a QCEngine error stamp, the last
-    words of the engine's stderr, else of its stdout; from anything else long (a traceback, an
-    output dump), its last line that is not boilerplate."""
+    """An engine message on one line: a short message whole; from a QCEngine error stamp, the first
+    words of the engine's stderr, else the telling line of its stdout; from anything else long (a
+    traceback, an output dump), its last line that is not boilerplate.
+
+    The stamp's stderr is read from the top: the programs QCEngine stamps (NWChem, GAMESS, CFOUR) write
+    their error first, and what follows is its echo through the MPI runtime (NWChem's "ARMCI Error:
+    ..." is followed by Open MPI's MPI_ABORT notice, or by an ORTE_ERROR_LOG line of its daemon).
+    """
     stamp = engine_stamp(text)
     if stamp is not None:
-        return next(
-            (line for part in ("stderr", "stdout", "traceback") if (line := telling(stamp[part]))), ""
-        )
-    lines = [line.strip() for line in text.strip().splitlines() if line.strip()]
-    lines = [line for line in lines if not _BOILERPLATE.match(line)]
+        first = next(iter(_telling_lines(stamp["stderr"])), "")
+        return first or telling(stamp["stdout"]) or telling(stamp["traceback"])
+    lines = _telling_lines(text)
     if not lines:
         return ""
     line = " ".join(lines) if len(lines) <= 3 else lines[-1]
     return _QCENGINE_HEADER.sub("", line)
+
+
+def _telling_lines(text: str) -> list[str]:
+    lines = [line.strip() for line in text.strip().splitlines() if line.strip()]
+    return [line for line in lines if not _BOILERPLATE.match(line)]
 
 
 @dataclass(frozen=True)

@@ -261,18 +261,8 @@ def _prepare(job_dir: Path, job: EngineJob) -> dict[str, Any]:
     """The job's private directory, and its entry in the child's input."""
     (job_dir / files.SCRATCH).mkdir(parents=True)
     (job_dir / files.TMP).mkdir()
-    tmp = str(job_dir / files.TMP)
-    private = {
-        # Everything the engine, MPI and their libraries put in temporary files stays in here.
-        "TMPDIR": tmp,
-        "TMP": tmp,
-        "TEMP": tmp,
-        # Open MPI's session directory (/tmp/ompi.HOST.UID by default) is shared by every MPI
-        # singleton of the user on the node, and one run's cleanup removes it under another's
-        # MPI_Init: NWChem fragments side by side failed about 1 in 1,000 with "File exists".
-        "OMPI_MCA_orte_tmpdir_base": tmp,
-        "OMPI_MCA_prte_tmpdir_base": tmp,
-    }
+    # Everything the engine, MPI and their libraries put in temporary files stays in here.
+    private = files.private_temporary_files(str(job_dir / files.TMP))
     entry = {
         "dir": str(job_dir),
         "program": job.program,

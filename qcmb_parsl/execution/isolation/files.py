@@ -18,6 +18,24 @@ SCRATCH = "scratch"
 TMP = "tmp"
 
 
+def private_temporary_files(directory: str) -> dict[str, str]:
+    """The environment that keeps every temporary file of an engine, and of what it starts, in
+    ``directory``: ``TMPDIR`` and its aliases, and Open MPI's session directory.
+
+    Open MPI's session directory (``/tmp/ompi.HOST.UID`` by default) is shared by every MPI singleton
+    of the user on the node, and one run's cleanup removes it under another's MPI_Init: NWChem runs
+    side by side failed about 1 in 1,000 with "A call to mkdir was unable to create the desired
+    directory" (issue 18).
+    """
+    return {
+        "TMPDIR": directory,
+        "TMP": directory,
+        "TEMP": directory,
+        "OMPI_MCA_orte_tmpdir_base": directory,  # Open MPI up to 4.1
+        "OMPI_MCA_prte_tmpdir_base": directory,  # Open MPI 5 (PRRTE)
+    }
+
+
 def write_atomically(path: Path, text: str) -> None:
     """A reader never sees half a file: write beside it, then rename."""
     partial = path.with_name(path.name + ".partial")

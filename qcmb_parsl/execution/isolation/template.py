@@ -19,11 +19,15 @@ import json
 import logging
 import os
 import select
+import shutil
 import signal
 import sys
+import tempfile
+from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
+from . import files
 from .child import run_child
 
 logger = logging.getLogger(__name__)
@@ -62,7 +66,12 @@ def warm_up() -> None:
 
 
 def warm_program(program: str, warmed: set[str]) -> None:
-    """Probe a program's version once (NWChem's probe runs the program: 1.5 s), so children inherit it."""
+    """Probe a program's version once (NWChem's probe runs the program: 1.5 s), so children inherit it.
+
+    The probe runs the program as a fragment would, with temporary files and an Open MPI session
+    directory of its own: in the node's shared one it could collide with other runs (issue 18), and
+    then every fragment of this template would run the program twice, probing again.
+    """
     if program in warmed:
         return
     warmed.add(program)
@@ -71,9 +80,29 @@ def warm_program(program: str, warmed: set[str]) -> None:
     try:
         harness = qcengine.get_program(program, check=False)
         if harness.found():
-            harness.get_version()
+            with _private_temporary_files():
+                harness.get_version()
     except Exception as exc:  # noqa: BLE001 - the child will meet the same problem and report it
         logger.debug("could not warm %s: %s", program, exc)
+
+
+@contextlib.contextmanager
+def _private_temporary_files() -> Iterator[None]:
+    """This process's environment pointed at a fresh directory for temporary files, removed after.
+    (The template has one thread: changing its environment for a moment is safe.)"""
+    directory = tempfile.mkdtemp(prefix="qcmb-probe-")
+    private = files.private_temporary_files(directory)
+    saved = {name: os.environ.get(name) for name in private}
+    os.environ.update(private)
+    try:
+        yield
+    finally:
+        for name, value in saved.items():
+            if value is None:
+                os.environ.pop(name, None)
+            else:
+                os.environ[name] = value
+        shutil.rmtree(directory, ignore_errors=True)
 
 
 class Template:
