@@ -11,10 +11,14 @@ What does raise (a lost worker, a dead block) is infrastructure, and Parsl's ret
 
 from __future__ import annotations
 
+import atexit
+import functools
 import json
 import os
 import re
+import shutil
 import socket
+import tempfile
 import threading
 import time
 from dataclasses import dataclass
@@ -25,6 +29,7 @@ from parsl.app.python import PythonApp
 from ..mpi_syntax import mpi_task_config
 from ..resources import node_task_config
 from .isolation import ChildOutcome, EngineJob, FragmentLimits, isolated_compute, isolated_compute_many
+from .isolation.files import private_temporary_files
 from .outcomes import Evidence, FailureKind, engine_stamp
 
 #: Engine error types worth one more attempt on the same input (QCEngine's vocabulary):
@@ -107,10 +112,23 @@ def _in_process(job: EngineJob) -> ChildOutcome:
     from ..engines.pyscf import register_pyscf_harness
 
     os.environ.update(job.environment)
+    os.environ.update(_open_mpi_directory())
     register_pyscf_harness()
     started = time.time()
     result = qcengine.compute(job.atomic_input, job.program, raise_error=False, task_config=job.task_config)
     return ChildOutcome(result.model_dump_json(), started, time.time() - started, os.getpid(), exit_status=0)
+
+
+@functools.cache
+def _open_mpi_directory() -> dict[str, str]:
+    """Without isolation, one Open MPI session directory per worker process, not the node's shared one:
+    engines of different workers no longer remove it under each other (engines of one process, the
+    ``threads`` preset, still share theirs: isolation is the cure there)."""
+    directory = tempfile.mkdtemp(prefix="qcmb-openmpi-")
+    atexit.register(shutil.rmtree, directory, True)
+    return {
+        name: value for name, value in private_temporary_files(directory).items() if name.startswith("OMPI_")
+    }
 
 
 def judge(outcome: ChildOutcome, limits: FragmentLimits) -> Verdict:
