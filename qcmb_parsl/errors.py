@@ -93,12 +93,13 @@ class RunInterrupted(KeyboardInterrupt):
     shell expects of a process ended by ``signum`` (130 for SIGINT, 143 for SIGTERM).
     """
 
-    def __init__(self, signum: int, kept: int = 0, total: int = 0, report: Any = None):
+    def __init__(self, signum: int, kept: int = 0, total: int = 0, report: Any = None, cached: bool = True):
         super().__init__(signum)
         self.signum = signum
         self.kept = kept
         self.total = total
         self.report = report  # the RunReport of what finished before the stop
+        self.cached = cached  # whether finished fragments are in a cache (a rerun resumes)
 
     @property
     def exit_status(self) -> int:
@@ -108,6 +109,11 @@ class RunInterrupted(KeyboardInterrupt):
         import signal
 
         name = signal.Signals(self.signum).name
+        if not self.cached:
+            return (
+                f"stopped by {name}: {self.kept} of {self.total} fragments were done, but with no cache "
+                "nothing is kept: running the same command again starts over"
+            )
         return (
             f"stopped by {name}: {self.kept} of {self.total} fragments are done and kept in the cache; "
             "running the same command again resumes"

@@ -138,6 +138,7 @@ class Runner:
                 len(tasks),
             )
             stop.report = run.report(summary, start, cpu_start)
+            stop.cached = self.cache is not None
             raise
         finally:
             run.display.close()
@@ -229,9 +230,9 @@ class _Run:
                     future = self.backend.submit(bundle[0], jobs[0], priority)
                 else:
                     future = self.backend.submit_bundle(bundle, jobs, priority)
-                self.dispatch_seconds += DISPATCH_SMOOTHING * (
-                    time.perf_counter() - began - self.dispatch_seconds
-                )
+                if self.backend.asynchronous:  # else submitting is computing, not the driver's cost
+                    took = time.perf_counter() - began
+                    self.dispatch_seconds += DISPATCH_SMOOTHING * (took - self.dispatch_seconds)
                 priority += 1
                 in_flight[future] = bundle
                 self.display.submitted(len(bundle))
