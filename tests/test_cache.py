@@ -356,8 +356,14 @@ geometry = [0.0, 0.0, -0.1294, 0.0, -1.4941, 1.0274, 0.0, 1.4941, 1.0274]
 atomic_input = {"molecule": {"symbols": ["O", "H", "H"], "geometry": geometry},
                 "specification": {"driver": "energy", "model": {"method": "hf", "basis": "sto-3g"}}}
 requests = {}
+other = str(1 - int(tag))
 with FragmentCache(directory) as cache:
     for i in range(200):
+        if i == 100:  # halfway, wait for the other writer: both halves of each run interleave
+            (barrier / f"half-{tag}").touch()
+            deadline = time.monotonic() + 60
+            while not (barrier / f"half-{other}").exists() and time.monotonic() < deadline:
+                time.sleep(0.001)
         atomic_input["molecule"]["geometry"][8] = 1.0 + int(tag) + i * 1e-3
         key = fragment_key("pyscf", "2.8", atomic_input)
         cache.put(key, program="pyscf", program_version="2.8", atomic_input=atomic_input,
