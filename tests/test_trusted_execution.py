@@ -231,12 +231,14 @@ def test_stopped_driver_keeps_finished_fragments_and_a_rerun_does_the_rest(prese
     assert summary["n_cached"] == kept and summary["n_executed"] == 13 - kept
 
 
-def test_killed_driver_leaves_nothing_running(tmp_path):
-    """SIGKILL gives the driver no chance to clean up: the interchange, pools and engines notice."""
+@pytest.mark.parametrize("monitoring", [[], ["--monitoring"]], ids=["plain", "monitoring"])
+def test_killed_driver_leaves_nothing_running(monitoring, tmp_path):
+    """SIGKILL gives the driver no chance to clean up: the interchange, pools, engines and Parsl's
+    monitoring processes (its database and router, started by the driver) notice."""
     cache = tmp_path / "cache"
     inp = _write_input(tmp_path)
     before = parsl_processes()
-    driver = start_cli(["run", str(inp), "--preset", "local", "--workers", "2", "-q"], tmp_path, cache)
+    driver = start_cli(["run", str(inp), "--preset", "local", "--workers", "2", "-q", *monitoring], tmp_path, cache)
     try:
         wait_for_cached(cache, 2)
         processes = descendants(driver.pid)

@@ -13,6 +13,11 @@ This wrapper runs the interchange immune to such broadcasts, ends it when the dr
 SIGTERM, recognised by its sender) and the moment the driver is gone, and takes it along if the
 wrapper itself is killed. Worker pools notice the interchange is gone within their heartbeat
 threshold and exit.
+
+Parsl starts other helpers of the driver that nothing ends after a SIGKILL: with monitoring on, its
+database and message router (multiprocessing children waiting for an exit event that never comes).
+``python -m qcmb_parsl.execution.lifeline --guard DRIVER PID...`` (:func:`guard`) watches the driver
+for them and ends them when it is gone; a driver that stops cleanly ends the guard itself.
 """
 
 from __future__ import annotations
@@ -22,11 +27,17 @@ import select
 import signal
 import subprocess
 import sys
+from collections.abc import Iterable
+
+import psutil
 
 _PR_SET_PDEATHSIG = 1
 _BROADCAST = {signal.SIGTERM, signal.SIGINT, signal.SIGHUP}
 #: Seconds between looks at pending signals; the pidfds wake the loop at once.
 _TICK = 0.2
+#: Seconds the guarded processes get between SIGTERM and SIGKILL.
+_GRACE = 3.0
+_GUARD_FLAG = "--guard"
 
 
 def _prepare_interchange() -> None:
@@ -39,7 +50,59 @@ def _prepare_interchange() -> None:
     ctypes.CDLL(None, use_errno=True).prctl(_PR_SET_PDEATHSIG, signal.SIGKILL)
 
 
+def guard(processes: Iterable[psutil.Process]) -> subprocess.Popen[bytes] | None:
+    """Start a guard that ends ``processes`` if this process (the driver) dies without stopping it.
+
+    Interchanges already under this module's wrapper end on their own and are left out; with nothing
+    else to watch, no guard is started. Stop the guard with SIGKILL after a clean shutdown.
+    """
+    untied = [str(process.pid) for process in processes if not _under_lifeline(process)]
+    if not untied:
+        return None
+    command = [sys.executable, "-m", __name__, _GUARD_FLAG, str(os.getpid()), *untied]
+    return subprocess.Popen(command, stdin=subprocess.DEVNULL)
+
+
+def _under_lifeline(process: psutil.Process) -> bool:
+    try:
+        return __name__ in process.cmdline()
+    except psutil.Error:
+        return True  # gone already: nothing to watch
+
+
+def _watch(driver: int, pids: list[int]) -> int:
+    """Wait for the driver's end, then end the processes it left (each checked against pid reuse)."""
+    for signum in _BROADCAST:
+        signal.signal(signum, signal.SIG_IGN)  # a job's or terminal's broadcast is for the driver
+    processes = []
+    for pid in pids:
+        try:
+            processes.append(psutil.Process(pid))
+        except psutil.NoSuchProcess:
+            continue
+    try:
+        driver_fd = os.pidfd_open(driver)
+    except ProcessLookupError:
+        pass  # gone before the guard started
+    else:
+        select.select([driver_fd], [], [])
+    for process in processes:
+        try:
+            process.terminate()
+        except psutil.NoSuchProcess:
+            continue
+    _, alive = psutil.wait_procs(processes, timeout=_GRACE)
+    for process in alive:
+        try:
+            process.kill()
+        except psutil.NoSuchProcess:
+            continue
+    return 0
+
+
 def main(argv: list[str]) -> int:
+    if argv[:1] == [_GUARD_FLAG]:
+        return _watch(int(argv[1]), [int(pid) for pid in argv[2:]])
     driver = os.getppid()
     try:
         driver_fd = os.pidfd_open(driver)

@@ -10,11 +10,13 @@ from __future__ import annotations
 
 import logging
 import os
+import subprocess
 import sys
 from collections.abc import Callable
 from concurrent.futures import Future
 from typing import Any
 
+import psutil
 from parsl.config import Config
 from parsl.dataflow.dflow import DataFlowKernel
 
@@ -32,6 +34,7 @@ from ._parsl import (
 from .app import bundle_app, fragment_app
 from .backends import Backend
 from .isolation.client import allow_running, cancel_running
+from .lifeline import guard
 from .retry import retry_cost
 
 logger = logging.getLogger(__name__)
@@ -75,6 +78,7 @@ class ParslBackend(Backend):
         self._app: Any = None
         self._bundle_app: Any = None
         self._prioritise = False
+        self._guard: subprocess.Popen[bytes] | None = None
 
     @property
     def started(self) -> bool:
@@ -102,7 +106,9 @@ class ParslBackend(Backend):
         # Parsl's DEBUG stream belongs in its run directory's parsl.log, not in the user's console.
         logging.getLogger("parsl").propagate = False
         allow_running()
+        before = {child.pid for child in psutil.Process().children()}
         self.dfk = DataFlowKernel(config)
+        self._guard = guard(child for child in psutil.Process().children() if child.pid not in before)
         self._run_id = run_id(self.dfk)
         self._app = fragment_app(self.dfk)
         self._bundle_app = bundle_app(self.dfk)
@@ -118,7 +124,13 @@ class ParslBackend(Backend):
             for executor in user_executors(dfk):
                 cancel_queued_threads(executor)
             cancel_running()
-        dfk.cleanup()
+        try:
+            dfk.cleanup()
+        finally:
+            if self._guard is not None:
+                self._guard.kill()
+                self._guard.wait()
+                self._guard = None
 
     def submit(self, task: FragmentTask, job: dict[str, Any], priority: int) -> Future:
         return self._call(self._app, task, job, priority)
