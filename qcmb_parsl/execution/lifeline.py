@@ -27,6 +27,7 @@ import select
 import signal
 import subprocess
 import sys
+import time
 from collections.abc import Iterable
 
 import psutil
@@ -84,6 +85,9 @@ def _watch(driver: int, pids: list[int]) -> int:
         driver_fd = os.pidfd_open(driver)
     except ProcessLookupError:
         pass  # gone before the guard started
+    except (OSError, AttributeError):  # no pidfd (an old kernel): the guard is reparented when it ends
+        while os.getppid() == driver:
+            time.sleep(_TICK)
     else:
         select.select([driver_fd], [], [])
     for process in processes:
