@@ -251,6 +251,24 @@ def test_killed_driver_leaves_nothing_running(monitoring, tmp_path):
     assert not still_alive(processes, 60), "interchange, pool, templates and engines exit on their own"
 
 
+@pytest.mark.fast
+def test_lifeline_programs_run_quietly():
+    """The interchange's wrapper and the helpers' guard write to the driver's terminal: nothing to say.
+
+    Running the module with ``-m`` must not find it imported already by its own package (Python
+    warns, and runs a second copy)."""
+    ended = subprocess.Popen(["true"])
+    ended.wait()  # a driver already gone: the guard has nothing to wait for
+    for arguments in (["true"], ["--guard", str(ended.pid)]):
+        proc = subprocess.run(
+            [sys.executable, "-m", "qcmb_parsl.execution.lifeline", *arguments],
+            capture_output=True,
+            text=True,
+            timeout=60,
+        )
+        assert proc.returncode == 0 and proc.stderr == "", (arguments, proc.stderr)
+
+
 def test_stop_on_sequential_path_is_prompt_and_loses_nothing(tmp_path):
     """Ctrl-C in a script using the reference path: the running engine dies with the run."""
     script = tmp_path / "script.py"

@@ -25,6 +25,10 @@ INTERNAL_EXECUTOR_LABEL = "_parsl_internal"
 #: What HighThroughputExecutor runs to start its interchange when nobody says otherwise.
 DEFAULT_INTERCHANGE_LAUNCH_CMD = ["interchange.py"]
 
+#: The program that ties the driver's helper processes to its life. The driver runs it and never
+#: imports it: ``python -m`` would otherwise find it imported by its own package, warn and run a copy.
+LIFELINE_MODULE = "qcmb_parsl.execution.lifeline"
+
 
 def user_executors(dfk: DataFlowKernel) -> list[ParslExecutor]:
     """The executors of the config, without the one Parsl adds for itself."""
@@ -65,7 +69,7 @@ def tie_interchange_to_driver(executor: ParslExecutor) -> None:
         executor.interchange_launch_cmd = [
             sys.executable,
             "-m",
-            "qcmb_parsl.execution.lifeline",
+            LIFELINE_MODULE,
             *DEFAULT_INTERCHANGE_LAUNCH_CMD,
         ]
 

@@ -16,19 +16,19 @@ threshold and exit.
 
 Parsl starts other helpers of the driver that nothing ends after a SIGKILL: with monitoring on, its
 database and message router (multiprocessing children waiting for an exit event that never comes).
-``python -m qcmb_parsl.execution.lifeline --guard DRIVER PID...`` (:func:`guard`) watches the driver
-for them and ends them when it is gone; a driver that stops cleanly ends the guard itself.
+``python -m qcmb_parsl.execution.lifeline --guard DRIVER PID...`` watches the driver for them and
+ends them when it is gone; a driver that stops cleanly ends the guard itself.
 """
 
 from __future__ import annotations
 
+import contextlib
 import os
 import select
 import signal
 import subprocess
 import sys
 import time
-from collections.abc import Iterable
 
 import psutil
 
@@ -38,7 +38,6 @@ _BROADCAST = {signal.SIGTERM, signal.SIGINT, signal.SIGHUP}
 _TICK = 0.2
 #: Seconds the guarded processes get between SIGTERM and SIGKILL.
 _GRACE = 3.0
-_GUARD_FLAG = "--guard"
 
 
 def _prepare_interchange() -> None:
@@ -49,26 +48,6 @@ def _prepare_interchange() -> None:
         signal.signal(signum, signal.SIG_IGN)
     signal.pthread_sigmask(signal.SIG_UNBLOCK, _BROADCAST)
     ctypes.CDLL(None, use_errno=True).prctl(_PR_SET_PDEATHSIG, signal.SIGKILL)
-
-
-def guard(processes: Iterable[psutil.Process]) -> subprocess.Popen[bytes] | None:
-    """Start a guard that ends ``processes`` if this process (the driver) dies without stopping it.
-
-    Interchanges already under this module's wrapper end on their own and are left out; with nothing
-    else to watch, no guard is started. Stop the guard with SIGKILL after a clean shutdown.
-    """
-    untied = [str(process.pid) for process in processes if not _under_lifeline(process)]
-    if not untied:
-        return None
-    command = [sys.executable, "-m", __name__, _GUARD_FLAG, str(os.getpid()), *untied]
-    return subprocess.Popen(command, stdin=subprocess.DEVNULL)
-
-
-def _under_lifeline(process: psutil.Process) -> bool:
-    try:
-        return __name__ in process.cmdline()
-    except psutil.Error:
-        return True  # gone already: nothing to watch
 
 
 def _watch(driver: int, pids: list[int]) -> int:
@@ -91,21 +70,17 @@ def _watch(driver: int, pids: list[int]) -> int:
     else:
         select.select([driver_fd], [], [])
     for process in processes:
-        try:
+        with contextlib.suppress(psutil.NoSuchProcess):
             process.terminate()
-        except psutil.NoSuchProcess:
-            continue
     _, alive = psutil.wait_procs(processes, timeout=_GRACE)
     for process in alive:
-        try:
+        with contextlib.suppress(psutil.NoSuchProcess):
             process.kill()
-        except psutil.NoSuchProcess:
-            continue
     return 0
 
 
 def main(argv: list[str]) -> int:
-    if argv[:1] == [_GUARD_FLAG]:
+    if argv[:1] == ["--guard"]:
         return _watch(int(argv[1]), [int(pid) for pid in argv[2:]])
     driver = os.getppid()
     try:

@@ -12,7 +12,7 @@ import logging
 import os
 import subprocess
 import sys
-from collections.abc import Callable
+from collections.abc import Callable, Iterable
 from concurrent.futures import Future
 from typing import Any
 
@@ -23,6 +23,7 @@ from parsl.dataflow.dflow import DataFlowKernel
 from ..errors import ConfigurationError
 from ..planning.plan import FragmentTask
 from ._parsl import (
+    LIFELINE_MODULE,
     accepts_priority,
     cancel_queued_threads,
     run_id,
@@ -34,7 +35,6 @@ from ._parsl import (
 from .app import bundle_app, fragment_app
 from .backends import Backend
 from .isolation.client import allow_running, cancel_running
-from .lifeline import guard
 from .retry import retry_cost
 
 logger = logging.getLogger(__name__)
@@ -108,7 +108,9 @@ class ParslBackend(Backend):
         allow_running()
         before = {child.pid for child in psutil.Process().children()}
         self.dfk = DataFlowKernel(config)
-        self._guard = guard(child for child in psutil.Process().children() if child.pid not in before)
+        self._guard = _guard_helpers(
+            child for child in psutil.Process().children() if child.pid not in before
+        )
         self._run_id = run_id(self.dfk)
         self._app = fragment_app(self.dfk)
         self._bundle_app = bundle_app(self.dfk)
@@ -155,6 +157,26 @@ class ParslBackend(Backend):
         """The session's run id and the app call's task id, as in parsl.log and the monitoring database
         (a bundle is one task: each of its fragments names it)."""
         return {"parsl_run_id": self._run_id, "parsl_task_id": task_id(future)}
+
+
+def _guard_helpers(started: Iterable[psutil.Process]) -> subprocess.Popen[bytes] | None:
+    """A guard (:mod:`.lifeline`) that ends the helpers Parsl ``started`` if the driver dies uncleanly.
+
+    Interchanges already under the lifeline's wrapper end on their own and are left out; with nothing
+    else to watch, no guard is started. The back-end kills the guard after a clean shutdown.
+    """
+    untied = [str(process.pid) for process in started if not _under_lifeline(process)]
+    if not untied:
+        return None
+    command = [sys.executable, "-m", LIFELINE_MODULE, "--guard", str(os.getpid()), *untied]
+    return subprocess.Popen(command, stdin=subprocess.DEVNULL)
+
+
+def _under_lifeline(process: psutil.Process) -> bool:
+    try:
+        return LIFELINE_MODULE in process.cmdline()
+    except psutil.Error:
+        return True  # gone already: nothing to watch
 
 
 def _put_environment_on_path() -> None:
