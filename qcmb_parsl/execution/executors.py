@@ -100,6 +100,8 @@ class FragmentExecutor:
         return self.run(tasks, progress_callback).results
 
     def start(self) -> None:
+        if not self.backend.started:
+            self.runner.cold = True
         self.backend.start()
 
     def shutdown(self) -> None:

@@ -200,7 +200,15 @@ class TaskResult:
 
 @dataclass
 class RunSummary:
-    """Counts and times of one execution, stored in ``ManyBodyResult.extras["qcmb_parsl"]``."""
+    """Counts and times of one execution, stored in ``ManyBodyResult.extras["qcmb_parsl"]``.
+
+    Where the wall time went: ``started`` is the run's start (epoch seconds); ``startup_time`` the
+    seconds until the first computed fragment's engine began (starting Parsl, its workers and their
+    engine templates, when the run had to); ``fragments_time`` the seconds from then until the last
+    computed fragment ended; ``engine_time`` the engines' own seconds summed over every computed
+    fragment (the chemistry, on however many workers). ``workers`` is how many fragments could run
+    at once.
+    """
 
     executor: str
     n_tasks: int = 0
@@ -213,6 +221,11 @@ class RunSummary:
     plan_time: float = 0.0
     driver_cpu_time: float = 0.0
     driver_peak_rss_mib: float = 0.0
+    started: float = 0.0
+    workers: int = 0
+    startup_time: float = 0.0
+    fragments_time: float = 0.0
+    engine_time: float = 0.0
 
     @property
     def driver_time_per_task_ms(self) -> float:
@@ -226,6 +239,22 @@ class RunSummary:
         self.n_shared = sum(r.source is Source.SHARED for r in results.values())
         self.n_executed = self.n_tasks - self.n_cached - self.n_shared
         self.n_failed = sum(not r.success for r in results.values())
+
+    def clock(self, results: dict[str, TaskResult]) -> None:
+        """Fill the start-up, fragments and engine times from the computed fragments' provenance."""
+        spans = [
+            (float(r.provenance["started"]), float(r.provenance["started"]) + r.wall_time)
+            for r in results.values()
+            if r.source is Source.COMPUTED and r.provenance.get("started") is not None
+        ]
+        if not spans or not self.started:
+            return
+        first, last = min(begin for begin, _ in spans), max(end for _, end in spans)
+        self.startup_time = max(first - self.started, 0.0)
+        self.fragments_time = last - first
+        self.engine_time = sum(
+            r.wall_time for r in results.values() if r.source is Source.COMPUTED and r.success
+        )
 
     def record_driver_usage(self) -> None:
         self.driver_peak_rss_mib = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024

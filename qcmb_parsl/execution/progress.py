@@ -1,7 +1,19 @@
-"""Progress people can see: a live bar on a terminal, plain log lines in batch jobs, or nothing."""
+"""Progress people can see: a live bar on a terminal or in a notebook, plain log lines in batch jobs and
+scripts, or nothing.
+
+Log lines go through the ``qcmb_parsl.progress`` logger. A script that has not set up logging still
+sees them: while a display is up and nothing handles the logger's records, a handler of its own writes
+them to stderr (a script's own ``logging`` set-up, or the command line's, takes precedence). In a
+Jupyter notebook ``"auto"`` is rich's notebook display when ipywidgets is installed (rich draws
+through it), log lines in the cell's output otherwise.
+
+A run whose workers have computed nothing yet starts with a phase of its own: the bar reads
+"starting 2 workers…" and a log line says so, until the first fragment comes back.
+"""
 
 from __future__ import annotations
 
+import importlib.util
 import logging
 import sys
 import time
@@ -33,6 +45,12 @@ class ProgressDisplay:
         self.total = total
         self.label = label
         self.done = self.cached = self.shared = self.failed = self.running = 0
+        self.workers_starting = 0
+
+    def starting(self, workers: int) -> None:
+        """Parsl, ``workers`` workers and their engine templates are starting: nothing computes yet."""
+        self.workers_starting = workers
+        self.show()
 
     def submitted(self, count: int = 1) -> None:
         """Fragments went to the back-end (queued there or running)."""
@@ -41,6 +59,7 @@ class ProgressDisplay:
 
     def returned(self, count: int = 1) -> None:
         self.running -= count
+        self.workers_starting = 0
 
     def update(self, result: TaskResult) -> None:
         self.done += 1
@@ -57,12 +76,26 @@ class ProgressDisplay:
 
 
 class LogProgress(ProgressDisplay):
-    """One INFO line every ``interval`` seconds and at the end: fit for batch logs."""
+    """One INFO line every ``interval`` seconds and at the end: fit for batch logs and scripts.
+
+    When nothing would handle the lines (no logging set up), a stderr handler of its own does, for the
+    display's life.
+    """
 
     def __init__(self, total: int, label: str, interval: float = 10.0):
         super().__init__(total, label)
         self.interval = interval
         self.start = self.last = time.monotonic()
+        self._handler: logging.Handler | None = None
+        self._level = logger.level
+        if not logger.hasHandlers():
+            self._handler = logging.StreamHandler(sys.stderr)
+            self._handler.setFormatter(logging.Formatter("%(message)s"))
+            logger.addHandler(self._handler)
+            logger.setLevel(logging.INFO)
+
+    def starting(self, workers: int) -> None:
+        logger.info("%s: starting %d worker%s…", self.label, workers, "" if workers == 1 else "s")
 
     def show(self) -> None:
         now = time.monotonic()
@@ -78,6 +111,12 @@ class LogProgress(ProgressDisplay):
                 self.failed,
                 now - self.start,
             )
+
+    def close(self) -> None:
+        if self._handler is not None:
+            logger.removeHandler(self._handler)
+            logger.setLevel(self._level)
+            self._handler = None
 
 
 class BarProgress(ProgressDisplay):
@@ -102,8 +141,15 @@ class BarProgress(ProgressDisplay):
         self.bar.start()
 
     def show(self) -> None:
+        n = self.workers_starting
+        description = f"starting {n} worker{'' if n == 1 else 's'}…" if n else f"fragments ({self.label})"
         self.bar.update(
-            self.task_id, completed=self.done, cached=self.cached, running=self.running, failed=self.failed
+            self.task_id,
+            description=description,
+            completed=self.done,
+            cached=self.cached,
+            running=self.running,
+            failed=self.failed,
         )
 
     def close(self) -> None:
@@ -125,9 +171,14 @@ def check_progress(progress: Any) -> ProgressMode:
 
 def make_progress(mode: ProgressMode, total: int, label: str) -> ProgressDisplay:
     if mode is True or mode == "auto":
-        mode = "bar" if sys.stderr.isatty() else "log"
+        mode = "bar" if sys.stderr.isatty() or _notebook_display() else "log"
     if mode == "bar":
         return BarProgress(total, label)
     if mode == "log":
         return LogProgress(total, label)
     return ProgressDisplay(total, label)
+
+
+def _notebook_display() -> bool:
+    """Whether this is a Jupyter notebook where rich can draw its bar (it needs ipywidgets there)."""
+    return Console().is_jupyter and importlib.util.find_spec("ipywidgets") is not None

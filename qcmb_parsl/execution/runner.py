@@ -87,6 +87,9 @@ class Runner:
     bundle_seconds
         Fragments expected to take less than half this are packed into app calls lasting about this
         long (one round trip, one engine process for all of them); 0 turns bundling off.
+
+    ``cold`` says that the back-end's workers have computed nothing since it (re)started: the next
+    run's progress display shows its start-up as a phase of its own.
     """
 
     backend: Backend
@@ -96,6 +99,7 @@ class Runner:
     progress: ProgressMode = False
     check_programs: bool = True
     bundle_seconds: float = DEFAULT_BUNDLE_SECONDS
+    cold: bool = True
 
     def run(
         self, tasks: Iterable[FragmentTask], progress_callback: ProgressCallback | None = None
@@ -103,7 +107,12 @@ class Runner:
         start, cpu_start = time.perf_counter(), time.thread_time()
         tasks = list(tasks)
         _check_unique_labels(tasks)
-        summary = RunSummary(executor=self.backend.label, n_tasks=len(tasks))
+        summary = RunSummary(
+            executor=self.backend.label,
+            n_tasks=len(tasks),
+            started=time.time(),
+            workers=self.backend.capacity,
+        )
         if self.cache is not None:
             summary.cache_dir = str(self.cache.directory)
         if not tasks:
@@ -192,6 +201,9 @@ class _Run:
         """Submit in order, about as many at a time as can run; collect and store as they finish."""
         owned = not self.backend.started
         log_plan(leaders, self.backend.capacity)
+        if owned or self.runner.cold:
+            self.runner.cold = True
+            self.display.starting(self.backend.capacity)
         stopped = True
         try:
             if owned:
@@ -244,6 +256,7 @@ class _Run:
             except queue.Empty:
                 continue
             bundle = in_flight.pop(done)
+            self.runner.cold = False
             self.display.returned(len(bundle))
             for task, (result, result_json) in zip(bundle, self._collect(bundle, done), strict=True):
                 self._finish(task, result, result_json)
@@ -372,6 +385,7 @@ class _Run:
         ordered = {task.label: self.results[task.label] for task in self.tasks if task.label in self.results}
         failures = [result.failure for result in ordered.values() if result.failure is not None]
         summary.count(ordered)
+        summary.clock(ordered)
         summary.n_tasks = len(self.tasks)
         summary.wall_time = time.perf_counter() - start
         summary.driver_cpu_time = time.thread_time() - cpu_start

@@ -233,8 +233,11 @@ def split_report(
             plan_time=plan_times[input_id],
             driver_cpu_time=report.summary.driver_cpu_time,
             driver_peak_rss_mib=report.summary.driver_peak_rss_mib,
+            started=report.summary.started,
+            workers=report.summary.workers,
         )
         summary.count(results)
+        summary.clock(results)
         reports[input_id] = RunReport(results, summary, failures.get(input_id, []))
     return reports
 

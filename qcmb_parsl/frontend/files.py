@@ -13,6 +13,9 @@ a killed writer leaves no half file that looks done, and a symlink planted in th
 like a temporary file, or like the result itself) is neither followed nor written through. When a
 result cannot be written after computing (quota, file-size limit), :func:`save_result` says where its
 fragments are (the cache) or, without a cache, writes it to a fallback file and names that.
+
+Replacing a file is never silent: a result or built input written over an earlier one says so in a
+warning ("replaced earlier result ..."); a built input identical to the one there is left alone.
 """
 
 from __future__ import annotations
@@ -197,7 +200,9 @@ def write_built_input(input_file: InputFile) -> Path | None:
     if input_file.source is None:
         return None
     text = json.dumps(input_file.data, indent=1) + "\n"
-    return _write_atomic(input_file.path, lambda handle: handle.write(text))
+    if _same_text(input_file.path, text):
+        return input_file.path
+    return _write_replacing(input_file.path, lambda handle: handle.write(text))
 
 
 def input_digest(data: dict[str, Any]) -> str:
@@ -333,8 +338,9 @@ def save_result(result: Any, path: str | os.PathLike) -> Path:
     the message names that file.
     """
     path = Path(path)
+    text = result_json(result)
     try:
-        return write_result(result, path)
+        return _write_replacing(path, lambda handle: handle.write(text))
     except OSError as exc:
         reason = f"cannot write result file {str(path)!r}: {exc.strerror or exc}"
     cache_dir = (result.extras or {}).get("qcmb_parsl", {}).get("cache_dir")
@@ -343,7 +349,6 @@ def save_result(result: Any, path: str | os.PathLike) -> Path:
             f"{reason}; every fragment is in the cache {os.path.abspath(cache_dir)}: "
             "make room and rerun, nothing is recomputed"
         )
-    text = result_json(result)
     for directory in (Path(tempfile.gettempdir()), Path.cwd()):
         fallback = _write_fallback(text, directory, result_stem(path))
         if fallback is not None:
@@ -432,6 +437,22 @@ def _check_writable_directory(directory: Path, what: str) -> None:
         raise OutputError(
             f"{what}: cannot create files in {str(existing)!r} ({exc.strerror or exc})"
         ) from None
+
+
+def _same_text(path: Path, text: str) -> bool:
+    try:
+        return path.is_file() and path.read_text() == text
+    except (OSError, UnicodeDecodeError):
+        return False
+
+
+def _write_replacing(path: Path, write: Callable[[IO[str]], object]) -> Path:
+    """:func:`_write_atomic`, with a warning when an earlier file of that name was replaced."""
+    earlier = path.is_file()
+    written = _write_atomic(path, write)
+    if earlier:
+        logger.warning("replaced earlier result %s", path)
+    return written
 
 
 def _write_atomic(path: Path, write: Callable[[IO[str]], object]) -> Path:

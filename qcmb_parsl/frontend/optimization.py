@@ -8,15 +8,15 @@ import os
 from pathlib import Path
 from typing import Any
 
-import qcelemental
 from qcelemental.models import v2 as qcel_v2
 from rich.table import Table
 
 from ..errors import InputError
 from ..execution.executors import FragmentExecutor
 from ..optimization import optimize
+from .units import UNITS
 
-KCAL_PER_HARTREE = qcelemental.constants.conversion_factor("hartree", "kcal/mol")
+KCAL_PER_HARTREE = UNITS["kcal/mol"]
 
 OPTIMIZATION_RESULT = "qcschema_optimization_result"
 

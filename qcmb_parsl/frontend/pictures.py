@@ -18,7 +18,6 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-import qcelemental
 from matplotlib.backends.backend_agg import FigureCanvasAgg
 from matplotlib.figure import Figure
 from matplotlib.lines import Line2D
@@ -29,10 +28,11 @@ from ..errors import InputError
 from ..schema import fragment_results
 from .files import load_result, result_stem
 from .tables import BSSE_LABELS, nbody_energies
+from .units import DECIMALS, DEFAULT_UNIT, UNITS, convert
 
 logger = logging.getLogger(__name__)
 
-KCAL_PER_HARTREE = qcelemental.constants.conversion_factor("hartree", "kcal/mol")
+KCAL_PER_HARTREE = UNITS["kcal/mol"]
 #: Seconds two fragments of one process may overlap and still share a lane (clock noise).
 _OVERLAP_SLACK = 1e-3
 _DPI = 120
@@ -108,7 +108,10 @@ def _nbody_color(nbody: int) -> Any:
 def plot_timeline(result: Any, path: str | os.PathLike) -> Path:
     """PNG of the fragments per worker over time, coloured by n-body level; cache hits at t = 0.
 
-    Raises InputError when no fragment carries qcmb_parsl provenance (fragment results not kept).
+    The clock starts with the run (``extras["qcmb_parsl"]["started"]``, when the result records it):
+    each worker's row then begins with its start-up, grey, until its first fragment's engine began
+    (Parsl, the worker and its engine template starting). Raises InputError when no fragment carries
+    qcmb_parsl provenance (fragment results not kept).
     """
     records = fragment_records(result)
     if not records:
@@ -119,7 +122,10 @@ def plot_timeline(result: Any, path: str | os.PathLike) -> Path:
     computed = [r for r in records if not r.cached]
     hits = [r for r in records if r.cached]
     rows = assign_lanes(computed)
-    t0 = min((r.started for r in computed), default=0.0)
+    first_fragment = min((r.started for r in computed), default=0.0)
+    run_started = float((result.extras or {}).get("qcmb_parsl", {}).get("started") or 0.0)
+    # A run that started before its first fragment: its clock, with the start-up shown; else the fragment's.
+    t0 = run_started if 0.0 < run_started <= first_fragment else first_fragment
     first_start: dict[str, float] = {}
     for record in computed:
         row = rows[record.label]
@@ -131,6 +137,9 @@ def plot_timeline(result: Any, path: str | os.PathLike) -> Path:
     fig = Figure(figsize=(10, min(2.2 + 0.32 * n_rows, 24)), dpi=_DPI)
     FigureCanvasAgg(fig)
     ax = fig.subplots()
+    if t0 < first_fragment:
+        for row, begun in first_start.items():
+            ax.barh(y_of[row], begun - t0, left=0.0, height=0.5, color="0.85", edgecolor="0.6", linewidth=0.3)
     for record in computed:
         ax.barh(
             y_of[rows[record.label]],
@@ -159,7 +168,11 @@ def plot_timeline(result: Any, path: str | os.PathLike) -> Path:
     ax.set_ylim(n_rows - 0.5, -0.5)
     span = max((r.started + r.wall_time - t0 for r in computed), default=1.0)
     ax.set_xlim(-0.02 * span, span * 1.03)
-    ax.set_xlabel("time since the first fragment started (s)")
+    ax.set_xlabel(
+        "time since the run started (s)"
+        if t0 < first_fragment
+        else "time since the first fragment started (s)"
+    )
     ax.set_ylabel("worker (hostname:pid)")
     ax.grid(axis="x", alpha=0.3)
 
@@ -167,6 +180,14 @@ def plot_timeline(result: Any, path: str | os.PathLike) -> Path:
     handles: list[Any] = [
         Patch(facecolor=_nbody_color(n), edgecolor="black", label=f"{n}-body") for n in levels
     ]
+    if t0 < first_fragment:
+        handles.append(
+            Patch(
+                facecolor="0.85",
+                edgecolor="0.6",
+                label=f"start-up ({first_fragment - t0:.1f} s): Parsl,\nworker, engine template",
+            )
+        )
     if any(r.shared_with for r in computed):
         handles.append(
             Patch(
@@ -193,7 +214,7 @@ def plot_timeline(result: Any, path: str | os.PathLike) -> Path:
     where = f" ({executor})" if executor else ""
     n_shared = sum(bool(r.shared_with) for r in computed)
     if computed:
-        title = f"{len(records)} fragments on {len(order)} worker rows{where}: "
+        title = f"{len(records)} fragments on {describe_workers(order)}{where}: "
         title += f"{len(computed) - n_shared} computed"
         title += f", {n_shared} shared with another label" if n_shared else ""
         title += f", {len(hits)} from the cache"
@@ -202,6 +223,13 @@ def plot_timeline(result: Any, path: str | os.PathLike) -> Path:
     ax.set_title(title, fontsize=10)
     fig.tight_layout()
     return _save(fig, path)
+
+
+def describe_workers(rows: Sequence[str]) -> str:
+    """``2 workers``, or ``4 lanes of 1 worker`` when one process ran fragments side by side."""
+    processes = len({row.split(" #")[0] for row in rows})
+    workers = f"{processes} worker{'' if processes == 1 else 's'}"
+    return workers if processes == len(rows) else f"{len(rows)} lanes of {workers}"
 
 
 def model_label(result: Any) -> str:
@@ -219,8 +247,8 @@ def model_label(result: Any) -> str:
     return ", ".join(f"{n}: {one(mc)}" for n, mc in sorted(levels.items(), key=lambda item: str(item[0])))
 
 
-def plot_convergence(result: Any, path: str | os.PathLike) -> Path:
-    """PNG of the interaction energy (kcal/mol) through each n-body level, one line per BSSE treatment."""
+def plot_convergence(result: Any, path: str | os.PathLike, units: str = DEFAULT_UNIT) -> Path:
+    """PNG of the interaction energy (``units``) through each n-body level, one line per BSSE treatment."""
     energies = nbody_energies(result)
     values = [v.get("interaction") for per_n in energies.values() for v in per_n.values()]
     if all(value is None for value in values):
@@ -231,16 +259,16 @@ def plot_convergence(result: Any, path: str | os.PathLike) -> Path:
     markers = {"cp": "o", "nocp": "s", "vmfc": "^"}
     levels: set[int] = set()
     for bsse, per_n in energies.items():
-        points = sorted((n, v["interaction"]) for n, v in per_n.items() if v.get("interaction") is not None)
+        points = sorted((n, value) for n, v in per_n.items() if (value := v.get("interaction")) is not None)
         xs = [n for n, _ in points]
-        ys = [value * KCAL_PER_HARTREE for _, value in points]
+        ys = [convert(value, units) for _, value in points]
         levels.update(xs)
-        label = f"{BSSE_LABELS.get(bsse, bsse)}: {ys[-1]:.3f} kcal/mol"
+        label = f"{BSSE_LABELS.get(bsse, bsse)}: {ys[-1]:.{DECIMALS[units] - 1}f} {units}"
         ax.plot(xs, ys, marker=markers.get(bsse, "D"), label=label)
     ax.axhline(0.0, color="grey", linewidth=0.6)
     ax.set_xticks(sorted(levels))
     ax.set_xlabel("n-body level")
-    ax.set_ylabel("interaction energy (kcal/mol)")
+    ax.set_ylabel(f"interaction energy ({units})")
     molecule = result.input_data.molecule
     nfr = len(molecule.fragments)
     name = molecule.name or molecule.get_molecular_formula()
@@ -365,9 +393,12 @@ def _save(fig: Figure, path: str | os.PathLike) -> Path:
     return path
 
 
-def write_report(result_path: str | os.PathLike, out_dir: str | os.PathLike = ".") -> dict[str, Path]:
-    """Write ``<stem>_timeline.png`` and ``<stem>_convergence.png`` for a result file into ``out_dir``;
-    for an OptimizationResult, ``<stem>_optimization.png`` (:func:`plot_optimization`).
+def write_report(
+    result_path: str | os.PathLike, out_dir: str | os.PathLike = ".", units: str = DEFAULT_UNIT
+) -> dict[str, Path]:
+    """Write ``<stem>_timeline.png`` and ``<stem>_convergence.png`` (interaction energies in ``units``)
+    for a result file into ``out_dir``; for an OptimizationResult, ``<stem>_optimization.png``
+    (:func:`plot_optimization`).
 
     Returns the pictures written by name. A result without fragment provenance gets the convergence
     picture only (a warning says why); InputError if neither can be drawn.
@@ -382,7 +413,8 @@ def write_report(result_path: str | os.PathLike, out_dir: str | os.PathLike = ".
     result = load_result(result_path)
     written: dict[str, Path] = {}
     problems = []
-    for name, plot in (("timeline", plot_timeline), ("convergence", plot_convergence)):
+    plots = {"timeline": plot_timeline, "convergence": lambda r, p: plot_convergence(r, p, units)}
+    for name, plot in plots.items():
         try:
             written[name] = plot(result, out_dir / f"{stem}_{name}.png")
         except InputError as exc:

@@ -1,4 +1,10 @@
-"""Tables of a ManyBodyResult for people: n-body total and interaction energies per BSSE treatment."""
+"""Tables of a ManyBodyResult for people: n-body total and interaction energies per BSSE treatment.
+
+Total energies are in hartree; interaction energies in the unit asked for (kcal/mol unless told, see
+:mod:`qcmb_parsl.frontend.units`). A cell left blank is explained under the table: a counterpoise
+(or VMFC) total energy needs every monomer in its own basis as well, which QCManyBody computes only
+when asked (``return_total_data``, or a no-CP treatment beside it, whose monomers it shares).
+"""
 
 from __future__ import annotations
 
@@ -7,8 +13,11 @@ from typing import Any
 from rich.table import Table
 
 from ..schema import dump
+from .units import DEFAULT_UNIT, format_energy
 
 BSSE_LABELS = {"cp": "CP", "nocp": "no-CP", "vmfc": "VMFC"}
+#: How to fill a blank total: the keyword in an input file, the option for a molecule file.
+TOTALS_HINT = "return_total_data: true in the input's keywords, --total-energies for a molecule file"
 
 
 def nbody_energies(result: Any) -> dict[str, dict[int, dict[str, float | None]]]:
@@ -27,24 +36,31 @@ def nbody_energies(result: Any) -> dict[str, dict[int, dict[str, float | None]]]
     return table
 
 
-def energy_table(result: Any) -> Table:
-    """A rich table: one row per n-body level, total and interaction energy per BSSE treatment."""
+def energy_table(result: Any, units: str = DEFAULT_UNIT) -> Table:
+    """A rich table: one row per n-body level, total (Eh) and interaction energy (``units``) per BSSE
+    treatment; its caption says why a column is blank, when one is."""
     energies = nbody_energies(result)
-    table = Table(title="Many-body expansion (Eh)")
+    table = Table(title="Many-body expansion")
     table.add_column("n-body", justify="right")
     for bsse in energies:
         label = BSSE_LABELS.get(bsse, bsse)
-        table.add_column(f"{label} total", justify="right")
-        table.add_column(f"{label} interaction", justify="right")
+        table.add_column(f"{label} total (Eh)", justify="right")
+        table.add_column(f"{label} interaction ({units})", justify="right")
     levels = sorted({n for per_n in energies.values() for n in per_n})
     for n in levels:
         row = [str(n)]
         for per_n in energies.values():
             values = per_n.get(n, {})
-            row += [_fmt(values.get("total")), _fmt(values.get("interaction"))]
+            row += [format_energy(values.get("total"), "Eh"), format_energy(values.get("interaction"), units)]
         table.add_row(*row)
+    blank = [
+        BSSE_LABELS.get(bsse, bsse)
+        for bsse, per_n in energies.items()
+        if all(values.get("total") is None for values in per_n.values())
+    ]
+    if blank:
+        table.caption = (
+            f"{' and '.join(blank)} total left blank: a BSSE-corrected total energy needs every monomer in "
+            f"its own basis too, computed only when asked ({TOTALS_HINT})."
+        )
     return table
-
-
-def _fmt(value: float | None) -> str:
-    return "" if value is None else f"{value:.8f}"

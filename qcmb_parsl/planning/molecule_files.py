@@ -58,6 +58,9 @@ class ExpansionRecipe:
     bsse_type, max_nbody
         QCManyBody's keywords: BSSE treatments (``cp``, ``nocp``, ``vmfc``) and the highest n-body
         level (None: every fragment).
+    total_energies
+        Also compute each monomer in its own basis (QCManyBody's ``return_total_data``), which the
+        CP and VMFC total energies need.
     fragments
         Atom indices (from 0) of each fragment; None: from the file, else by covalent connectivity.
     fragment_charges, fragment_multiplicities
@@ -73,6 +76,7 @@ class ExpansionRecipe:
     driver: str = "energy"
     bsse_type: tuple[str, ...] = ("cp",)
     max_nbody: int | None = None
+    total_energies: bool = False
     fragments: tuple[tuple[int, ...], ...] | None = None
     fragment_charges: tuple[float, ...] | None = None
     fragment_multiplicities: tuple[int, ...] | None = None
@@ -96,6 +100,8 @@ def manybody_input_from_molecule_file(path: str | os.PathLike, recipe: Expansion
     keywords: dict[str, Any] = {"bsse_type": list(recipe.bsse_type)}
     if recipe.max_nbody is not None:
         keywords["max_nbody"] = recipe.max_nbody
+    if recipe.total_energies:
+        keywords["return_total_data"] = True
     model = (
         {"method": recipe.method}
         if recipe.basis is None
