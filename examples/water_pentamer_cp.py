@@ -1,5 +1,9 @@
 """Water pentamer, counterpoise-corrected MBE(3): PySCF by default, Psi4 where it is installed.
 
+The pentamer is five waters of a hexagonal ring of ice (``qcmb_parsl.clusters``: every water
+hydrogen-bonded, the ring open where the sixth would be); ``--waters 3`` is the cyclic trimer of
+examples/molecules/water_trimer.xyz.
+
     python examples/water_pentamer_cp.py                    # (H2O)5 CP MBE(3), HF/6-31G on PySCF
     python examples/water_pentamer_cp.py --program psi4     # the same on Psi4, if installed
     python examples/water_pentamer_cp.py --waters 3 --max-nbody 2 --basis sto-3g --preset threads  # seconds
@@ -21,6 +25,7 @@ from qcmb_parsl import ManyBodyComputer, ParslExecutor
 from qcmb_parsl.clusters import water_cluster
 from qcmb_parsl.frontend.files import write_result
 from qcmb_parsl.frontend.tables import energy_table
+from qcmb_parsl.frontend.units import convert
 
 
 def manybody_input(waters: int, max_nbody: int, program: str, method: str, basis: str) -> dict:
@@ -68,7 +73,7 @@ def main(argv: list[str] | None = None) -> int:
     cp_ie = result.properties.cp_corrected_interaction_energy
     console.print(
         f"(H2O){args.waters} CP MBE({args.max_nbody}) {args.method}/{args.basis} on {args.program}: "
-        f"interaction energy {cp_ie:.8f} Eh ({cp_ie * 627.5094740631:.3f} kcal/mol)"
+        f"interaction energy {cp_ie:.8f} Eh ({convert(cp_ie, 'kcal/mol'):.3f} kcal/mol)"
     )
     console.print(
         f"{run['n_tasks']} fragments: {run['n_executed']} computed, {run['n_cached']} from the cache; "

@@ -6,15 +6,13 @@ from typing import Any
 
 from qcelemental.models.v2 import Molecule
 
+from qcmb_parsl.clusters import WATER_DIMER
+
 ANGSTROM = 1 / 0.52917721067
 
+#: The S22 water dimer and a third water beside it.
 WATER_TRIMER_ANGSTROM = [
-    [-1.551007, -0.114520, 0.000000],
-    [-1.934259, 0.762503, 0.000000],
-    [-0.599677, 0.040712, 0.000000],
-    [1.350625, 0.111469, 0.000000],
-    [1.680398, -0.373741, -0.758561],
-    [1.680398, -0.373741, 0.758561],
+    *WATER_DIMER.tolist(),
     [-0.100000, 1.200000, 2.900000],
     [-0.500000, 0.400000, 3.200000],
     [0.800000, 1.100000, 3.300000],
