@@ -10,9 +10,9 @@ Every cluster is one a chemist would recognise, and the same for a given ``n`` o
   and Dunning found (J. Chem. Phys. 98, 8037 (1993)); ``examples/molecules/water_trimer.xyz``.
 - any other ``n``: the ``n`` waters nearest the centre of a hexagonal ring of cubic ice (ice Ic,
   O–O 2.76 Å, each water donating two and accepting two hydrogen bonds). The hydrogens are ordered
-  antiferroelectrically, so that a large cluster carries no macroscopic dipole. A spherical cut keeps
-  every water hydrogen-bonded to one nearer the centre; the closest two waters come is a hydrogen
-  bond (H···O 1.79 Å).
+  antiferroelectrically, so that a large cluster carries no macroscopic dipole. Every cut (the tests
+  try 1 to 100 waters) is one hydrogen-bonded cluster whose closest two waters are a hydrogen bond
+  apart (H···O 1.80 Å).
 
 Monomers in the ice cut have the gas-phase geometry (O–H 0.9572 Å, H–O–H 104.52°), their hydrogens
 symmetric about the two O···O directions they donate along.

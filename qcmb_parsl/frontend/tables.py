@@ -10,14 +10,16 @@ from __future__ import annotations
 
 from typing import Any
 
+from rich.console import Group, RenderableType
 from rich.table import Table
+from rich.text import Text
 
 from ..schema import dump
 from .units import DEFAULT_UNIT, format_energy
 
 BSSE_LABELS = {"cp": "CP", "nocp": "no-CP", "vmfc": "VMFC"}
-#: How to fill a blank total: the keyword in an input file, the option for a molecule file.
-TOTALS_HINT = "return_total_data: true in the input's keywords, --total-energies for a molecule file"
+#: How to fill a blank total: the option for a molecule file, the keyword in an input file.
+TOTALS_HINT = "--total-energies for a molecule file, return_total_data: true in an input's keywords"
 
 
 def nbody_energies(result: Any) -> dict[str, dict[int, dict[str, float | None]]]:
@@ -36,9 +38,9 @@ def nbody_energies(result: Any) -> dict[str, dict[int, dict[str, float | None]]]
     return table
 
 
-def energy_table(result: Any, units: str = DEFAULT_UNIT) -> Table:
+def energy_table(result: Any, units: str = DEFAULT_UNIT) -> RenderableType:
     """A rich table: one row per n-body level, total (Eh) and interaction energy (``units``) per BSSE
-    treatment; its caption says why a column is blank, when one is."""
+    treatment; a line under it says why a column is blank, when one is."""
     energies = nbody_energies(result)
     table = Table(title="Many-body expansion")
     table.add_column("n-body", justify="right")
@@ -58,9 +60,10 @@ def energy_table(result: Any, units: str = DEFAULT_UNIT) -> Table:
         for bsse, per_n in energies.items()
         if all(values.get("total") is None for values in per_n.values())
     ]
-    if blank:
-        table.caption = (
-            f"{' and '.join(blank)} total left blank: a BSSE-corrected total energy needs every monomer in "
-            f"its own basis too, computed only when asked ({TOTALS_HINT})."
-        )
-    return table
+    if not blank:
+        return table
+    note = (
+        f"{' and '.join(blank)} total left blank: a BSSE-corrected total energy needs every monomer in its "
+        f"own basis too, computed only when asked ({TOTALS_HINT})."
+    )
+    return Group(table, Text(note))
