@@ -5,7 +5,7 @@ PY := $(VENV)/bin/python
 PIP_QUIET ?= -q
 SYSTEM_PACKAGES := nwchem slurm-wlm munge openmpi-bin libopenmpi-dev
 
-.PHONY: demo test test-fast lint configs bench system-deps venv clean
+.PHONY: demo test test-fast lint docs dist configs bench system-deps venv clean
 
 venv: $(VENV)/.installed
 
@@ -45,6 +45,25 @@ $(VENV)/.lint-installed: $(VENV)/.installed
 	$(PY) -m pip install $(PIP_QUIET) -e ".[lint]"
 	touch $@
 
+# The documentation site in site/, every warning an error. Material for MkDocs and a plugin print
+# notices about MkDocs 2.0 on every build, which are no warnings of this site: the variables silence them.
+docs: $(VENV)/.docs-installed
+	NO_MKDOCS_2_WARNING=1 DISABLE_MKDOCS_2_WARNING=true $(VENV)/bin/mkdocs build --strict
+
+$(VENV)/.docs-installed: $(VENV)/.installed
+	$(PY) -m pip install $(PIP_QUIET) -e ".[docs]"
+	touch $@
+
+# The sdist and wheel in dist/, and twine's check that their metadata renders on a package index.
+dist: $(VENV)/.release-installed
+	rm -rf dist
+	$(PY) -m build --outdir dist .
+	$(VENV)/bin/twine check --strict dist/*
+
+$(VENV)/.release-installed: $(VENV)/.installed
+	$(PY) -m pip install $(PIP_QUIET) -e ".[release]"
+	touch $@
+
 # parsl_configs/ written from the presets (a test fails when a preset changed and this was not run).
 configs: venv
 	$(PY) -m qcmb_parsl presets --write-configs parsl_configs
@@ -53,4 +72,4 @@ bench: venv
 	$(PY) bench/run.py
 
 clean:
-	rm -rf $(VENV) runinfo .pytest_cache
+	rm -rf $(VENV) runinfo .pytest_cache site dist
