@@ -12,7 +12,9 @@ How a page's fenced blocks are treated (the convention every page follows):
   nothing a reader would type escapes the tests by its fence.
 
 A page's blocks run in order in one temporary directory holding a copy of ``examples/`` and
-``parsl_configs/``, as if the reader stood at the root of a checkout, with a fresh fragment cache. A page
+``parsl_configs/``, as if the reader stood at the root of a checkout, with a fresh fragment cache. The
+README's blocks run from the wheel built from this checkout, installed in a fresh environment
+(``tests/test_packaging.py``); the docs' from the test environment. A page
 that needs Slurm says so with the comment ``<!-- docs-test: slurm -->``: it runs against the tests'
 single-node Slurm (``slurm_cluster``), whose partition is ``debug``.
 """
@@ -91,7 +93,8 @@ def _runnable(page: Path) -> pytest.param:
     return pytest.param(page, id=_page_id(page), marks=marks)
 
 
-RUNNABLE = [_runnable(page) for page in PAGES if any(b.language in RUN for b in blocks(page))]
+#: The README is what a user of the installed package reads: tests/test_packaging.py runs it from the wheel.
+RUNNABLE = [_runnable(page) for page in PAGES[1:] if any(b.language in RUN for b in blocks(page))]
 
 
 @pytest.mark.fast
@@ -108,41 +111,48 @@ def test_every_block_says_whether_it_runs(page):
             assert block.commands(), f"{where}: a console block without a `$ ` command line"
 
 
-def _checkout_copy(work: Path) -> None:
+def checkout_copy(work: Path) -> None:
+    """The files a reader of a checkout has at hand, copied into ``work``."""
     for name in CHECKOUT_FILES:
-        shutil.copytree(ROOT / name, work / name, ignore=shutil.ignore_patterns("*.result.json", "*.input.json",
-                                                                                 "__pycache__"))
+        ignore = shutil.ignore_patterns("*.result.json", "*.input.json", "__pycache__")
+        shutil.copytree(ROOT / name, work / name, ignore=ignore)
 
 
-def _environment() -> dict[str, str]:
-    bin_dir = str(Path(sys.executable).parent)
-    path = f"{bin_dir}{os.pathsep}{os.environ.get('PATH', '')}"
-    return {**os.environ, "PATH": path, "VIRTUAL_ENV": sys.prefix, "COLUMNS": "120"}  # as if activated
+def environment(prefix: Path) -> dict[str, str]:
+    """This environment as a reader's shell has it with the virtual environment ``prefix`` activated."""
+    path = f"{prefix / 'bin'}{os.pathsep}{os.environ.get('PATH', '')}"
+    return {**os.environ, "PATH": path, "VIRTUAL_ENV": str(prefix), "COLUMNS": "120"}
 
 
-def _run(argv: list[str], where: str, shown: str, work: Path) -> None:
-    proc = subprocess.run(argv, cwd=work, env=_environment(), capture_output=True, text=True,
-                          timeout=BLOCK_TIMEOUT, stdin=subprocess.DEVNULL)
+def _run(argv: list[str], where: str, shown: str, work: Path, env: dict[str, str]) -> None:
+    proc = subprocess.run(argv, cwd=work, env=env, capture_output=True, text=True, timeout=BLOCK_TIMEOUT,
+                          stdin=subprocess.DEVNULL)
     assert proc.returncode == 0, (
         f"{where}: exit status {proc.returncode} from\n{shown}\n--- stdout\n{proc.stdout[-3000:]}"
         f"\n--- stderr\n{proc.stderr[-3000:]}"
     )
 
 
+def run_page(page: Path, work: Path, prefix: Path) -> None:
+    """Every python and console block of ``page``, in order, in ``work``, with the environment ``prefix``."""
+    env = environment(prefix)
+    for number, block in enumerate(blocks(page)):
+        where = f"{_page_id(page)}:{block.line}"
+        if block.language == "python":
+            script = work / f"block_{number}.py"
+            script.write_text(block.text)
+            _run([str(prefix / "bin" / "python"), script.name], where, block.text, work, env)
+        elif block.language == "console":
+            script = "\n".join(block.commands())
+            _run(["bash", "-euo", "pipefail", "-c", script], where, block.text, work, env)
+
+
 @pytest.mark.parametrize("page", RUNNABLE)
 def test_page_runs_as_written(page, tmp_path, request):
     if SLURM_MARK in page.read_text():
         request.getfixturevalue("slurm_cluster")
-    _checkout_copy(tmp_path)
-    for number, block in enumerate(blocks(page)):
-        where = f"{_page_id(page)}:{block.line}"
-        if block.language == "python":
-            script = tmp_path / f"block_{number}.py"
-            script.write_text(block.text)
-            _run([sys.executable, script.name], where, block.text, tmp_path)
-        elif block.language == "console":
-            script = "\n".join(block.commands())
-            _run(["bash", "-euo", "pipefail", "-c", script], where, block.text, tmp_path)
+    checkout_copy(tmp_path)
+    run_page(page, tmp_path, Path(sys.prefix))
 
 
 @pytest.mark.fast
