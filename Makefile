@@ -34,8 +34,9 @@ test: system-deps venv
 test-fast: venv
 	$(PY) -m pytest -m "fast and not (slow or nwchem or slurm or mpi)"
 
-# The package as CI checks it: ruff's rules and format, then mypy (settings in pyproject.toml).
-LINTED := qcmb_parsl parsl_configs
+# The package (and the docs' build scripts) as CI checks it: ruff's rules and format, then mypy (settings in
+# pyproject.toml).
+LINTED := qcmb_parsl parsl_configs docs/*.py
 lint: $(VENV)/.lint-installed
 	$(VENV)/bin/ruff check $(LINTED)
 	$(VENV)/bin/ruff format --check $(LINTED)

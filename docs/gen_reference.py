@@ -34,9 +34,8 @@ def cli_page() -> str:
     saved = os.environ.get("COLUMNS")
     os.environ["COLUMNS"] = HELP_COLUMNS  # argparse wraps help to the terminal's width
     try:
-        sections = [
-            (name, sub.format_help()) for name, sub in _commands(build_parser(), PROG) if name != f"{PROG} cache"
-        ]
+        commands = _commands(build_parser(), PROG)
+        sections = [(name, sub.format_help()) for name, sub in commands if name != f"{PROG} cache"]
     finally:
         if saved is None:
             del os.environ["COLUMNS"]
@@ -64,7 +63,8 @@ def presets_page() -> str:
     lines = [
         "# Presets",
         "",
-        "A preset names a way to build a Parsl configuration: `ParslExecutor(\"slurm\", partition=\"debug\")`, "
+        "A preset names a way to build a Parsl configuration: "
+        '`ParslExecutor("slurm", partition="debug")`, '
         f"`{PROG} run INPUT.json --preset slurm --option partition=debug`, or the fields of a site file. "
         f"This page is generated from the presets' option models at build time; `{PROG} presets` and "
         f"`{PROG} presets NAME` print the same. How to choose and configure one: "
@@ -73,7 +73,9 @@ def presets_page() -> str:
         "| preset | for | needs |",
         "|---|---|---|",
     ]
-    lines += [f"| [`{p.name}`](#{p.name}) | {_cell(p.purpose or p.summary)} | {_cell(p.needs)} |" for p in presets]
+    lines += [
+        f"| [`{p.name}`](#{p.name}) | {_cell(p.purpose or p.summary)} | {_cell(p.needs)} |" for p in presets
+    ]
     for preset in presets:
         lines += [
             "",
