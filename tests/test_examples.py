@@ -16,7 +16,7 @@ Acc. 97, 150 (1997), whose basis-set limit is -5.0 +- 0.1 kcal/mol). The CBS lim
 
 Measured here: dimer -4.37 (CP) and -5.29 (no CP), trimer -14.25 and -16.94 kcal/mol. Every fragment is
 computed once (a cache shared by the module): the demo and the two trimer inputs are one expansion of
-one trimer. Cost: about 40 s on an idle 2-core machine (175 s at a load of 10).
+one trimer, on two threads workers. Cost: 60 s at a load of 2-4 on 2 cores (175 s at a load of 10).
 """
 
 from __future__ import annotations
@@ -29,7 +29,7 @@ import numpy as np
 import pytest
 from qcelemental.models import v2 as qcel_v2
 
-from qcmb_parsl import SequentialExecutor
+from qcmb_parsl import ParslExecutor
 from qcmb_parsl.clusters import BOHR_PER_ANGSTROM, water_cluster
 from qcmb_parsl.frontend.files import read_input
 from qcmb_parsl.frontend.units import convert
@@ -54,7 +54,8 @@ def bracketed(energies: dict[str, float], limits: tuple[float, float], hbonds: i
 
 @pytest.fixture(scope="module")
 def executor(tmp_path_factory):
-    with SequentialExecutor(cache=tmp_path_factory.mktemp("examples-cache")) as executor:
+    cache = tmp_path_factory.mktemp("examples-cache")
+    with ParslExecutor("threads", max_workers=2, cache_dir=cache, progress=False) as executor:
         yield executor
 
 
