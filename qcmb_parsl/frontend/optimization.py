@@ -15,6 +15,7 @@ from rich.table import Table
 from ..errors import InputError
 from ..execution.executors import FragmentExecutor
 from ..optimization import optimize
+from ..screening import Screening
 
 KCAL_PER_HARTREE = qcelemental.constants.conversion_factor("hartree", "kcal/mol")
 
@@ -22,11 +23,15 @@ OPTIMIZATION_RESULT = "qcschema_optimization_result"
 
 
 def optimize_file(
-    path: str | os.PathLike, data: dict[str, Any], optimizer: str, executor: FragmentExecutor
+    path: str | os.PathLike,
+    data: dict[str, Any],
+    optimizer: str,
+    executor: FragmentExecutor,
+    screening: Screening | None = None,
 ) -> qcel_v2.OptimizationResult:
     """Optimize ``data``, read from ``path``; the result records the input's path and digest."""
     try:
-        result = optimize(data, optimizer=optimizer, executor=executor)
+        result = optimize(data, optimizer=optimizer, executor=executor, screening=screening)
     except InputError as exc:
         raise InputError(f"{path}: {exc}") from None
     digest = hashlib.sha256(json.dumps(data, sort_keys=True).encode()).hexdigest()
