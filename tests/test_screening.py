@@ -17,7 +17,7 @@ import qcmanybody
 from drivers import run_cli
 from molecules import mbe_input
 
-from qcmb_parsl import ManyBodyComputer, ParslExecutor, SequentialExecutor, optimize
+from qcmb_parsl import ManyBodyComputer, ParslExecutor, SequentialExecutor
 from qcmb_parsl.frontend.campaign import run_campaign
 from qcmb_parsl.frontend.cli import main
 from qcmb_parsl.screening import Screening
@@ -215,14 +215,18 @@ def optimization_input(max_nbody: int = 2) -> dict[str, Any]:
     }
 
 
-def test_screened_optimization_keeps_the_subsystems_of_its_first_geometry():
+def test_screened_optimization_keeps_the_subsystems_of_its_first_geometry(tmp_path, capsys):
     """Water 3 moved 4 Å away from the dimer: a 4 Å cutoff keeps the dimer 1-2 only, at every step."""
     data = optimization_input()
     geometry = np.reshape(data["initial_molecule"]["geometry"], (-1, 3))
     geometry[6:] += [0.0, 0.0, 4.0 / 0.52917721067]
     data["initial_molecule"]["geometry"] = geometry.ravel().tolist()
-    result = optimize(data, screening={2: 4.0})
-    summary = result.extras["qcmb_parsl"]
+    (tmp_path / "opt.json").write_text(json.dumps(data))
+    argv = ["optimize", str(tmp_path / "opt.json"), "--screen", "2:4", "--preset", "threads", "--quiet"]
+    assert main(argv) == 0
+    printed = " ".join(capsys.readouterr().out.split())  # the console wraps long lines
+    assert "screened: 1 of 3 2-body kept at the initial geometry, 0 subsystems across a cutoff" in printed
+    summary = json.loads((tmp_path / "opt.result.json").read_text())["extras"]["qcmb_parsl"]
     assert {step["run"]["n_tasks"] for step in summary["steps"]} == {4}  # 3 monomers, the dimer 1-2
     record = summary["screening"]
     assert record["kept_at"] == "initial geometry" and record["levels"]["2"]["kept"] == [[1, 2]]

@@ -92,12 +92,24 @@ def history_table(result: qcel_v2.OptimizationResult) -> Table:
 
 def summary_line(result: qcel_v2.OptimizationResult) -> str:
     summary = result.extras["qcmb_parsl"]
-    return (
+    line = (
         f"{summary['n_steps']} steps, {summary['n_tasks']} fragments: {summary['n_executed']} computed, "
         f"{summary['n_cached']} from the cache, {summary['n_shared']} shared; final energy "
         f"{result.properties.return_energy:.10f} Eh; wall time {summary['wall_time']:.1f} s "
         f"({summary['executor']})"
     )
+    screening = summary.get("screening")
+    if screening:
+        crossed = screening["at_final_geometry"]
+        kept = ", ".join(
+            f"{k['n_kept']} of {k['n_kept'] + k['n_dropped']} {n}-body"
+            for n, k in screening["levels"].items()
+        )
+        line += (
+            f"; screened: {kept} kept at the initial geometry, "
+            f"{len(crossed['added']) + len(crossed['removed'])} subsystems across a cutoff at the final one"
+        )
+    return line
 
 
 def step_summaries(result: Any) -> list[dict[str, Any]]:
