@@ -221,6 +221,34 @@ def test_dropping_increments_is_making_them_zero_in_upstreams_expansion(case, dr
     assert_same_analysis(ours, upstream.analyze(zeroed_increments(upstream, screened.selection, data)))
 
 
+def test_every_treatment_through_the_whole_cluster_by_hand():
+    """max_nbody = the number of fragments: VMFC's top level and CP share the whole cluster's basis, and
+    single-level VMFC brings no-CP and CP along. Each treatment's screened total by its definition:
+    the sum over kept subsystems of their increments."""
+    mbin = synthetic_input(4, ["vmfc"], max_nbody=4)
+    molecule = mbin["molecule"]
+    pairs = fragment_distances(np.reshape(molecule["geometry"], (-1, 3)), molecule["fragments"])
+    upstream, screened = cores(mbin, {2: float(np.median(pairs[np.triu_indices(4, 1)]))})
+    data = fake_results(upstream, "energy")
+    kept_labels = labels(screened)
+    analysis = screened.analyze({label: v for label, v in data.items() if label in kept_labels})["results"]
+    mc = next(iter(upstream.compute_map))
+    energy = {tuple(map(tuple, delabeler(label)[1:])): v["energy"] for label, v in data.items()}
+    kept = screened.selection.all_kept(range(1, 5))
+    cluster = (1, 2, 3, 4)
+    assert len(kept) < 15 and mc
+
+    def parts(s: tuple[int, ...]) -> list[tuple[tuple[int, ...], int]]:
+        return [(p, (-1) ** (len(s) - k)) for k in range(1, len(s) + 1) for p in combinations(s, k)]
+
+    monomers = math.fsum(energy[((i,), (i,))] for i in cluster)
+    vmfc = math.fsum(sign * energy[(p, s)] for s in kept for p, sign in parts(s))
+    nocp = math.fsum(sign * energy[(p, p)] for s in kept for p, sign in parts(s))
+    cp = monomers + math.fsum(sign * energy[(p, cluster)] for s in kept if len(s) > 1 for p, sign in parts(s))
+    for name, expected in (("vmfc", vmfc), ("nocp", nocp), ("cp", cp)):
+        assert analysis[f"{name}_corrected_total_energy"] == pytest.approx(expected, abs=TOL), name
+
+
 @pytest.mark.parametrize("nfragments", [3, 4, 6, 7])
 @pytest.mark.parametrize("lowest", [1, 2])
 def test_weights_over_every_subsystem_are_the_binomial_ones(nfragments, lowest):

@@ -63,22 +63,37 @@ class ScreenedCore(ManyBodyCore):
     def compute_map(self) -> dict[str, dict[str, dict[int, set[tuple[Any, Any]]]]]:
         if self.mc_compute_dict is None:
             complete = super().compute_map  # upstream's lists, which it also stores in mc_compute_dict
-            self.mc_compute_dict = {
-                mc: {
-                    kind: {nb: {p for p in pairs if self._keeps(mc, p)} for nb, pairs in lists.items()}
-                    for kind, lists in compute_dict.items()
-                }
-                for mc, compute_dict in complete.items()
-            }
+            self.mc_compute_dict = {mc: self._screened(mc, lists) for mc, lists in complete.items()}
         return self.mc_compute_dict
 
-    def _keeps(self, mc: str, pair: tuple[Any, Any]) -> bool:
+    def _screened(
+        self, mc: str, compute_dict: dict[str, dict[int, set[tuple[Any, Any]]]]
+    ) -> dict[str, dict[int, set[tuple[Any, Any]]]]:
+        """One model chemistry's lists with the calculations of dropped subsystems taken out.
+
+        Each treatment's list by its own rule (a CP and a VMFC calculation can be the same one, the
+        whole cluster's basis around a kept real subsystem of a dropped VMFC subsystem), and ``all`` as
+        what some treatment keeps.
+        """
+        supersystem = mc == self.levels.get("supersystem")
+        screened: dict[str, dict[int, set[tuple[Any, Any]]]] = {}
+        for kind, lists in compute_dict.items():
+            if kind == "all":
+                continue
+            by_real = kind == "cp"  # in the whole cluster's basis; no-CP's real subsystem is its basis
+            screened[kind] = {
+                nb: {pair for pair in pairs if self._keeps(pair, by_real, supersystem)}
+                for nb, pairs in lists.items()
+            }
+        needed = set().union(*(pairs for lists in screened.values() for pairs in lists.values()))
+        screened["all"] = {nb: pairs & needed for nb, pairs in compute_dict["all"].items()}
+        return screened
+
+    def _keeps(self, pair: tuple[Any, Any], by_real: bool, supersystem: bool) -> bool:
         real, basis = pair
-        if len(basis) < self.nfragments:
-            return self.selection.keeps(basis)
-        if len(real) == self.nfragments and mc == self.levels.get("supersystem"):
+        if supersystem and len(real) == self.nfragments:
             return True
-        return self.selection.keeps(real)
+        return self.selection.keeps(real if by_real else basis)
 
     def _assemble_nbody_components(
         self, property_label: str, component_results: dict[str, Value]
