@@ -7,7 +7,8 @@ Configurations, each in a fresh interpreter (``--one NAME``), every run on a loc
 * ``series-N``: (H2O)N MBE(3) no-CP HF/STO-3G, unscreened. Its fragments' energies give every
   subsystem's n-body increment, so the error of any screening (minus the sum of the increments it drops)
   and what it keeps are computed exactly for a grid of cutoffs and for both distance criteria, minimum
-  interatomic and centroid. The estimated wall time of a screening is the unscreened run's summed
+  interatomic and centroid, with the sum of the dropped increments' sizes (errors of both signs cancel;
+  that sum does not, so it compares criteria without lucky cancellations). The estimated wall time of a screening is the unscreened run's summed
   fragment times of what it keeps, over the workers. Two screenings are then run for real on fresh
   caches: their wall time, and their energy against the exact error (the arithmetic's check).
 * ``large``: (H2O)N (N = 64) MBE(3) no-CP HF/STO-3G, too large to run unscreened here: every dimer and
@@ -116,6 +117,7 @@ def run_series(waters: int, scratch: str) -> dict[str, Any]:
             "trimers": len(kept[3]),
             "fragments": len(every),
             "error_kcal": -math.fsum(found[s] for s in set(found) - set(every)) * KCAL,
+            "dropped_abs_kcal": math.fsum(abs(found[s]) for s in set(found) - set(every)) * KCAL,
             "estimated_s": sum(seconds[s] for s in every) / WORKERS,
         }
 
@@ -187,7 +189,7 @@ def run_optimization(scratch: str) -> dict[str, Any]:
     }
     screening = {2: cutoff}
     out: dict[str, Any] = {"cutoff": cutoff}
-    with executor(str(Path(scratch) / "cache")) as chosen:
+    with executor(str(Path(scratch) / "frozen")) as chosen:
         log(f"screening: optimization, kept set frozen, cutoff {cutoff} Å")
         start = time.perf_counter()
         try:
@@ -204,6 +206,7 @@ def run_optimization(scratch: str) -> dict[str, Any]:
             out["frozen"] = {"converged": False, "reason": str(failed)}
         out["frozen"]["wall_s"] = time.perf_counter() - start
 
+    with executor(str(Path(scratch) / "rescreened")) as chosen:
         log(f"screening: optimization, re-screened every step, cutoff {cutoff} Å")
         model = optimization_input(data, "geometric")
         spec = gradient_specification(model)

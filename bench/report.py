@@ -358,20 +358,19 @@ def screening_tables(results: dict[str, Any]) -> list[Table]:
     largest = series[-1]
     criteria = Table(
         f"8b. Screening criteria at (H2O){largest['waters']}: minimum interatomic against centroid distance",
-        ["screening", "minimum: kept", "minimum: error kcal/mol", "centroid: kept", "centroid: error kcal/mol"],
+        ["screening"] + [f"{m}: {name}" for m in ("minimum", "centroid") for name in ("kept", "error", "Σ|dropped|")],
         note=(
-            "The same cutoffs measure different things: a water's centroid lies ~1 Å inside its atoms, so compare "
-            "the criteria at equal fragments kept. "
-            + _criteria_summary(largest)
+            "kcal/mol. The same cutoffs measure different things (a water's centroid lies ~1 Å inside its atoms), so "
+            "compare the criteria at equal fragments kept. Σ|dropped|: the sizes of the dropped increments added "
+            "up, which errors of both signs cannot cancel. " + _criteria_summary(largest)
         ),
     )
     for name in screening["grid"]:
-        rows = {r["metric"]: r for r in largest["curve"] if r["screening"] == name}
-        criteria.rows.append([
-            f"`{name}`",
-            f"{rows['minimum']['fragments']}/{largest['fragments']}", _kcal(rows["minimum"]["error_kcal"]),
-            f"{rows['centroid']['fragments']}/{largest['fragments']}", _kcal(rows["centroid"]["error_kcal"]),
-        ])
+        row = [f"`{name}`"]
+        for metric in ("minimum", "centroid"):
+            r = next(r for r in largest["curve"] if r["screening"] == name and r["metric"] == metric)
+            row += [f"{r['fragments']}/{largest['fragments']}", _kcal(r["error_kcal"]), _kcal(r["dropped_abs_kcal"])]
+        criteria.rows.append(row)
     tables.append(criteria)
 
     measured = Table(
@@ -428,12 +427,12 @@ def screening_tables(results: dict[str, Any]) -> list[Table]:
          "subsystems across the cutoff at the end", "wall s", "load 1-min"],
         note="frozen: the kept set of the first geometry at every step (what optimize does); re-screened: the "
         "cutoff applied again at every geometry. A jump is the energy change at one geometry from the previous "
-        "step's kept set to the new one: what the optimizer sees as a discontinuity.",
+        "step's kept set to the new one: what the optimizer sees as a discontinuity. Each on a fresh cache.",
     )
     for name in ("frozen", "rescreened"):
         r = optimization[name]
         optimization_table.rows.append([
-            name, "yes" if r["converged"] else "no", str(r.get("steps", "")),
+            name.replace("rescreened", "re-screened"), "yes" if r["converged"] else "no", str(r.get("steps", "")),
             f"{r['energy']:.10f}" if "energy" in r else "", str(r.get("changes", "")),
             _kcal(r.get("max_jump_kcal")), str(r.get("crossed_at_end", "")), _s(r["wall_s"], 1),
             _load(optimization),
@@ -443,19 +442,18 @@ def screening_tables(results: dict[str, Any]) -> list[Table]:
 
 
 def _criteria_summary(series: dict[str, Any]) -> str:
-    """The smallest error each criterion reaches while keeping at most half of the fragments."""
+    """Per criterion, the fewest fragments of the grid that drop at most 0.1 and 1 kcal/mol of increments."""
     parts = []
-    for metric in ("minimum", "centroid"):
-        rows = [r for r in series["curve"] if r["metric"] == metric and r["fragments"] <= series["fragments"] / 2]
-        if rows:
-            best = min(rows, key=lambda r: abs(r["error_kcal"]))
-            parts.append(
-                f"{metric}: |error| {abs(best['error_kcal']):.4f} kcal/mol with `{best['screening']}` "
-                f"({best['fragments']}/{series['fragments']} fragments)"
+    for bound in (1.0, 0.1):
+        found = []
+        for metric in ("minimum", "centroid"):
+            rows = [r for r in series["curve"] if r["metric"] == metric and r["dropped_abs_kcal"] <= bound]
+            best = min(rows, key=lambda r: r["fragments"], default=None)
+            found.append(
+                f"{metric} {best['fragments']} (`{best['screening']}`)" if best else f"{metric}: none of the grid"
             )
-        else:
-            parts.append(f"{metric}: no cutoff of the grid keeps half or fewer")
-    return "Best at half of the fragments or fewer — " + "; ".join(parts) + "."
+        parts.append(f"Σ|dropped| ≤ {bound:g} kcal/mol with fewest fragments: " + ", ".join(found))
+    return "; ".join(parts) + "."
 
 
 def _verdict(met: bool) -> str:

@@ -31,7 +31,8 @@ from .planning._qcmanybody import ScreenedCore
 from .planning.inputs import check_manybody_input, normalize_input, one_line_validation_error
 from .planning.plan import FragmentTask, iterate_labels, plan_tasks, specifications_from_input
 from .schema import SchemaVersion, atomic_result_model
-from .screening.cutoffs import as_screening
+from .screening.cutoffs import Screening, ScreeningSpec, as_screening
+from .screening.subsystems import Selection
 
 logger = logging.getLogger(__name__)
 
@@ -65,7 +66,7 @@ class ParallelComputerMixin:
         executor_config: ExecutorConfig | None = None,
         progress_callback: ProgressCallback | None = None,
         on_failure: FailurePolicy = "raise",
-        screening: Any = None,
+        screening: ScreeningSpec = None,
     ) -> Any:
         """Run the many-body expansion of ``input_model`` and return upstream's ManyBodyResult.
 
@@ -107,7 +108,7 @@ class ParallelComputerMixin:
                 chosen.close()
 
     @classmethod
-    def prepare(cls, input_model: Any, screening: Any = None) -> Any:
+    def prepare(cls, input_model: Any, screening: ScreeningSpec = None) -> Any:
         """Validated computer with upstream's core, nothing run: ``from_manybodyinput(build_tasks=False)``.
 
         ``screening`` as in :meth:`from_manybodyinput`, or a :class:`~qcmb_parsl.screening.Selection`
@@ -196,7 +197,7 @@ class ParallelComputerMixin:
         return result
 
 
-def screened_core(core: Any, screen: Any) -> ScreenedCore:
+def screened_core(core: Any, screen: Screening | Selection) -> ScreenedCore:
     """Upstream's ``core`` keeping what ``screen`` (a Screening or a Selection) keeps of its molecule.
 
     Refused, one line, where screening does not compose: an expansion of the supersystem alone

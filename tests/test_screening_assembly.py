@@ -206,8 +206,12 @@ SCREENED_CASES = {
 }
 
 
-@pytest.mark.parametrize("driver", ["energy", "gradient"])
-@pytest.mark.parametrize("case", sorted(SCREENED_CASES))
+DROP_SOME = [(case, driver) for case in sorted(SCREENED_CASES) for driver in ("energy", "gradient")] + [
+    ("cp and nocp", "hessian")
+]
+
+
+@pytest.mark.parametrize(("case", "driver"), DROP_SOME)
 def test_dropping_increments_is_making_them_zero_in_upstreams_expansion(case, driver):
     mbin = synthetic_input(5, driver=driver, **SCREENED_CASES[case])
     molecule = mbin["molecule"]

@@ -42,6 +42,7 @@ from ..schema import (
 if TYPE_CHECKING:
     from ..computer import ManyBodyComputer, ManyBodyComputerV2
     from ..planning.molecule_files import ExpansionRecipe
+    from ..screening import Screening
 
 logger = logging.getLogger(__name__)
 
@@ -102,7 +103,7 @@ class InputFile:
 
         return computer_class(self.schema_version)
 
-    def prepare(self, screening: Any = None) -> Any:
+    def prepare(self, screening: Screening | None = None) -> Any:
         """The validated computer of this input (screened by ``screening``, a
         :class:`~qcmb_parsl.screening.Screening`); InputError naming the file when it is invalid."""
         try:

@@ -35,6 +35,7 @@ from ..execution.outcomes import RunReport
 from ..execution.progress import logger as progress_log
 from ..execution.shortcuts import ExecutorConfig, choose_executor
 from ..screening import Selection
+from ..screening.cutoffs import ScreeningSpec
 from .inputs import check_optimizer, gradient_specification, optimization_input, step_input
 
 logger = logging.getLogger(__name__)
@@ -83,7 +84,7 @@ def optimize(
     parallel: bool = False,
     n_workers: int | None = None,
     executor_config: ExecutorConfig | None = None,
-    screening: Any = None,
+    screening: ScreeningSpec = None,
 ) -> qcel_v2.OptimizationResult:
     """Optimize the geometry of a cluster with many-body gradients; upstream's ``OptimizationResult``.
 

@@ -14,13 +14,15 @@ import math
 from collections.abc import Mapping
 from dataclasses import dataclass
 from itertools import pairwise
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, TypeAlias
 
 from ..errors import InputError
 
 if TYPE_CHECKING:
     from .subsystems import Selection
 
+#: What ``screening=`` takes: n-body level -> cutoff (Å), a Screening, or a Selection made before.
+ScreeningSpec: TypeAlias = "Mapping[Any, Any] | Screening | Selection | None"
 #: How the command line spells a screening, for its help and its errors.
 SCREEN_SYNTAX = "LEVEL:ANGSTROM,... e.g. 2:8.0,3:6.0"
 
@@ -105,7 +107,7 @@ def parse_screen(text: str) -> Screening:
     return Screening.from_user(pairs, where=where)
 
 
-def as_screening(value: Any) -> Screening | Selection | None:
+def as_screening(value: ScreeningSpec) -> Screening | Selection | None:
     """None, a Selection already made (kept as it is), or a validated Screening of a user's value."""
     from .subsystems import Selection
 
