@@ -140,9 +140,13 @@ def run_campaign(
         Distance cutoffs applied to every input (see :mod:`qcmb_parsl.screening`); a result computed
         with other cutoffs (or none) is computed again.
 
-    Raises InputError (naming the file) before anything is submitted when an input is missing,
-    malformed or invalid, or when two inputs would write the same result file; OutputError, also
-    before, when ``out_dir`` or a result file in it cannot be written.
+    Raises
+    ------
+    InputError
+        Naming the file, before anything is submitted, when an input is missing, malformed or
+        invalid, or when two inputs would write the same result file.
+    OutputError
+        Also before anything is submitted, when ``out_dir`` or a result file in it cannot be written.
     """
     start = time.perf_counter()
     paths = collect_inputs(inputs, molecules=recipe is not None)

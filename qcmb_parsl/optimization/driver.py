@@ -106,6 +106,8 @@ def optimize(
         the subsystems they keep at the initial geometry are kept for every step (recorded in
         ``extras["qcmb_parsl"]["screening"]``).
 
+    Notes
+    -----
     Everything is checked before anything is submitted: one-line ConfigurationError or InputError.
     A step whose fragments fail raises :class:`~qcmb_parsl.errors.FragmentsFailedError` (every other
     fragment is cached); an optimizer that does not converge raises
