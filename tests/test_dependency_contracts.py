@@ -9,12 +9,14 @@ from __future__ import annotations
 
 import concurrent.futures
 import importlib.metadata
+import inspect
 from pathlib import Path
 
 import parsl
 import pytest
 import qcmanybody
 import tomllib
+from qcmanybody import ManyBodyCore
 from molecules import mbe_input
 from packaging.specifiers import SpecifierSet
 from packaging.version import Version
@@ -27,6 +29,7 @@ from parsl.providers import LocalProvider
 from qcmb_parsl import ManyBodyComputer
 from qcmb_parsl.execution import _parsl
 from qcmb_parsl.planning import _qcmanybody
+from qcmb_parsl.screening import Screening
 
 ROOT = Path(__file__).resolve().parents[1]
 pytestmark = pytest.mark.fast
@@ -100,3 +103,19 @@ def test_compute_map_lists_every_fragment_calculation_as_upstream_iterates_them(
     ours = {label for _, label, _, _ in _qcmanybody.fragment_calculations(computer.qcmb_core)}
     upstream = {label for _, label, _ in computer.qcmb_core.iterate_molecules()}
     assert ours == upstream and len(ours) == 13
+
+
+def test_upstream_assembles_through_the_method_the_screened_core_replaces():
+    """``ScreenedCore`` replaces ``_assemble_nbody_components`` (same call, same keys back) and filters
+    ``compute_map``, which upstream builds once into ``mc_compute_dict``."""
+    parameters = inspect.signature(ManyBodyCore._assemble_nbody_components).parameters
+    assert list(parameters) == ["self", "property_label", "component_results"]
+    core = ManyBodyComputer.prepare(mbe_input(3, bsse_type=["cp", "nocp", "vmfc"])).qcmb_core
+    assert core.compute_map is core.mc_compute_dict
+    screened = _qcmanybody.ScreenedCore(core, Screening.from_user({2: 100.0}).select(core.molecule, 3))
+    data = {label: -76.0 * len(basis) for _, label, _, basis in _qcmanybody.fragment_calculations(core)}
+    ours = screened._assemble_nbody_components("energy", data)
+    upstream = core._assemble_nbody_components("energy", data)
+    assert set(ours) == set(upstream)
+    for name, value in upstream.items():
+        assert ours[name] == pytest.approx(value, abs=1e-9), name

@@ -4,6 +4,7 @@ Commands::
 
     qcmb-parsl run INPUT.json [--preset NAME | --config FILE] [--workers N] [--out RESULT.json]
     qcmb-parsl run CLUSTER.xyz --method M [--basis B] [--bsse cp,nocp] [--max-nbody N] [--fragments ...]
+    qcmb-parsl run INPUT.json --screen 2:8.0,3:6.0 (also for optimize and campaign)
     qcmb-parsl optimize INPUT.json [--optimizer geometric] [executor options as for run] [--out RESULT.json]
     qcmb-parsl campaign DIR_OR_FILES... [--out-dir D] [--force] [--method M ... for molecule files]
     qcmb-parsl cache stats | list [INPUT.json] | verify
@@ -229,6 +230,25 @@ def _add_molecule_options(parser: argparse.ArgumentParser) -> None:
     )
 
 
+def _add_screen_option(parser: argparse.ArgumentParser) -> None:
+    from ..screening.cutoffs import SCREEN_SYNTAX
+
+    parser.add_argument(
+        "--screen",
+        metavar="CUTOFFS",
+        help=f"screened expansion ({SCREEN_SYNTAX}): an n-body subsystem is computed only when every two of "
+        "its fragments come within the level's cutoff (minimum interatomic distance, Angstrom); a level "
+        "without one takes the next lower level's",
+    )
+
+
+def _screening(args: argparse.Namespace) -> Any:
+    """The Screening of --screen, or None; InputError (exit 2) for a bad value, before anything runs."""
+    from ..screening import parse_screen
+
+    return None if args.screen is None else parse_screen(args.screen)
+
+
 def _cache_dir_option() -> _Parser:
     options = _Parser(add_help=False)
     options.add_argument("--cache-dir", metavar="D", help=CACHE_DIR_HELP)
@@ -286,6 +306,7 @@ def build_parser() -> argparse.ArgumentParser:
         help="result file (default INPUT.result.json next to the input); checked before anything is computed",
     )
     _add_units_option(run)
+    _add_screen_option(run)
     _add_molecule_options(run)
     _add_executor_options(run)
     run.set_defaults(handler=cmd_run)
@@ -305,6 +326,7 @@ def build_parser() -> argparse.ArgumentParser:
     optimize.add_argument(
         "--out", metavar="RESULT.json", help="result file (default INPUT.result.json next to the input)"
     )
+    _add_screen_option(optimize)
     _add_executor_options(optimize)
     optimize.set_defaults(handler=cmd_optimize)
 
@@ -332,6 +354,7 @@ def build_parser() -> argparse.ArgumentParser:
     )
     campaign.add_argument("--force", action="store_true", help="recompute inputs that have a result already")
     _add_units_option(campaign)
+    _add_screen_option(campaign)
     _add_molecule_options(campaign)
     _add_executor_options(campaign)
     campaign.set_defaults(handler=cmd_campaign)
@@ -577,9 +600,10 @@ def cmd_run(args: argparse.Namespace) -> int:
     from .tables import energy_table
 
     start = time.perf_counter()
+    screening = _screening(args)
     out = check_result_path(args.out or default_result_path(args.input))
     input_file = open_input(args.input, expansion_recipe(args), out)
-    computer = input_file.prepare()
+    computer = input_file.prepare(screening)
     built = write_built_input(input_file)
     executor = make_executor(args)
     try:
@@ -593,7 +617,8 @@ def cmd_run(args: argparse.Namespace) -> int:
     console.print(_run_line(result.extras["qcmb_parsl"]))
     console.print(f"result: {out}")
     if built is not None:
-        console.print(f"input: {built} (run it to repeat this run)")
+        again = "" if screening is None else f" with --screen {args.screen}"
+        console.print(f"input: {built} (run it{again} to repeat this run)")
     return 0
 
 
@@ -601,11 +626,12 @@ def cmd_optimize(args: argparse.Namespace) -> int:
     from .files import check_result_path, default_result_path, read_json_object, save_result
     from .optimization import history_table, optimize_file, summary_line
 
+    screening = _screening(args)
     out = check_result_path(args.out or default_result_path(args.input))
     data = read_json_object(args.input, "OptimizationInput")
     executor = make_executor(args)
     try:
-        result = optimize_file(args.input, data, args.optimizer, executor)
+        result = optimize_file(args.input, data, args.optimizer, executor, screening)
     finally:
         executor.close()
     out = save_result(result, out)
@@ -624,9 +650,12 @@ def cmd_campaign(args: argparse.Namespace) -> int:
     from .units import format_energy
 
     recipe = expansion_recipe(args)
+    screening = _screening(args)
     executor = make_executor(args)
     try:
-        outcome = run_campaign(args.inputs, executor, args.out_dir, force=args.force, recipe=recipe)
+        outcome = run_campaign(
+            args.inputs, executor, args.out_dir, force=args.force, recipe=recipe, screening=screening
+        )
     finally:
         executor.close()
 
