@@ -47,6 +47,7 @@ def run(quick: bool) -> dict[str, Any]:
         step("ceiling_after", measure_ceiling.measure)
         primed = {name: results["speedup"]["configs"][name] for name in measure_cache.CONFIGS}
         step("cache", measure_cache.measure, quick, workdir, primed)
+        step("cache_hits", measure_cache.measure_hits, quick)
         step("overhead", measure_overhead.measure, quick)
         step("balance", measure_balance.measure, quick)
         step("planning", measure_planning.measure, quick)
