@@ -25,16 +25,19 @@ from common import emit, load_average, log, package_hash
 
 #: Fresh processes per case.
 REPEATS, REPEATS_QUICK = 7, 3
-#: The water dimer as a chemist's XYZ file (Angstrom).
-XYZ = """6
-water dimer
-O  -1.551007  -0.114520   0.000000
-H  -1.934259   0.762503   0.000000
-H  -0.599677   0.040712   0.000000
-O   1.350625   0.111469   0.000000
-H   1.680398  -0.373741  -0.758561
-H   1.680398  -0.373741   0.758561
-"""
+
+
+def _xyz() -> str:
+    """The water dimer as a chemist's XYZ file (Angstrom)."""
+    from qcmb_parsl.clusters import BOHR_PER_ANGSTROM, water_cluster
+
+    molecule = water_cluster(2)
+    rows = [molecule["geometry"][i : i + 3] for i in range(0, len(molecule["geometry"]), 3)]
+    lines = [
+        f"{s} {x / BOHR_PER_ANGSTROM:.6f} {y / BOHR_PER_ANGSTROM:.6f} {z / BOHR_PER_ANGSTROM:.6f}"
+        for s, (x, y, z) in zip(molecule["symbols"], rows, strict=True)
+    ]
+    return "\n".join(["6", "water dimer", *lines]) + "\n"
 
 
 def _input_json() -> dict[str, Any]:
@@ -79,7 +82,7 @@ def measure(quick: bool) -> dict[str, Any]:
     load_before = load_average()
     with tempfile.TemporaryDirectory() as directory:
         work = Path(directory)
-        (work / "dimer.xyz").write_text(XYZ)
+        (work / "dimer.xyz").write_text(_xyz())
         (work / "dimer.json").write_text(json.dumps(_input_json()))
         files = sorted(os.listdir(work))
         for _ in range(repeats):
@@ -98,12 +101,19 @@ def measure(quick: bool) -> dict[str, Any]:
         for name, values in samples.items()
     }
     log("refusals: " + "; ".join(f"{name} {r['wall_s']:.2f} s" for name, r in results.items()))
-    return {"cases": results, "load_before": load_before, "load_after": load_average(), "package": package_hash()}
+    return {
+        "cases": results,
+        "load_before": load_before,
+        "load_after": load_average(),
+        "package": package_hash(),
+    }
 
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--quick", action="store_true", help="fewer repetitions, for developing the benchmark")
+    parser.add_argument(
+        "--quick", action="store_true", help="fewer repetitions, for developing the benchmark"
+    )
     args = parser.parse_args()
     emit(measure(args.quick))
 

@@ -8,7 +8,6 @@ hand-written ManyBodyInput of the same cluster.
 from __future__ import annotations
 
 import json
-import subprocess
 from pathlib import Path
 
 import numpy as np
@@ -16,7 +15,7 @@ import pytest
 import qcelemental
 import qcmanybody.models.v2
 import qcmanybody.v2
-from drivers import run_cli
+from drivers import assert_refused, run_cli
 
 import qcmb_parsl  # noqa: F401 - registers the PySCF harness for upstream's computer
 from qcmb_parsl.clusters import water_cluster
@@ -96,14 +95,6 @@ def hand_written(atoms, fragments, charges, multiplicities, *, method, basis, bs
             "protocols": {"cluster_results": "all"},
         },
     }
-
-
-def assert_one_line_error(proc: subprocess.CompletedProcess, *expected: str) -> None:
-    lines = [line for line in proc.stderr.splitlines() if line.strip()]
-    assert proc.returncode == 2, proc.stderr
-    assert len(lines) == 1 and lines[0].startswith("qcmb-parsl: error: "), proc.stderr
-    for text in expected:
-        assert text in lines[0], lines[0]
 
 
 def assert_same_energies(result, reference) -> None:
@@ -369,13 +360,13 @@ def test_refusals_are_one_line_exit_2(tmp_path: Path) -> None:
     write_xyz(tmp_path / "cyclopropane.xyz", CYCLOPROPANE)
     write_xyz(tmp_path / "fw2.xyz", FLUORIDE_DIHYDRATE)
     model = ("--method", "hf", "--basis", "sto-3g")
-    assert_one_line_error(
+    assert_refused(
         run_cli("run", "cyclopropane.xyz", *model, cwd=tmp_path), "one covalently bonded fragment", "--fragments"
     )
-    assert_one_line_error(
+    assert_refused(
         run_cli("run", "fw2.xyz", *model, cwd=tmp_path), "9 electrons", "--fragment-multiplicities 2,1,1"
     )
-    assert_one_line_error(run_cli("run", "fw2.xyz", cwd=tmp_path), "molecule file", "--method")
+    assert_refused(run_cli("run", "fw2.xyz", cwd=tmp_path), "molecule file", "--method")
     assert not list(tmp_path.glob("*.json")), "nothing is written for an input that is refused"
 
 

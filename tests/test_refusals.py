@@ -16,8 +16,8 @@ import sys
 from pathlib import Path
 
 import pytest
-from drivers import run_cli
-from molecules import mbe_input
+from drivers import assert_refused, run_cli
+from molecules import mbe_input, water_xyz
 
 from qcmb_parsl import InputError, ManyBodyComputer, ParslExecutor, v2
 from qcmb_parsl.engines.checks import PROGRAM_CHECKS, ModelChemistry, check_model_chemistry
@@ -25,16 +25,6 @@ from qcmb_parsl.frontend import cli
 from qcmb_parsl.presets.loader import resolve_config
 
 WATER = ("H", "O")
-
-
-def refusal(proc: subprocess.CompletedProcess, *expected: str) -> str:
-    """The one error line of a refused command, which must hold every ``expected`` text."""
-    lines = [line for line in proc.stderr.splitlines() if line.strip()]
-    assert proc.returncode == 2, proc.stderr
-    assert len(lines) == 1 and lines[0].startswith("qcmb-parsl: error: "), proc.stderr
-    for text in expected:
-        assert text in lines[0], lines[0]
-    return lines[0]
 
 
 def refused(model: ModelChemistry) -> str:
@@ -69,16 +59,52 @@ def write_json(path: Path, data: dict) -> Path:
         ("hf", None, "energy", {}, "no basis set given: PySCF's methods need one, e.g. cc-pvdz"),
         ("b3lpy-d3bj", "sto-3g", "energy", {}, "functional 'b3lpy' of method 'b3lpy-d3bj' is not known"),
         ("b3lyp-d5", "sto-3g", "energy", {}, "dispersion correction '-d5' of method 'b3lyp-d5'"),
-        ("mp2", "sto-3g", "hessian", {}, "PySCF has no analytic hessian for 'mp2'; drivers it has: energy, gradient"),
+        (
+            "mp2",
+            "sto-3g",
+            "hessian",
+            {},
+            "PySCF has no analytic hessian for 'mp2'; drivers it has: energy, gradient",
+        ),
         ("hf", "sto-3g", "properties", {}, "driver 'properties' is not supported by the PySCF harness"),
-        ("hf", "sto-3g", "energy", {"conv_tl": 1e-9}, "PySCF keyword 'conv_tl' is not known; did you mean conv_tol"),
-        ("hf", "sto-3g", "energy", {"conv_tol": "1e-10"}, "PySCF keyword 'conv_tol' must be a number, got '1e-10'"),
-        ("hf", "sto-3g", "energy", {"cartesian": 1}, "PySCF keyword 'cartesian' must be true or false, got 1"),
+        (
+            "hf",
+            "sto-3g",
+            "energy",
+            {"conv_tl": 1e-9},
+            "PySCF keyword 'conv_tl' is not known; did you mean conv_tol",
+        ),
+        (
+            "hf",
+            "sto-3g",
+            "energy",
+            {"conv_tol": "1e-10"},
+            "PySCF keyword 'conv_tol' must be a number, got '1e-10'",
+        ),
+        (
+            "hf",
+            "sto-3g",
+            "energy",
+            {"cartesian": 1},
+            "PySCF keyword 'cartesian' must be true or false, got 1",
+        ),
     ],
-    ids=["method", "basis", "no-basis", "functional", "dispersion", "no-hessian", "properties", "keyword",
-         "keyword-type", "keyword-bool"],
+    ids=[
+        "method",
+        "basis",
+        "no-basis",
+        "functional",
+        "dispersion",
+        "no-hessian",
+        "properties",
+        "keyword",
+        "keyword-type",
+        "keyword-bool",
+    ],
 )
-def test_pyscf_model_chemistry_is_refused_with_the_nearest_valid_values(method, basis, driver, keywords, expected):
+def test_pyscf_model_chemistry_is_refused_with_the_nearest_valid_values(
+    method, basis, driver, keywords, expected
+):
     message = refused(ModelChemistry("pyscf", method, basis, driver, keywords, WATER))
     assert message.startswith(expected), message
 
@@ -92,8 +118,13 @@ def test_pyscf_basis_must_cover_every_element_present():
 @pytest.mark.fast
 @pytest.mark.parametrize(
     ("method", "basis", "driver"),
-    [("HF", "STO-3G", "gradient"), ("b3lyp-d3bj", "6-31g(d,p)", "hessian"), ("ccsd(t)", "cc-pvdz", "energy"),
-     ("wb97x-v", "def2-svp", "gradient"), ("pbe0-d4", "aug-cc-pvdz", "energy")],
+    [
+        ("HF", "STO-3G", "gradient"),
+        ("b3lyp-d3bj", "6-31g(d,p)", "hessian"),
+        ("ccsd(t)", "cc-pvdz", "energy"),
+        ("wb97x-v", "def2-svp", "gradient"),
+        ("pbe0-d4", "aug-cc-pvdz", "energy"),
+    ],
 )
 def test_what_pyscf_runs_passes(method, basis, driver):
     check_model_chemistry(ModelChemistry("pyscf", method, basis, driver, {"conv_tol": 1e-9}, WATER))
@@ -105,8 +136,12 @@ def test_stock_programs_are_checked_by_what_qcengine_can_tell_cheaply():
     assert "cannot set up method 'mp3'" in refused(ModelChemistry("nwchem", "mp3", "6-31g", "energy"))
     assert refused(ModelChemistry("nwchem", "b3lyp", None, "energy")).startswith("no basis set given")
     assert refused(ModelChemistry("psi4", "mp2", None, "energy")).startswith("no basis set given")
-    for program, method, basis in (("nwchem", "b3lyp", "6-31g"), ("nwchem", "ccsd(t)", "cc-pvdz"),
-                                   ("psi4", "hf3c", None), ("rdkit", "uff", None)):
+    for program, method, basis in (
+        ("nwchem", "b3lyp", "6-31g"),
+        ("nwchem", "ccsd(t)", "cc-pvdz"),
+        ("psi4", "hf3c", None),
+        ("rdkit", "uff", None),
+    ):
         check_model_chemistry(ModelChemistry(program, method, basis, "energy"))
     assert {"pyscf", "nwchem", "psi4"} <= set(PROGRAM_CHECKS)
 
@@ -122,11 +157,17 @@ def test_the_api_refuses_before_any_executor_starts(tmp_path):
             ManyBodyComputer.from_manybodyinput(mbe_input(2, basis="6-31gg"), executor=executor)
         specs = {
             "big": {"program": "pyscf", "driver": "energy", "model": {"method": "hf", "basis": "sto-3g"}},
-            "small": {"program": "pyscf", "driver": "energy", "model": {"method": "hf", "basis": "sto-3g"},
-                      "keywords": {"max_cycle": 50.5}},
+            "small": {
+                "program": "pyscf",
+                "driver": "energy",
+                "model": {"method": "hf", "basis": "sto-3g"},
+                "keywords": {"max_cycle": 50.5},
+            },
         }
         mbin = mbe_input(2, bsse_type=["nocp"], levels={1: "small", 2: "big"}, specifications=specs)
-        with pytest.raises(InputError, match="^model chemistry 'small': PySCF keyword 'max_cycle' must be an integer"):
+        with pytest.raises(
+            InputError, match=r"^model chemistry 'small': PySCF keyword 'max_cycle' must be an integer"
+        ):
             ManyBodyComputer.from_manybodyinput(mbin, executor=executor)
         assert executor.dfk is None and len(executor.cache) == 0
     finally:
@@ -163,37 +204,40 @@ def test_manybody_keywords_keep_their_types(version, changes, expected):
 def test_fragment_charges_are_whole_numbers():
     data = mbe_input(2)
     data["molecule"]["fragment_charges"] = [0.5, -0.5]
-    with pytest.raises(InputError, match=r"fragment 1 has charge 0.5: a charge is a whole number of electrons"):
+    with pytest.raises(
+        InputError, match=r"fragment 1 has charge 0.5: a charge is a whole number of electrons"
+    ):
         ManyBodyComputer.prepare(data)
 
 
 # -- the command line -----------------------------------------------------------------------------
 
 
-XYZ_DIMER = """6
-water dimer
-O  -1.551007  -0.114520   0.000000
-H  -1.934259   0.762503   0.000000
-H  -0.599677   0.040712   0.000000
-O   1.350625   0.111469   0.000000
-H   1.680398  -0.373741  -0.758561
-H   1.680398  -0.373741   0.758561
-"""
+XYZ_DIMER = water_xyz(2)
 
 
 @pytest.mark.parametrize(
     ("options", "expected"),
     [
-        (["--method", "hff", "--basis", "sto-3g"], "dimer.xyz: method 'hff' is not known to PySCF; did you mean hf?"),
-        (["--method", "hf", "--basis", "6-31gg"], "dimer.xyz: basis '6-31gg' is not known to PySCF; did you mean 6-31g"),
+        (
+            ["--method", "hff", "--basis", "sto-3g"],
+            "dimer.xyz: method 'hff' is not known to PySCF; did you mean hf?",
+        ),
+        (
+            ["--method", "hf", "--basis", "6-31gg"],
+            "dimer.xyz: basis '6-31gg' is not known to PySCF; did you mean 6-31g",
+        ),
         (["--method", "hf"], "dimer.xyz: no basis set given"),
-        (["--method", "hf", "--basis", "sto-3g", "--max-nbody", "3"], "dimer.xyz: max_nbody=3 must be between 1 and 2"),
+        (
+            ["--method", "hf", "--basis", "sto-3g", "--max-nbody", "3"],
+            "dimer.xyz: max_nbody=3 must be between 1 and 2",
+        ),
     ],
     ids=["method", "basis", "no-basis", "max-nbody"],
 )
 def test_cli_refuses_a_typo_before_any_file_or_worker(tmp_path, options, expected):
     (tmp_path / "dimer.xyz").write_text(XYZ_DIMER)
-    line = refusal(run_cli("run", "dimer.xyz", *options, "--preset", "local", cwd=tmp_path), expected)
+    line = assert_refused(run_cli("run", "dimer.xyz", *options, "--preset", "local", cwd=tmp_path), expected)
     assert "input.json" not in line and "(auto)" not in line
     assert sorted(p.name for p in tmp_path.iterdir()) == ["dimer.xyz"]  # no input, no result, no runinfo
 
@@ -205,9 +249,12 @@ def test_the_refusal_path_imports_neither_parsl_nor_the_executors(tmp_path):
     script = (
         "import sys\nfrom qcmb_parsl.frontend.cli import main\n"
         "status = main(['run', 'dimer.json', '--preset', 'local'])\n"
-        "print(status, sorted(m for m in ('parsl', 'qcmb_parsl.execution.executors', 'networkx') if m in sys.modules))"
+        "heavy = ('parsl', 'qcmb_parsl.execution.executors', 'networkx')\n"
+        "print(status, sorted(m for m in heavy if m in sys.modules))"
     )
-    proc = subprocess.run([sys.executable, "-c", script], cwd=tmp_path, capture_output=True, text=True, timeout=120)
+    proc = subprocess.run(
+        [sys.executable, "-c", script], cwd=tmp_path, capture_output=True, text=True, timeout=120
+    )
     assert proc.stdout.split() == ["2", "[]"], proc.stdout + proc.stderr
 
 
@@ -272,7 +319,8 @@ def test_an_unexpected_error_has_an_exit_status_of_its_own(monkeypatch, capsys):
     assert cli.main(["presets"]) == cli.EXIT_UNEXPECTED != 1
     err = capsys.readouterr().err
     assert err == (
-        "qcmb-parsl: error: unexpected ZeroDivisionError: division by zero (rerun with --debug for the traceback)\n"
+        "qcmb-parsl: error: unexpected ZeroDivisionError: division by zero "
+        "(rerun with --debug for the traceback)\n"
     )
 
 
@@ -288,7 +336,9 @@ def test_an_unencrypted_htex_of_the_users_gets_one_warning(tmp_path, caplog):
         resolve_config(str(config), {})
     warnings = [r for r in caplog.records if r.levelno == logging.WARNING]
     assert len(warnings) == 1
-    assert "encrypted=False" in warnings[0].getMessage() and "anyone who can reach" in warnings[0].getMessage()
+    assert (
+        "encrypted=False" in warnings[0].getMessage() and "anyone who can reach" in warnings[0].getMessage()
+    )
     caplog.clear()
     with caplog.at_level(logging.WARNING, logger="qcmb_parsl"):
         resolve_config("local", {})
