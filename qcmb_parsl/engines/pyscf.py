@@ -270,7 +270,8 @@ def _method_names() -> tuple[str, ...]:
 
 
 def check_basis(basis: Any, elements: Iterable[str]) -> None:
-    """InputError unless ``basis`` names a basis set PySCF loads for every element in ``elements``.
+    """InputError unless ``basis`` names a basis set PySCF loads for every element in ``elements`` (with
+    no elements: for some element at all, so that a mistyped name is refused before a molecule is read).
 
     The loading is PySCF's own (``pyscf.gto.basis.load``, what building the molecule does), so a name
     refused here is one every fragment would fail on; ghost atoms take their element's functions.
@@ -281,15 +282,16 @@ def check_basis(basis: Any, elements: Iterable[str]) -> None:
         raise InputError(f"The PySCF harness needs a basis-set name (e.g. 'cc-pvdz'), got {basis!r}.")
     present = sorted(set(elements))
     missing = [element for element in present if not _loads(basis, element)]
-    if not missing:
+    if present and not missing:
         return
     if len(missing) == len(present) and not any(_loads(basis, element) for element in _PROBE_ELEMENTS):
         hint = did_you_mean(basis, _basis_names(), squeeze)
         raise InputError(f"basis {basis!r} is not known to PySCF{hint or ' (nor to its basis-set library)'}")
-    raise InputError(
-        f"basis {basis!r} has no functions for {', '.join(missing)} in PySCF's library: "
-        "choose a basis set that covers every element"
-    )
+    if missing:
+        raise InputError(
+            f"basis {basis!r} has no functions for {', '.join(missing)} in PySCF's library: "
+            "choose a basis set that covers every element"
+        )
 
 
 @cache

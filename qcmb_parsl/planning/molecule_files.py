@@ -18,8 +18,9 @@ truncated or padded file is another molecule), an empty file, two atoms at one p
 each fragment's atoms together; a file whose molecules interleave is built with its atoms listed
 fragment by fragment when the fragments are given (``0-1+5,2-4``), the file's order of them kept in
 ``molecule.extras["file_atom_order"]``, and refused with that option spelled out when they are not.
-The model chemistry is checked (:mod:`qcmb_parsl.engines.checks`) as soon as the file's elements are
-known, before its fragments are looked for.
+The model chemistry is checked (:mod:`qcmb_parsl.engines.checks`) before the file is read (a mistyped
+name costs no parsing) and again with the file's elements (a basis set must cover each of them), before
+its fragments are looked for.
 """
 
 from __future__ import annotations
@@ -101,14 +102,9 @@ def manybody_input_from_molecule_file(path: str | os.PathLike, recipe: Expansion
     fragments unambiguously, or a charge or multiplicity is missing or inconsistent.
     """
     path = Path(path)
+    _check_recipe(path, recipe, ())  # a mistyped name costs no reading of the file
     parsed = _read_molecule(path)
-    elements = tuple(sorted({str(symbol) for symbol in parsed.symbols}))
-    try:
-        check_model_chemistry(
-            ModelChemistry(recipe.program, recipe.method, recipe.basis, recipe.driver, {}, elements)
-        )
-    except InputError as exc:
-        raise InputError(f"{path}: {exc}") from None
+    _check_recipe(path, recipe, tuple(str(symbol) for symbol in parsed.symbols))
     molecule = _fragmented_molecule(path, recipe, parsed)
     keywords: dict[str, Any] = {"bsse_type": list(recipe.bsse_type)}
     if recipe.max_nbody is not None:
@@ -133,6 +129,16 @@ def manybody_input_from_molecule_file(path: str | os.PathLike, recipe: Expansion
             "driver": recipe.driver,
         },
     }
+
+
+def _check_recipe(path: Path, recipe: ExpansionRecipe, elements: tuple[str, ...]) -> None:
+    """The recipe's model chemistry as its program would run it, for ``elements`` (none: the names)."""
+    try:
+        check_model_chemistry(
+            ModelChemistry(recipe.program, recipe.method, recipe.basis, recipe.driver, {}, elements)
+        )
+    except InputError as exc:
+        raise InputError(f"{path}: {exc}") from None
 
 
 def find_fragments(symbols: Sequence[str], geometry: Any) -> list[list[int]]:
