@@ -136,9 +136,13 @@ def run_campaign(
     recipe
         What to compute on each molecule file's cluster, and how to cut it (the same for every file).
 
-    Raises InputError (naming the file) before anything is submitted when an input is missing,
-    malformed or invalid, or when two inputs would write the same result file; OutputError, also
-    before, when ``out_dir`` or a result file in it cannot be written.
+    Raises
+    ------
+    InputError
+        Naming the file, before anything is submitted, when an input is missing, malformed or
+        invalid, or when two inputs would write the same result file.
+    OutputError
+        Also before anything is submitted, when ``out_dir`` or a result file in it cannot be written.
     """
     start = time.perf_counter()
     paths = collect_inputs(inputs, molecules=recipe is not None)

@@ -8,8 +8,9 @@ Commands::
     qcmb-parsl campaign DIR_OR_FILES... [--out-dir D] [--force] [--method M ... for molecule files]
     qcmb-parsl cache stats | list [INPUT.json] | verify
     qcmb-parsl cache invalidate [--program P] [--method M] [--input I] | clear
-    qcmb-parsl presets
+    qcmb-parsl presets [NAME]
     qcmb-parsl report RESULT.json... [--out-dir D]
+    qcmb-parsl --version
 
 Exit status, one meaning each: 0 done; 1 the computation failed (fragments failed, or an optimization
 did not converge); 2 bad input or environment (an input, model chemistry, configuration, cache directory,
@@ -25,6 +26,7 @@ import argparse
 import inspect
 import json
 import logging
+import platform
 import sys
 import time
 import traceback
@@ -65,6 +67,17 @@ class _Parser(argparse.ArgumentParser):
 
     def error(self, message: str) -> None:  # type: ignore[override]
         raise UsageError(f"{message} (see {self.prog} --help)")
+
+
+class _Version(argparse.Action):
+    """``--version``: one line, unwrapped, however narrow the terminal (argparse's own wraps it)."""
+
+    def __init__(self, option_strings: Sequence[str], dest: str, help: str | None = None) -> None:
+        super().__init__(option_strings, dest, nargs=0, default=argparse.SUPPRESS, help=help)
+
+    def __call__(self, parser: argparse.ArgumentParser, *args: Any) -> None:
+        print(version_line())
+        parser.exit()
 
 
 # -- the command line ------------------------------------------------------------------------------
@@ -197,6 +210,23 @@ def _cache_dir_option() -> _Parser:
     return options
 
 
+#: Distributions whose versions ``--version`` names beside ours: what a bug report needs to know.
+VERSION_PEERS = ("qcmanybody", "qcengine", "qcelemental", "parsl", "pyscf")
+
+
+def version_line() -> str:
+    """``qcmb-parsl 0.1.0 (qcmanybody 0.8.1, ..., Python 3.11.2)``, read from the installed metadata."""
+    from importlib.metadata import PackageNotFoundError, version
+
+    peers = []
+    for name in VERSION_PEERS:
+        try:
+            peers.append(f"{name} {version(name)}")
+        except PackageNotFoundError:
+            peers.append(f"{name} missing")
+    return f"{PROG} {version('qcmb_parsl')} ({', '.join(peers)}, Python {platform.python_version()})"
+
+
 def build_parser() -> argparse.ArgumentParser:
     common = _common_options()
     parser = _Parser(
@@ -207,6 +237,9 @@ def build_parser() -> argparse.ArgumentParser:
         epilog=f"`{PROG} COMMAND --help` describes each command. Exit status: 0 done, 1 failed fragments "
         "(or an optimization that did not converge), 2 bad input or environment, 130/143 stopped by "
         f"SIGINT/SIGTERM, {EXIT_UNEXPECTED} an unexpected error.",
+    )
+    parser.add_argument(
+        "--version", action=_Version, help="print the versions of qcmb_parsl and the packages it runs on"
     )
     commands = parser.add_subparsers(dest="command", metavar="COMMAND", required=True)
     cache_dir = _cache_dir_option()
@@ -329,10 +362,11 @@ def build_parser() -> argparse.ArgumentParser:
     presets = commands.add_parser(
         "presets",
         parents=[common],
-        help="list executor presets and their options",
-        description="List the executor presets: what each is, needs and accepts; "
-        "or write each as a plain Parsl config file.",
+        help="list executor presets, or one preset's options",
+        description="List the executor presets (what each is for and needs), show one preset's options "
+        "(type, default, meaning), or write each preset as a plain Parsl config file.",
     )
+    presets.add_argument("name", nargs="?", metavar="NAME", help="show this preset and its options")
     presets.add_argument(
         "--write-configs",
         metavar="DIR",
@@ -663,13 +697,7 @@ def cmd_cache_clear(args: argparse.Namespace) -> int:
     return 0
 
 
-def _type_name(annotation: Any) -> str:
-    return annotation.__name__ if isinstance(annotation, type) else str(annotation).replace("typing.", "")
-
-
 def cmd_presets(args: argparse.Namespace) -> int:
-    from ..presets import PRESETS
-
     if args.write_configs:
         from ..presets.config_files import write_config_files
 
@@ -677,20 +705,20 @@ def cmd_presets(args: argparse.Namespace) -> int:
             print(f"wrote {path}")
         return 0
 
-    for name, preset in PRESETS.items():
-        print(f"{name}: {preset.summary}")
-        print(f"  needs: {preset.needs}")
-        print("  options:")
-        for option, info in preset.options.model_fields.items():
-            if info.is_required():
-                default = "required"
-            else:
-                default = f"default {info.get_default(call_default_factory=True)!r}"
-            print(f"    {option} ({_type_name(info.annotation)}, {default}): {info.description or ''}")
-        print()
-    print(
-        f"Use one with `{PROG} run INPUT.json --preset NAME --option KEY=VALUE`, or give a Parsl config "
-        "file (.py) or a site file (.yaml) with --config."
+    from .preset_tables import preset_view, presets_table
+
+    console = _console()
+    if args.name is not None:
+        console.print(preset_view(args.name))
+        console.print(
+            f"Set an option with `{PROG} run INPUT.json --preset {args.name} --option KEY=VALUE`, "
+            "or as a field of a site file (.yaml)."
+        )
+        return 0
+    console.print(presets_table())
+    console.print(
+        f"`{PROG} presets NAME` shows one preset's options. Use one with `{PROG} run INPUT.json --preset "
+        "NAME`, or give a Parsl config file (.py) or a site file (.yaml) with --config."
     )
     return 0
 

@@ -93,6 +93,8 @@ def optimize(
         :class:`~qcmb_parsl.ParslExecutor` (its cache makes the optimization resumable), or ``None`` for
         the sequential in-process path.
 
+    Notes
+    -----
     Everything is checked before anything is submitted: one-line ConfigurationError or InputError.
     A step whose fragments fail raises :class:`~qcmb_parsl.errors.FragmentsFailedError` (every other
     fragment is cached); an optimizer that does not converge raises
