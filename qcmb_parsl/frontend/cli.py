@@ -14,12 +14,13 @@ Commands::
 Exit status: 0 on success, 1 when fragments failed (or on an unexpected error), 2 for a bad input,
 configuration, cache directory (unsafe permissions, a damaged database), output path or command line.
 A failure prints one line, ``qcmb-parsl: error: ...``, on stderr; ``--debug`` adds the traceback. A run
-stopped by SIGINT or SIGTERM exits 130 or 143 with one line saying what was kept.
+stopped by SIGINT, SIGTERM or SIGHUP exits 130, 143 or 129 with one line saying what was kept.
 """
 
 from __future__ import annotations
 
 import argparse
+import contextlib
 import inspect
 import json
 import logging
@@ -745,7 +746,8 @@ def main(argv: Sequence[str] | None = None) -> int:
         configure_logging(args.verbose, args.quiet)
         return args.handler(args)
     except RunInterrupted as stop:
-        print(f"{PROG}: {stop}", file=sys.stderr)
+        with contextlib.suppress(OSError):  # after SIGHUP the terminal may be gone
+            print(f"{PROG}: {stop}", file=sys.stderr)
         return stop.exit_status
     except KeyboardInterrupt:
         print(f"{PROG}: error: interrupted", file=sys.stderr)
