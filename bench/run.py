@@ -22,6 +22,7 @@ import measure_driver
 import measure_optimization
 import measure_overhead
 import measure_planning
+import measure_recovery
 import measure_speedup
 import report
 import simulate
@@ -54,6 +55,7 @@ def run(quick: bool) -> dict[str, Any]:
         step("optimization", measure_optimization.measure, quick, workdir)
         step("cost_model", measure_cost_model.measure, results["speedup"], results["balance"], quick)
         step("driver", measure_driver.measure, quick)
+        step("recovery", measure_recovery.measure, quick)
     finally:
         shutil.rmtree(workdir, ignore_errors=True)
     results["load_average_end"] = load_average()

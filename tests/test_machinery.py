@@ -46,7 +46,7 @@ TEMPLATE = "qcmb_parsl.execution.isolation.template"
 
 
 def _trimer(directory: Path) -> tuple[dict, Path]:
-    mbin = mbe_input(3, method="mp2", basis="6-31g", bsse_type=["cp", "nocp"])
+    mbin = mbe_input(3, method="mp2", basis="cc-pvdz", bsse_type=["cp", "nocp"])
     path = directory / "trimer.json"
     path.write_text(json.dumps(mbin))
     return mbin, path
@@ -99,22 +99,13 @@ def test_lost_interchange_and_pools_are_recovered_and_a_blocked_stop_is_bounded(
     assert not still_alive(processes, 60), "no interchange, worker pool, template or engine left"
     wait_until(lambda: not list(tmp.iterdir()), 60, f"$TMPDIR as it was: {list(tmp.iterdir())}")
 
-    rerun = subprocess.run(
-        [sys.executable, "-m", "qcmb_parsl", "run", str(inp), "--preset", "threads", "-q"],
-        cwd=tmp_path,
-        env={**os.environ, "QCMB_PARSL_CACHE_DIR": str(cache)},
-        capture_output=True,
-        text=True,
-        timeout=300,
-    )
-    assert rerun.returncode == 0, rerun.stderr
-    result = json.loads((tmp_path / "trimer.result.json").read_text())
-    summary = result["extras"]["qcmb_parsl"]
+    rerun = ManyBodyComputer.from_manybodyinput(mbin, executor=ParslExecutor("threads", cache_dir=cache))
+    summary = rerun.extras["qcmb_parsl"]
     assert summary["n_cached"] == kept and summary["n_executed"] == N_TASKS - kept
-    attempts = [c["extras"]["qcmb_parsl"]["attempts"] for c in result["component_results"].values()]
+    attempts = [c.extras["qcmb_parsl"]["attempts"] for c in rerun.component_results.values()]
     assert max(attempts) >= 2, "what was in flight when the interchange died was submitted again"
     reference = ManyBodyComputer.from_manybodyinput(mbin)
-    assert result["return_result"] == pytest.approx(reference.return_result, abs=1e-9)
+    assert rerun.return_result == pytest.approx(reference.return_result, abs=1e-9)
 
 
 def test_a_config_that_serves_one_session_stops_naming_its_lost_interchange(tmp_path):

@@ -20,14 +20,13 @@ import os
 import subprocess
 import sys
 import uuid
-from collections.abc import Callable, Iterable
+from collections.abc import Callable
 from concurrent.futures import Future
 from typing import Any
 
 import psutil
 from parsl.config import Config
 from parsl.dataflow.dflow import DataFlowKernel
-from parsl.executors.base import ParslExecutor
 
 from ..errors import ConfigurationError
 from ..planning.plan import FragmentTask
@@ -35,6 +34,7 @@ from ._parsl import (
     LIFELINE,
     accepts_priority,
     add_worker_init,
+    block_executors,
     cancel_queued_threads,
     lifeline_command,
     load_dfk,
@@ -125,7 +125,7 @@ class ParslBackend(Backend):
         # Parsl's DEBUG stream belongs in its run directory's parsl.log, not in the user's console.
         logging.getLogger("parsl").propagate = False
         allow_running()
-        session = _Session(config.executors)
+        session = _Session(config)
         for executor in config.executors:
             tie_interchange_to_driver(executor)
             add_worker_init(executor, session.block_init())
@@ -190,19 +190,22 @@ class _Session:
     """One DataFlowKernel's life on this machine: the mark of its blocks, the processes the driver
     started for it, the guard that ends them if the driver dies, and the watch on its machinery."""
 
-    def __init__(self, executors: Iterable[ParslExecutor]):
-        self.executors = list(executors)
-        self.token = f"{os.getpid()}-{uuid.uuid4().hex[:12]}"
+    def __init__(self, config: Config):
+        self.executors = list(config.executors)
+        #: Marks the processes of the session's blocks; none without blocks (threads only).
+        self.token = f"{os.getpid()}-{uuid.uuid4().hex[:12]}" if block_executors(self.executors) else ""
         self._before = set(_children())
         self.processes: list[psutil.Process] = []
         self.watch = SessionWatch(self.executors)
-        # Started first, so that a driver killed during Parsl's start-up leaves nothing either.
-        self._guard: subprocess.Popen[bytes] | None = subprocess.Popen(
-            lifeline_command("--guard", str(os.getpid()), self.token),
-            stdin=subprocess.PIPE,
-            stdout=subprocess.DEVNULL,
-            stderr=subprocess.DEVNULL,
-        )
+        self._guard: subprocess.Popen[bytes] | None = None
+        if self.token or config.monitoring is not None:
+            # Started first, so that a driver killed during Parsl's start-up leaves nothing either.
+            self._guard = subprocess.Popen(
+                lifeline_command("--guard", str(os.getpid()), self.token),
+                stdin=subprocess.PIPE,
+                stdout=subprocess.DEVNULL,
+                stderr=subprocess.DEVNULL,
+            )
 
     def block_init(self) -> str:
         """``worker_init`` lines of every block: the session's mark, and a temporary directory of the
