@@ -5,12 +5,16 @@
 ``optimize(opt_input, executor=...)`` optimizes a cluster's geometry with geomeTRIC, each step's
 fragments in parallel. Importing the package registers the project's PySCF harness with QCEngine as
 program ``"pyscf"``.
+
+The public names are imported when first used (:pep:`562`), not with the package: Parsl alone costs
+about a second of imports, which ``qcmb-parsl`` would pay before it could refuse a mistyped basis, and
+which every worker and engine process would pay too.
 """
 
+from importlib import import_module
 from importlib.metadata import version
+from typing import TYPE_CHECKING, Any
 
-from . import v2  # qcmb_parsl.v2 after `import qcmb_parsl`, as qcmanybody.v2 after `import qcmanybody`
-from .computer import ManyBodyComputer
 from .engines.pyscf import register_pyscf_harness
 from .errors import (
     CacheError,
@@ -21,15 +25,53 @@ from .errors import (
     QcmbParslError,
     RunInterrupted,
 )
-from .execution.executors import ParslExecutor, RunReport, SequentialExecutor
-from .execution.outcomes import FailureKind, FragmentFailure, Source, TaskResult
-from .execution.shortcuts import ExecutorConfig
-from .optimization import optimize
-from .planning.plan import FragmentTask, plan_tasks, specifications_from_input
+
+if TYPE_CHECKING:
+    from . import v2
+    from .computer import ManyBodyComputer
+    from .execution.executors import ParslExecutor, RunReport, SequentialExecutor
+    from .execution.outcomes import FailureKind, FragmentFailure, Source, TaskResult
+    from .execution.shortcuts import ExecutorConfig
+    from .optimization import optimize
+    from .planning.plan import FragmentTask, plan_tasks, specifications_from_input
 
 register_pyscf_harness()
 
 __version__ = version("qcmb_parsl")
+
+#: Where each lazily imported public name lives (a module of this package).
+_LAZY = {
+    "ExecutorConfig": ".execution.shortcuts",
+    "FailureKind": ".execution.outcomes",
+    "FragmentFailure": ".execution.outcomes",
+    "FragmentTask": ".planning.plan",
+    "ManyBodyComputer": ".computer",
+    "ParslExecutor": ".execution.executors",
+    "RunReport": ".execution.executors",
+    "SequentialExecutor": ".execution.executors",
+    "Source": ".execution.outcomes",
+    "TaskResult": ".execution.outcomes",
+    "optimize": ".optimization",
+    "plan_tasks": ".planning.plan",
+    "specifications_from_input": ".planning.plan",
+}
+
+
+def __getattr__(name: str) -> Any:
+    """The public name ``name``, imported from its module on first use (``qcmb_parsl.v2`` likewise)."""
+    if name == "v2":
+        value: Any = import_module(".v2", __name__)
+    elif name in _LAZY:
+        value = getattr(import_module(_LAZY[name], __name__), name)
+    else:
+        raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
+    globals()[name] = value
+    return value
+
+
+def __dir__() -> list[str]:
+    return sorted(set(globals()) | set(__all__))
+
 
 __all__ = [
     "CacheError",

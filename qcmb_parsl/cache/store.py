@@ -230,10 +230,11 @@ class FragmentCache:
     def get_many(self, requests: Mapping[str, Mapping[str, Any]]) -> dict[str, CachedFragment]:
         """The stored results that answer ``requests`` (key -> the task's AtomicInput, QCSchema v1 or v2).
 
-        A stored entry is served only if it was stored for its key, for a request with the same digest
-        as the one given (atoms, ghost flags, geometry, charge, model, driver, keywords), and holds a
-        successful AtomicResult of that request's atoms, driver and return_result shape. Any other is
-        a miss, logged as a WARNING and deleted, to be computed again and overwritten.
+        A stored entry is served only if it was stored for its key, its result text has the digest stored
+        with it, it was stored for a request with the same digest as the one given (atoms, ghost flags,
+        geometry, charge, model, driver, keywords), and it holds a successful AtomicResult of that
+        request's atoms, ghost flags, geometry, driver and return_result shape. Any other is a miss,
+        logged as a WARNING and deleted, to be computed again and overwritten.
         """
         if not isinstance(requests, Mapping):
             raise TypeError(f"get_many takes a mapping of key -> AtomicInput, not {type(requests).__name__}")
@@ -249,9 +250,10 @@ class FragmentCache:
                 rejected.append(_rejected(row, exc))
                 continue
             # The request is the caller's: an error in it is raised, never blamed on the record.
-            summary = request_summary(record["program"], requests[key])
+            request = requests[key]
+            summary = request_summary(record["program"], request)
             try:
-                check_hit(record, result, summary)
+                check_hit(record, result, summary, request["molecule"]["geometry"])
             except ValueError as exc:
                 rejected.append(_rejected(row, exc))
                 continue
@@ -276,9 +278,10 @@ class FragmentCache:
 
     def verify(self) -> CacheVerification:
         """Check every entry and drop the bad ones: SQLite's quick check of the database, then per entry
-        a text key, a record that parses and was stored under its key, a request digest that matches
-        its request summary, and a result that validates as a QCSchema v1/v2 AtomicResult and fits
-        that request (atoms, ghost flags, model, driver, return_result shape).
+        a text key, a record that parses and was stored under its key, a result text with the digest
+        stored with it, a request digest that matches its request summary, and a result that validates
+        as a QCSchema v1/v2 AtomicResult and fits that request (atoms, ghost flags, geometry, model,
+        driver, return_result shape).
 
         A database SQLite finds damaged is a CacheError saying how to recover; each dropped entry is
         logged as a WARNING.

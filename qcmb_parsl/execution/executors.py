@@ -222,6 +222,8 @@ class ParslExecutor(FragmentExecutor):
         ``run_dir`` (every preset's option) puts Parsl's run directory elsewhere than the config's
         (``runinfo/`` by default), ``keep_runs`` keeps more (or fewer) than the last 10 sessions there.
 
+    Notes
+    -----
     The executor is a context manager owning its own DataFlowKernel; it may serve several
     calculations in a row and leaves no interchange, worker process or fragment template behind when
     it exits. Used outside ``with``, each calculation starts and stops Parsl itself. A run directory

@@ -423,6 +423,8 @@ class _Run:
             )
         except CacheError as exc:
             logger.error("fragment %s not cached: %s", task.label, exc)
+        except ValueError as exc:  # the cache keeps only a result that answers its request (records.py)
+            logger.error("fragment %s not cached: its result does not fit its request (%s)", task.label, exc)
 
     def report(self, summary: RunSummary, start: float, cpu_start: float) -> RunReport:
         ordered = {task.label: self.results[task.label] for task in self.tasks if task.label in self.results}
