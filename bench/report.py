@@ -268,6 +268,28 @@ def driver_table(results: dict[str, Any]) -> Table:
     return table
 
 
+def recovery_table(results: dict[str, Any]) -> Table:
+    recovery = results["recovery"]
+    steps = recovery["recovery"]
+    table = Table(
+        "10. Recovering from a SIGKILLed interchange, against a stop and a rerun",
+        ["way", "seconds (median)", "where"],
+        note=(
+            "local preset, 2 workers: the run's own steps after its interchange is killed (the watch "
+            "seeing it, the lost session ended, a fresh one started, its first 4 tiny fragments back), "
+            "against a cold start of the same command computing the same fragments (a fresh interpreter), "
+            "which comes on top of the time until someone reruns it."
+        ),
+    )
+    table.rows.append([
+        "recover", _s(steps["total_s"]),
+        f"seen {steps['lost_s']:.2f} s, ended {steps['stop_s']:.2f} s, started {steps['start_s']:.2f} s, "
+        f"first fragments {steps['first_s']:.2f} s",
+    ])
+    table.rows.append(["stop and rerun", _s(recovery["rerun_s"]), "cold start of qcmb_parsl and the local preset"])
+    return table
+
+
 def targets(results: dict[str, Any]) -> Table:
     """Each target: value, verdict, and the measured facts beside it."""
     table = Table("Targets (reported, not asserted)", ["target", "measured", "verdict", "context"])
@@ -518,7 +540,7 @@ def all_tables(results: dict[str, Any]) -> list[Table]:
         targets(results), speedup_table(results), overhead_table(results), cache_table(results),
         cache_hits_table(results), balance_table(results), planning_table(results), simulation_table(results),
         optimization_table(results), cost_model_table(results), driver_table(results), *screening_tables(results),
-        refusal_table(results),
+        refusal_table(results), *([recovery_table(results)] if "recovery" in results else []),
     ]
 
 

@@ -25,6 +25,7 @@ import measure_overhead
 import measure_planning
 import measure_screening
 import measure_refusal
+import measure_recovery
 import measure_speedup
 import report
 import simulate
@@ -60,6 +61,7 @@ def run(quick: bool) -> dict[str, Any]:
         step("driver", measure_driver.measure, quick)
         step("screening", measure_screening.measure, quick, workdir)
         step("refusal", measure_refusal.measure, quick)
+        step("recovery", measure_recovery.measure, quick)
     finally:
         shutil.rmtree(workdir, ignore_errors=True)
     results["load_average_end"] = load_average()

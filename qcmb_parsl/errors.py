@@ -87,10 +87,11 @@ class FragmentsFailedError(QcmbParslError, RuntimeError):
 
 
 class RunInterrupted(KeyboardInterrupt):
-    """The driver was told to stop (SIGINT, SIGTERM) and did: nothing running, every finished fragment kept.
+    """The driver was told to stop (SIGINT, SIGTERM, SIGHUP) and did: nothing running, every finished
+    fragment kept.
 
     A ``KeyboardInterrupt``, so that code which handles Ctrl-C keeps working; ``exit_status`` is what a
-    shell expects of a process ended by ``signum`` (130 for SIGINT, 143 for SIGTERM).
+    shell expects of a process ended by ``signum`` (130 for SIGINT, 143 for SIGTERM, 129 for SIGHUP).
     """
 
     def __init__(self, signum: int, kept: int = 0, total: int = 0, report: Any = None, cached: bool = True):

@@ -4,7 +4,10 @@ real HPC services (a single-node Slurm, an MPI installation) that tests ask for 
 from __future__ import annotations
 
 import os
+import shutil
+import tempfile
 from collections.abc import Iterator
+from pathlib import Path
 
 import pytest
 from components import require
@@ -22,6 +25,16 @@ def private_cache_dir(tmp_path, monkeypatch):
     directory = tmp_path / "fragment-cache"
     monkeypatch.setenv("QCMB_PARSL_CACHE_DIR", str(directory))
     return directory
+
+
+@pytest.fixture
+def private_tmpdir() -> Iterator[Path]:
+    """An empty ``$TMPDIR`` for the drivers a test starts, to see what they leave there. Its path is
+    short, as a user's is: a worker pool's multiprocessing socket lives below it, and a socket's path
+    holds 107 characters (pytest's ``tmp_path`` is longer than a run's blocks can use)."""
+    directory = Path(tempfile.mkdtemp(prefix="qcmb-test-"))
+    yield directory
+    shutil.rmtree(directory, ignore_errors=True)
 
 
 @pytest.fixture(autouse=True)

@@ -6,6 +6,7 @@ import os
 import subprocess
 import sys
 import time
+from collections.abc import Callable
 from pathlib import Path
 
 import psutil
@@ -31,9 +32,10 @@ def session_processes(name: str) -> list[psutil.Process]:
     return found
 
 
-def start_cli(args: list[str], cwd: Path, cache: Path) -> subprocess.Popen:
-    """``python -m qcmb_parsl ARGS`` in its own session, as a user's shell would start it."""
-    env = {**os.environ, "QCMB_PARSL_CACHE_DIR": str(cache), "OMP_NUM_THREADS": "1"}
+def start_cli(args: list[str], cwd: Path, cache: Path, **environment: str) -> subprocess.Popen:
+    """``python -m qcmb_parsl ARGS`` in its own session, as a user's shell would start it (with
+    ``environment`` added to this process's)."""
+    env = {**os.environ, "QCMB_PARSL_CACHE_DIR": str(cache), "OMP_NUM_THREADS": "1", **environment}
     return subprocess.Popen(
         [sys.executable, "-m", "qcmb_parsl", *args],
         cwd=cwd,
@@ -45,14 +47,19 @@ def start_cli(args: list[str], cwd: Path, cache: Path) -> subprocess.Popen:
     )
 
 
-def wait_for_cached(cache: Path, count: int, timeout: float = 180) -> None:
-    """Until the cache holds ``count`` fragments: the moment to stop a driver mid-run."""
+def wait_for_cached(
+    cache: Path, count: int, timeout: float = 180, driver: subprocess.Popen | None = None
+) -> None:
+    """Until the cache holds ``count`` fragments: the moment to stop a driver mid-run (an error at
+    once, with its stderr, if ``driver`` ends first)."""
     deadline = time.monotonic() + timeout
     while time.monotonic() < deadline:
         if (cache / "cache.db").exists():
             with FragmentCache(cache) as opened:
                 if len(opened) >= count:
                     return
+        if driver is not None and driver.poll() is not None:
+            raise AssertionError(f"the driver ended ({driver.returncode}): {driver.communicate()[1]}")
         time.sleep(0.1)
     raise AssertionError(f"fewer than {count} fragments cached after {timeout} s")
 
@@ -69,6 +76,31 @@ def still_alive(pids: set[int], timeout: float) -> set[int]:
         }
         time.sleep(0.2)
     return alive
+
+
+def interchanges(driver: int) -> list[psutil.Process]:
+    """The HTEX interchanges below a driver (Parsl renames them, and their environment with them, so
+    only their place in the tree tells whose they are)."""
+    found = []
+    for pid in descendants(driver):
+        try:
+            process = psutil.Process(pid)
+            if "HTEX interchange" in " ".join(process.cmdline()):
+                found.append(process)
+        except psutil.Error:
+            continue
+    return found
+
+
+def wait_until(condition: Callable[[], object], timeout: float, what: str) -> float:
+    """Seconds until ``condition()`` holds, looked at every 0.1 s; an AssertionError naming ``what``
+    after ``timeout`` seconds."""
+    start = time.monotonic()
+    while not condition():
+        if time.monotonic() - start > timeout:
+            raise AssertionError(f"{what}: not within {timeout} s")
+        time.sleep(0.1)
+    return time.monotonic() - start
 
 
 def descendants(pid: int) -> set[int]:

@@ -10,6 +10,7 @@ from __future__ import annotations
 import concurrent.futures
 import importlib.metadata
 import inspect
+import os
 from pathlib import Path
 
 import parsl
@@ -23,6 +24,8 @@ from packaging.version import Version
 from parsl.config import Config
 from parsl.dataflow.dflow import DataFlowKernel
 from parsl.executors import HighThroughputExecutor, MPIExecutor, ThreadPoolExecutor
+from parsl.executors.high_throughput import zmq_pipes
+from parsl.jobs.job_status_poller import JobStatusPoller
 from parsl.launchers import SimpleLauncher
 from parsl.providers import LocalProvider
 
@@ -60,7 +63,44 @@ def test_htex_launches_its_interchange_by_a_command_we_can_wrap():
     assert list(executor.interchange_launch_cmd) == _parsl.DEFAULT_INTERCHANGE_LAUNCH_CMD
     _parsl.tie_interchange_to_driver(executor)
     assert executor.interchange_launch_cmd[-1] == "interchange.py"
-    assert "qcmb_parsl.execution.lifeline" in executor.interchange_launch_cmd
+    assert _parsl.LIFELINE in executor.interchange_launch_cmd
+    assert executor.interchange_launch_cmd[-3:-1] == ["--driver", str(os.getpid())]
+
+
+def test_what_the_watch_and_the_teardown_read_of_htex_its_blocks_and_its_poller():
+    """The interchange's process and the blocks' states are plain attributes (a look asks nobody);
+    the command channel's context and socket, and the status poller's thread, can be ended; a
+    DataFlowKernel can be built in two steps, so a start-up cut short leaves what it had built."""
+    executor = HighThroughputExecutor(provider=LocalProvider(worker_init="module load x"))
+    assert _parsl.interchange_process(executor) is None
+    assert _parsl.block_statuses(executor) == {} and _parsl.block_executors([executor]) == [executor]
+    _parsl.add_worker_init(executor, "export A=1")
+    assert executor.provider.worker_init == "export A=1\nmodule load x"
+    client = zmq_pipes.CommandClient("127.0.0.1", (50000, 60000))
+    client.zmq_socket.close()
+    client.zmq_context.term()
+    poller = JobStatusPoller(strategy=None, max_idletime=0, strategy_period=60)
+    assert poller._thread.is_alive()
+    poller.close(timeout=10)
+    assert not poller._thread.is_alive()
+    built: list[DataFlowKernel] = []
+    with pytest.raises(KeyboardInterrupt):
+        _parsl.load_dfk(_InterruptedConfig(executors=[ThreadPoolExecutor(max_threads=1)]), built.append)
+    assert len(built) == 1 and not hasattr(built[0], "job_status_poller")  # as far as it got
+    assert _parsl.block_executors([ThreadPoolExecutor()]) == []
+
+
+class _InterruptedConfig(Config):
+    """A Config whose run directory is asked for first thing in a DataFlowKernel's start-up, and a
+    stop signal arrives then."""
+
+    @property
+    def run_dir(self) -> str:
+        raise KeyboardInterrupt
+
+    @run_dir.setter
+    def run_dir(self, value: str) -> None:
+        pass
 
 
 def test_executor_settings_the_capacity_is_read_from():

@@ -16,7 +16,7 @@ import time
 from pathlib import Path
 
 import pytest
-from drivers import descendants, start_cli, still_alive, stop_driver, wait_for_cached
+from drivers import descendants, interchanges, start_cli, still_alive, stop_driver, wait_for_cached, wait_until
 from hpc_services import SlurmCluster, parsl_processes
 from molecules import mbe_input
 
@@ -36,10 +36,10 @@ SLURM_OPTIONS = [
 N_TASKS = 13  # water trimer, MBE(3), cp and nocp
 
 
-def _input(directory: Path) -> Path:
+def _input(directory: Path, basis: str = "aug-cc-pvdz") -> Path:
     directory.mkdir(parents=True, exist_ok=True)
     path = directory / "trimer.json"
-    path.write_text(json.dumps(mbe_input(3, method="mp2", basis="aug-cc-pvdz", bsse_type=["cp", "nocp"])))
+    path.write_text(json.dumps(mbe_input(3, method="mp2", basis=basis, bsse_type=["cp", "nocp"])))
     return path
 
 
@@ -62,6 +62,34 @@ def test_sigterm_of_a_driver_cancels_its_worker_jobs(slurm_cluster: SlurmCluster
         stderr = stop_driver(driver, signal.SIGTERM, 60)
     assert driver.returncode == 143, stderr
     assert "stopped by SIGTERM" in stderr.strip().splitlines()[-1]
+    assert _wait_until_no_jobs(slurm_cluster, 30) < 30
+    assert not still_alive(processes, 30)
+    assert not parsl_processes() - before
+
+
+def test_a_slurm_driver_whose_interchange_dies_starts_afresh_and_finishes(slurm_cluster: SlurmCluster, tmp_path):
+    """The interchange SIGKILLed under a driver on the login node: its worker job is cancelled through
+    Slurm, a fresh session's job takes over what was in flight, and the run finishes."""
+    cache = tmp_path / "cache"
+    inp = _input(tmp_path / "inputs", basis="cc-pvdz")
+    before = parsl_processes()
+    driver = start_cli(["run", str(inp), "--preset", "slurm", *SLURM_OPTIONS, "--progress", "log"], tmp_path, cache)
+    try:
+        wait_for_cached(cache, 2, timeout=240, driver=driver)
+        first_jobs = set(slurm_cluster.job_ids())
+        assert first_jobs, "the driver's worker job is in squeue"
+        processes = descendants(driver.pid)
+        for interchange in interchanges(driver.pid):
+            interchange.kill()
+        wait_until(lambda: not first_jobs & set(slurm_cluster.job_ids()), 60, "the lost session's job cancelled")
+        _, stderr = driver.communicate(timeout=600)
+    finally:
+        if driver.poll() is None:
+            stop_driver(driver, signal.SIGTERM, 60)
+    assert driver.returncode == 0, stderr
+    assert "was killed by SIGKILL: starting slurm afresh" in stderr, stderr
+    summary = json.loads((tmp_path / "inputs" / "trimer.result.json").read_text())["extras"]["qcmb_parsl"]
+    assert summary["n_executed"] == N_TASKS and summary["n_failed"] == 0
     assert _wait_until_no_jobs(slurm_cluster, 30) < 30
     assert not still_alive(processes, 30)
     assert not parsl_processes() - before

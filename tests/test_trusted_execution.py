@@ -7,6 +7,7 @@ memory or their time, drivers stopped with SIGINT, SIGTERM and SIGKILL in a subp
 from __future__ import annotations
 
 import json
+import logging
 import os
 import signal
 import subprocess
@@ -17,12 +18,21 @@ from pathlib import Path
 
 import psutil
 import pytest
-from drivers import descendants, session_processes, start_cli, still_alive, stop_driver, wait_for_cached
+from drivers import (
+    descendants,
+    session_processes,
+    start_cli,
+    still_alive,
+    stop_driver,
+    wait_for_cached,
+    wait_until,
+)
 from hpc_services import parsl_processes
 from molecules import mbe_input
 
 from qcmb_parsl import FailureKind, ManyBodyComputer, ParslExecutor, SequentialExecutor
 from qcmb_parsl.cache import FragmentCache
+from qcmb_parsl.execution._parsl import lifeline_command
 from qcmb_parsl.resources import WorkerResources
 
 TEMPLATE_COMMAND = "qcmb_parsl.execution.isolation.template"
@@ -85,7 +95,8 @@ class EngineKiller(threading.Thread):
 
 
 @pytest.mark.parametrize("backend", BACKENDS)
-def test_engines_killed_mid_fragment_are_retried_and_numbers_match_upstream(backend):
+def test_engines_killed_mid_fragment_are_retried_and_numbers_match_upstream(backend, caplog):
+    caplog.set_level(logging.INFO, logger="qcmb_parsl.execution.runner")
     mbin = mbe_input(3, method="mp2", basis="6-31g", bsse_type=["cp"])
     reference = ManyBodyComputer.from_manybodyinput(mbin)
     killer = EngineKiller(count=3)
@@ -99,6 +110,11 @@ def test_engines_killed_mid_fragment_are_retried_and_numbers_match_upstream(back
         assert component.return_result == pytest.approx(reference.component_results[label].return_result, abs=1e-9)
     attempts = sorted(c.extras["qcmb_parsl"]["attempts"] for c in result.component_results.values())
     assert attempts.count(2) == 3 and attempts.count(1) == len(attempts) - 3, attempts
+    retried = [c.extras["qcmb_parsl"] for c in result.component_results.values() if c.extras["qcmb_parsl"]["attempts"] == 2]
+    for provenance in retried:  # the crash before the success is on record, and was said at -v
+        assert [e["signal"] for e in provenance["earlier_attempts"]] == ["SIGKILL"], provenance
+    said = [r.getMessage() for r in caplog.records if "succeeded on attempt 2 after" in r.getMessage()]
+    assert len(said) == 3 and all("engine process killed by SIGKILL" in line for line in said), said
 
 
 def test_engine_killed_twice_is_reported_as_crashed_with_both_attempts():
@@ -195,12 +211,17 @@ def _write_input(directory: Path) -> Path:
     return path
 
 
-@pytest.mark.parametrize("preset", ["threads", "local"])
-@pytest.mark.parametrize("signum", [signal.SIGINT, signal.SIGTERM])
-def test_stopped_driver_keeps_finished_fragments_and_a_rerun_does_the_rest(preset, signum, tmp_path):
-    cache = tmp_path / "cache"
+@pytest.mark.parametrize(
+    ("preset", "signum"),
+    [("threads", signal.SIGINT), ("threads", signal.SIGHUP), ("local", signal.SIGINT), ("local", signal.SIGTERM)],
+    ids=["threads-SIGINT", "threads-SIGHUP", "local-SIGINT", "local-SIGTERM"],
+)
+def test_stopped_driver_keeps_finished_fragments_and_a_rerun_does_the_rest(preset, signum, tmp_path, private_tmpdir):
+    """SIGHUP (a closed terminal) is a stop like SIGTERM; no stop leaves anything in $TMPDIR."""
+    cache, tmp = tmp_path / "cache", private_tmpdir
     inp = _write_input(tmp_path)
-    driver = start_cli(["run", str(inp), "--preset", preset, "--workers", "1", "--progress", "log"], tmp_path, cache)
+    args = ["run", str(inp), "--preset", preset, "--workers", "1", "--progress", "log"]
+    driver = start_cli(args, tmp_path, cache, TMPDIR=str(tmp))
     try:
         wait_for_cached(cache, 3)
         processes = descendants(driver.pid)
@@ -217,6 +238,7 @@ def test_stopped_driver_keeps_finished_fragments_and_a_rerun_does_the_rest(prese
     assert last.startswith(f"qcmb-parsl: stopped by {signal.Signals(signum).name}: {kept} of 13 fragments"), stderr
     assert "running the same command again resumes" in last
     assert not still_alive(processes, 60), "no interchange, worker pool, template or engine left"
+    wait_until(lambda: not list(tmp.iterdir()), 60, f"$TMPDIR as it was: {list(tmp.iterdir())}")
 
     rerun = subprocess.run(
         [sys.executable, "-m", "qcmb_parsl", "run", str(inp), "--preset", "threads", "-q"],
@@ -231,42 +253,57 @@ def test_stopped_driver_keeps_finished_fragments_and_a_rerun_does_the_rest(prese
     assert summary["n_cached"] == kept and summary["n_executed"] == 13 - kept
 
 
-@pytest.mark.parametrize("monitoring", [[], ["--monitoring"]], ids=["plain", "monitoring"])
-def test_killed_driver_leaves_nothing_running(monitoring, tmp_path):
+@pytest.mark.parametrize(
+    ("preset", "monitoring"), [("threads", []), ("local", ["--monitoring"])], ids=["threads", "local-monitoring"]
+)
+def test_killed_driver_leaves_nothing_running(preset, monitoring, tmp_path, private_tmpdir):
     """SIGKILL gives the driver no chance to clean up: the interchange, pools, engines and Parsl's
-    monitoring processes (its database and router, started by the driver) notice."""
-    cache = tmp_path / "cache"
+    monitoring processes (its database and router, started by the driver) notice, and the fragments'
+    private directories go with them ($TMPDIR as it was)."""
+    cache, tmp = tmp_path / "cache", private_tmpdir
     inp = _write_input(tmp_path)
     before = parsl_processes()
-    driver = start_cli(["run", str(inp), "--preset", "local", "--workers", "2", "-q", *monitoring], tmp_path, cache)
+    args = ["run", str(inp), "--preset", preset, "--workers", "2", "-q", *monitoring]
+    driver = start_cli(args, tmp_path, cache, TMPDIR=str(tmp))
     try:
         wait_for_cached(cache, 2)
-        processes = descendants(driver.pid)
-        assert parsl_processes() - before, "the local preset's interchange and pool are up"
+        processes = descendants(driver.pid) | {p.pid for p in session_processes("process_worker_pool")}
+        if preset == "local":
+            assert parsl_processes() - before, "the local preset's interchange and pool are up"
         driver.kill()
         driver.wait(timeout=30)
     finally:
         if driver.poll() is None:
             driver.kill()
     assert not still_alive(processes, 60), "interchange, pool, templates and engines exit on their own"
+    wait_until(lambda: not list(tmp.iterdir()), 60, f"$TMPDIR as it was: {list(tmp.iterdir())}")
 
 
 @pytest.mark.fast
-def test_lifeline_programs_run_quietly():
-    """The interchange's wrapper and the helpers' guard write to the driver's terminal: nothing to say.
-
-    Running the module with ``-m`` must not find it imported already by its own package (Python
-    warns, and runs a second copy)."""
+def test_lifeline_programs_run_quietly_and_never_outlive_their_driver():
+    """The interchange's wrapper and the helpers' guard write nothing to the driver's terminal. A
+    wrapper whose driver is gone before it looks starts nothing; one whose driver ends takes its
+    command along; neither keeps the driver's output open, so whatever reads it (a pipeline, a
+    ``capture_output``) ends with the driver."""
     ended = subprocess.Popen(["true"])
     ended.wait()  # a driver already gone: the guard has nothing to wait for
-    for arguments in (["true"], ["--guard", str(ended.pid)]):
-        proc = subprocess.run(
-            [sys.executable, "-m", "qcmb_parsl.execution.lifeline", *arguments],
-            capture_output=True,
-            text=True,
-            timeout=60,
-        )
+    for arguments in (["--driver", str(os.getpid()), "true"], ["--guard", str(ended.pid), "no-such-run"]):
+        proc = subprocess.run(lifeline_command(*arguments), capture_output=True, text=True, timeout=60)
         assert proc.returncode == 0 and proc.stderr == "", (arguments, proc.stderr)
+    wrapper = " ".join(lifeline_command("--driver", "$$", "sleep", SLEEPER))
+    for shell in (f"{wrapper} & exit 0", f"{wrapper} & sleep 1; exit 0"):
+        start = time.monotonic()
+        subprocess.run(["bash", "-c", shell], capture_output=True, timeout=60)
+        assert time.monotonic() - start < 30, f"{shell!r}: its output was held open"
+        assert not still_alive({p.pid for p in _sleepers()}, 10), f"{shell!r}: the command outlived the driver"
+
+
+#: A duration no other process on the machine sleeps for.
+SLEEPER = "4321.0987"
+
+
+def _sleepers() -> list[psutil.Process]:
+    return [p for p in psutil.process_iter(["cmdline"]) if p.info["cmdline"] == ["sleep", SLEEPER]]
 
 
 def test_stop_on_sequential_path_is_prompt_and_loses_nothing(tmp_path):

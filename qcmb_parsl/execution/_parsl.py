@@ -8,13 +8,20 @@ from __future__ import annotations
 
 import math
 import os
+import subprocess
 import sys
+import threading
+from collections.abc import Callable
 from concurrent.futures import Future
+from pathlib import Path
 from typing import Any
 
+from parsl.config import Config
 from parsl.dataflow.dflow import DataFlowKernel
 from parsl.executors import HighThroughputExecutor, MPIExecutor, ThreadPoolExecutor
 from parsl.executors.base import ParslExecutor
+from parsl.executors.status_handling import BlockProviderExecutor
+from parsl.jobs.states import JobStatus
 
 #: Parsl releases these internals hold for: the contract tests and real runs (monitoring, the local
 #: preset through the command line) passed with 2026.1.5, 2026.6.1, 2026.9.28 and 2026.10.26. Later
@@ -28,9 +35,27 @@ INTERNAL_EXECUTOR_LABEL = "_parsl_internal"
 #: What HighThroughputExecutor runs to start its interchange when nobody says otherwise.
 DEFAULT_INTERCHANGE_LAUNCH_CMD = ["interchange.py"]
 
-#: The program that ties the driver's helper processes to its life. The driver runs it and never
-#: imports it: ``python -m`` would otherwise find it imported by its own package, warn and run a copy.
-LIFELINE_MODULE = "qcmb_parsl.execution.lifeline"
+#: The program that ties the driver's helper processes to its life, run by its path (see its docstring).
+LIFELINE = str(Path(__file__).with_name("lifeline.py"))
+
+
+def lifeline_command(*arguments: str) -> list[str]:
+    """The command line of the lifeline program: isolated mode, so it imports nothing of the package."""
+    return [sys.executable, "-I", LIFELINE, *arguments]
+
+
+def load_dfk(config: Config, on_failure: Callable[[DataFlowKernel], None]) -> DataFlowKernel:
+    """A DataFlowKernel of ``config``. Its start-up starts executors, interchanges and blocks; if it
+    raises part way (a stop signal arriving inside it), ``on_failure`` gets the kernel as far as it was
+    built (its attributes are set as its parts start), to end what had started, before the exception
+    goes on."""
+    dfk = DataFlowKernel.__new__(DataFlowKernel)
+    try:
+        DataFlowKernel.__init__(dfk, config)
+    except BaseException:
+        on_failure(dfk)
+        raise
+    return dfk
 
 
 def user_executors(dfk: DataFlowKernel) -> list[ParslExecutor]:
@@ -69,12 +94,81 @@ def tie_interchange_to_driver(executor: ParslExecutor) -> None:
         isinstance(executor, HighThroughputExecutor)
         and list(executor.interchange_launch_cmd) == DEFAULT_INTERCHANGE_LAUNCH_CMD
     ):
-        executor.interchange_launch_cmd = [
-            sys.executable,
-            "-m",
-            LIFELINE_MODULE,
-            *DEFAULT_INTERCHANGE_LAUNCH_CMD,
-        ]
+        executor.interchange_launch_cmd = lifeline_command(
+            "--driver", str(os.getpid()), *DEFAULT_INTERCHANGE_LAUNCH_CMD
+        )
+
+
+def add_worker_init(executor: ParslExecutor, lines: str) -> None:
+    """Shell ``lines`` run in each of the executor's blocks before the user's ``worker_init``."""
+    provider = getattr(executor, "provider", None)
+    if provider is not None and hasattr(provider, "worker_init"):
+        provider.worker_init = f"{lines}\n{provider.worker_init or ''}"
+
+
+def interchange_process(executor: ParslExecutor) -> subprocess.Popen | None:
+    """The process HTEX started for its interchange (our lifeline's wrapper), once it has one."""
+    return (
+        getattr(executor, "interchange_proc", None) if isinstance(executor, HighThroughputExecutor) else None
+    )
+
+
+def block_executors(executors: list[ParslExecutor]) -> list[BlockProviderExecutor]:
+    """The executors that run their workers in blocks of a provider."""
+    return [
+        executor
+        for executor in executors
+        if isinstance(executor, BlockProviderExecutor) and executor.provider
+    ]
+
+
+def block_statuses(executor: BlockProviderExecutor) -> dict[str, JobStatus]:
+    """Block id -> status, as Parsl's status poller last saw them (reading them asks nobody anything).
+
+    HTEX reports a block that ended without any of its pools ever connecting as ``MISSING``.
+    """
+    return dict(executor.status_facade)
+
+
+def cancel_blocks(executor: BlockProviderExecutor) -> None:
+    """Cancel every block not known to have ended, through the provider alone: HTEX's own scale-in
+    asks the interchange first, which may be dead."""
+    BlockProviderExecutor.scale_in(executor, len(executor.blocks_to_job_id))
+
+
+def mark_broken(executor: ParslExecutor, reason: Exception) -> None:
+    """Tell Parsl an executor is beyond repair: its tasks fail, and its shutdown skips the scale-in
+    that would ask its interchange first."""
+    if isinstance(executor, BlockProviderExecutor) and not executor.bad_state_is_set:
+        executor.set_bad_state_and_fail_all(reason)
+
+
+def release_poller(dfk: DataFlowKernel, executors: list[ParslExecutor], seconds: float) -> bool:
+    """Wake Parsl's status poller from a call to a dead interchange and end it; whether it ended.
+
+    The poller asks each HTEX's interchange over a command channel with no timeout (Parsl issue
+    #3374): with the interchange gone it waits for ever, and ``DataFlowKernel.cleanup`` with it.
+    Ending the channel's ZeroMQ context makes that call fail at once; the context's end completes
+    when the channel's socket is closed, which is done here once the poller has stopped, so that
+    nobody else touches the socket meanwhile and Parsl's own shutdown finds it closed.
+    """
+    clients = [client for executor in executors if (client := getattr(executor, "command_client", None))]
+    enders = [
+        threading.Thread(target=client.zmq_context.term, name="qcmb-end-command-channel", daemon=True)
+        for client in clients
+    ]
+    for ender in enders:
+        ender.start()
+    poller = getattr(dfk, "job_status_poller", None)
+    if poller is not None:
+        poller.close(timeout=seconds)  # sets its stop event, waits for its thread
+        if poller._thread.is_alive():
+            return False
+    for client in clients:
+        client.zmq_socket.close()
+    for ender in enders:
+        ender.join(seconds)
+    return not any(ender.is_alive() for ender in enders)
 
 
 def executor_capacity(executor: ParslExecutor) -> int:

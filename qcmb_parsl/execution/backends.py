@@ -1,8 +1,9 @@
 """What the runner needs of an execution technology, and the in-process one.
 
 A back-end starts and stops, says how many fragments it can run at once, submits a job with its
-priority, and says how many times Parsl (or nothing) had to try it. Everything else (cache,
-ordering, progress, stopping) is the runner's, the same for every back-end.
+priority, says how many times Parsl (or nothing) had to try it, and says when part of its machinery
+is gone for good. Everything else (cache, ordering, progress, stopping, recovering) is the runner's,
+the same for every back-end.
 """
 
 from __future__ import annotations
@@ -10,11 +11,24 @@ from __future__ import annotations
 from abc import ABC, abstractmethod
 from collections.abc import Callable
 from concurrent.futures import Future
+from dataclasses import dataclass
 from typing import Any
 
 from ..planning.plan import FragmentTask
 from .app import compute_bundle, compute_fragment
 from .isolation.client import allow_running, cancel_running
+
+
+@dataclass(frozen=True)
+class Loss:
+    """Part of a back-end's machinery gone for good.
+
+    ``what`` says it in a few words for the user; ``restart`` says whether a fresh start of the
+    back-end may bring it back (a dead interchange: yes; blocks that never serve: no).
+    """
+
+    what: str
+    restart: bool
 
 
 class Backend(ABC):
@@ -64,6 +78,12 @@ class Backend(ABC):
     def task_ids(self, future: Future) -> dict[str, Any]:
         """How the infrastructure's own records name the job, for each fragment's provenance; none here."""
         return {}
+
+    def lost(self, finished: int) -> Loss | None:
+        """What of the machinery is gone for good, if anything. Asked a few times a second while the
+        run waits, so it looks and never asks anything that could block. ``finished``: fragments
+        finished so far in the run."""
+        return None
 
 
 class InProcessBackend(Backend):

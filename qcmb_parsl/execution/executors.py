@@ -21,11 +21,13 @@ from ..presets.loader import ConfigSource, ResolvedConfig, resolve_config
 from ..resources import WorkerResources
 from ._parsl import executor_capacity, executor_prefetch
 from .backends import Backend, InProcessBackend
+from .isolation import end_template
 from .jobs import JobSettings
 from .ordering import Order
 from .outcomes import RunReport, RunSummary, TaskResult
 from .parsl_backend import ParslBackend
 from .progress import ProgressMode, check_progress
+from .rundirs import check_run_dir
 from .runner import DEFAULT_BUNDLE_SECONDS, ProgressCallback, Runner
 
 if TYPE_CHECKING:
@@ -109,7 +111,8 @@ class FragmentExecutor:
         self.backend.stop()
 
     def close(self) -> None:
-        self.shutdown()
+        """Shut down, end this process's fragment template and close the cache."""
+        self._release()
         if self.cache is not None:
             self.cache.close()
 
@@ -118,7 +121,15 @@ class FragmentExecutor:
         return self
 
     def __exit__(self, *exc_info: object) -> None:
-        self.shutdown()
+        self._release()
+
+    def _release(self) -> None:
+        """Closed means closed: the back-end stopped, and the template that ran fragments in this
+        process (sequential and ``threads``) ended, unless another executor is using it."""
+        try:
+            self.shutdown()
+        finally:
+            end_template()
 
 
 class SequentialExecutor(FragmentExecutor):
@@ -210,12 +221,15 @@ class ParslExecutor(FragmentExecutor):
         Further options of the preset (``partition``, ``walltime``, ...): unknown ones are an error.
         ``monitoring=True`` (every preset's option) turns on Parsl's monitoring database, SQLite in
         ``runinfo/monitoring.db``; it is added to a config file's or Config's too, unless it has its own.
+        ``run_dir`` (every preset's option) puts Parsl's run directory elsewhere than the config's
+        (``runinfo/`` by default), ``keep_runs`` keeps more (or fewer) than the last 10 sessions there.
 
     Notes
     -----
     The executor is a context manager owning its own DataFlowKernel; it may serve several
-    calculations in a row and leaves no interchange or worker process behind when it exits. Used
-    outside ``with``, each calculation starts and stops Parsl itself.
+    calculations in a row and leaves no interchange, worker process or fragment template behind when
+    it exits. Used outside ``with``, each calculation starts and stops Parsl itself. A run directory
+    that cannot be written is refused here, before anything is computed.
     """
 
     def __init__(
@@ -253,12 +267,16 @@ class ParslExecutor(FragmentExecutor):
             resource_specification = self.preset.specification_for(self.options)
         self.max_workers = self.options.workers_per_node()
         self.max_retries = max_retries
+        check_run_dir(self.options.run_dir or resolved.config.run_dir)
         backend = ParslBackend(
             resolved.label,
-            _monitored(_config_factory(resolved, config, self._options), resolved),
+            _in_run_dir(
+                _monitored(_config_factory(resolved, config, self._options), resolved), self.options.run_dir
+            ),
             capacity=max(sum(executor_capacity(executor) for executor in resolved.config.executors), 1),
             prefetch=sum(executor_prefetch(executor) for executor in resolved.config.executors),
             resource_specification=resource_specification,
+            keep_runs=self.options.keep_runs,
         )
         resources = WorkerResources(
             cores_per_worker=self.options.cores_per_worker,
@@ -317,6 +335,19 @@ def _monitored(make: Callable[[], Config], resolved: ResolvedConfig) -> Callable
         return config
 
     return monitored
+
+
+def _in_run_dir(make: Callable[[], Config], run_dir: str | None) -> Callable[[], Config]:
+    """``make`` with the Config's run directory set from the ``run_dir`` option, when given."""
+    if run_dir is None:
+        return make
+
+    def placed() -> Config:
+        config = make()
+        config.run_dir = run_dir
+        return config
+
+    return placed
 
 
 def _open_cache(cache: CacheSetting) -> FragmentCache | None:

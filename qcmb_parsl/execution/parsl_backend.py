@@ -1,9 +1,16 @@
 """Fragments as Parsl apps on any Parsl config: a preset's, a config file's, a site file's or a user's.
 
 The back-end owns its DataFlowKernel (never Parsl's global one), loads it on :meth:`start` and
-cleans it up on :meth:`stop`: executors, interchange, worker pools and their blocks, cancelled
-through the provider. A stop that cancels also kills the fragments running in this process (the
-``threads`` preset) and drops what still waits in its queue.
+ends it on :meth:`stop` within :data:`~.teardown.STOP_SECONDS`: executors, interchange, worker pools
+and their blocks, cancelled through the provider (:mod:`.teardown`). A stop that cancels also kills
+the fragments running in this process (the ``threads`` preset) and drops what still waits in its
+queue. A stop signal during the start-up ends what had started.
+
+Every process of a session is tied to the driver: the interchange runs under the lifeline's wrapper,
+a guard (:mod:`.lifeline`) ends the rest if the driver dies without cleaning up, and each block runs
+with a mark in its environment and a temporary directory of its own that its script removes when
+it ends (Parsl's worker pools leave their multiprocessing directories behind when they are killed).
+:meth:`lost` says when the machinery died under a running session (:mod:`.watch`).
 """
 
 from __future__ import annotations
@@ -12,7 +19,8 @@ import logging
 import os
 import subprocess
 import sys
-from collections.abc import Callable, Iterable
+import uuid
+from collections.abc import Callable
 from concurrent.futures import Future
 from typing import Any
 
@@ -23,9 +31,13 @@ from parsl.dataflow.dflow import DataFlowKernel
 from ..errors import ConfigurationError
 from ..planning.plan import FragmentTask
 from ._parsl import (
-    LIFELINE_MODULE,
+    LIFELINE,
     accepts_priority,
+    add_worker_init,
+    block_executors,
     cancel_queued_threads,
+    lifeline_command,
+    load_dfk,
     run_id,
     task_id,
     tie_interchange_to_driver,
@@ -33,9 +45,13 @@ from ._parsl import (
     user_executors,
 )
 from .app import bundle_app, fragment_app
-from .backends import Backend
+from .backends import Backend, Loss
 from .isolation.client import allow_running, cancel_running
+from .lifeline import RUN_VARIABLE
 from .retry import retry_cost
+from .rundirs import KEEP_RUNS, prune_run_dirs
+from .teardown import end_session, end_start
+from .watch import SessionWatch
 
 logger = logging.getLogger(__name__)
 
@@ -57,6 +73,8 @@ class ParslBackend(Backend):
         Fragments the worker pools hold ready beyond those (HTEX ``prefetch_capacity``).
     resource_specification
         ``callable(task) -> dict``: Parsl's per-task resource specification (MPI ranks, ...).
+    keep_runs
+        Parsl session directories kept in the config's ``run_dir`` (the oldest are removed).
     """
 
     def __init__(
@@ -67,6 +85,7 @@ class ParslBackend(Backend):
         capacity: int,
         prefetch: int = 0,
         resource_specification: ResourceSpecification | None = None,
+        keep_runs: int = KEEP_RUNS,
     ):
         self.label = label
         self._make_config = make_config
@@ -78,7 +97,8 @@ class ParslBackend(Backend):
         self._app: Any = None
         self._bundle_app: Any = None
         self._prioritise = False
-        self._guard: subprocess.Popen[bytes] | None = None
+        self._keep_runs = keep_runs
+        self._session: _Session | None = None
 
     @property
     def started(self) -> bool:
@@ -100,17 +120,18 @@ class ParslBackend(Backend):
         config.retries = 0
         if config.retry_handler is None:
             config.retry_handler = retry_cost
-        for executor in config.executors:
-            tie_interchange_to_driver(executor)
         _put_environment_on_path()
+        prune_run_dirs(config.run_dir, self._keep_runs)
         # Parsl's DEBUG stream belongs in its run directory's parsl.log, not in the user's console.
         logging.getLogger("parsl").propagate = False
         allow_running()
-        before = {child.pid for child in psutil.Process().children()}
-        self.dfk = DataFlowKernel(config)
-        self._guard = _guard_helpers(
-            child for child in psutil.Process().children() if child.pid not in before
-        )
+        session = _Session(config)
+        for executor in config.executors:
+            tie_interchange_to_driver(executor)
+            add_worker_init(executor, session.block_init())
+        self.dfk = load_dfk(config, session.abort)
+        session.started()
+        self._session = session
         self._run_id = run_id(self.dfk)
         self._app = fragment_app(self.dfk)
         self._bundle_app = bundle_app(self.dfk)
@@ -118,21 +139,22 @@ class ParslBackend(Backend):
         logger.info("Parsl started (%s): run directory %s", self.label, self.dfk.run_dir)
 
     def stop(self, *, cancel: bool = False) -> None:
-        """Clean up the DataFlowKernel; with ``cancel``, first kill and drop what has not finished."""
-        if self.dfk is None:
+        """End the DataFlowKernel; with ``cancel``, first kill and drop what has not finished."""
+        if self.dfk is None or self._session is None:
             return
-        dfk, self.dfk, self._app, self._bundle_app = self.dfk, None, None, None
+        dfk, session = self.dfk, self._session
+        self.dfk, self._session, self._app, self._bundle_app = None, None, None, None
         if cancel:
             for executor in user_executors(dfk):
                 cancel_queued_threads(executor)
             cancel_running()
         try:
-            dfk.cleanup()
+            end_session(dfk, session.executors, token=session.token, started=session.processes)
         finally:
-            if self._guard is not None:
-                self._guard.kill()
-                self._guard.wait()
-                self._guard = None
+            session.release_guard()
+
+    def lost(self, finished: int) -> Loss | None:
+        return None if self._session is None else self._session.watch.lost(finished)
 
     def submit(self, task: FragmentTask, job: dict[str, Any], priority: int) -> Future:
         return self._call(self._app, task, job, priority)
@@ -159,22 +181,78 @@ class ParslBackend(Backend):
         return {"parsl_run_id": self._run_id, "parsl_task_id": task_id(future)}
 
 
-def _guard_helpers(started: Iterable[psutil.Process]) -> subprocess.Popen[bytes] | None:
-    """A guard (:mod:`.lifeline`) that ends the helpers Parsl ``started`` if the driver dies uncleanly.
+#: Longest path of a block's temporary directory: a worker pool's multiprocessing manager listens on
+#: a socket at ``DIR/pymp-XXXXXXXX/listener-XXXXXXXX``, and a socket's path holds 107 characters.
+_BLOCK_TMP_ROOM = 107 - len("/pymp-XXXXXXXX/listener-XXXXXXXX")
 
-    Interchanges already under the lifeline's wrapper end on their own and are left out; with nothing
-    else to watch, no guard is started. The back-end kills the guard after a clean shutdown.
-    """
-    untied = [str(process.pid) for process in started if not _under_lifeline(process)]
-    if not untied:
-        return None
-    command = [sys.executable, "-m", LIFELINE_MODULE, "--guard", str(os.getpid()), *untied]
-    return subprocess.Popen(command, stdin=subprocess.DEVNULL)
+
+class _Session:
+    """One DataFlowKernel's life on this machine: the mark of its blocks, the processes the driver
+    started for it, the guard that ends them if the driver dies, and the watch on its machinery."""
+
+    def __init__(self, config: Config):
+        self.executors = list(config.executors)
+        #: Marks the processes of the session's blocks; none without blocks (threads only).
+        self.token = f"{os.getpid()}-{uuid.uuid4().hex[:12]}" if block_executors(self.executors) else ""
+        self._before = set(_children())
+        self.processes: list[psutil.Process] = []
+        self.watch = SessionWatch(self.executors)
+        self._guard: subprocess.Popen[bytes] | None = None
+        if self.token or config.monitoring is not None:
+            # Started first, so that a driver killed during Parsl's start-up leaves nothing either.
+            self._guard = subprocess.Popen(
+                lifeline_command("--guard", str(os.getpid()), self.token),
+                stdin=subprocess.PIPE,
+                stdout=subprocess.DEVNULL,
+                stderr=subprocess.DEVNULL,
+            )
+
+    def block_init(self) -> str:
+        """``worker_init`` lines of every block: the session's mark, and a temporary directory of the
+        block's own that its script removes however its worker pools end (where ``$TMPDIR`` leaves
+        room for the pools' multiprocessing socket below it: see :data:`_BLOCK_TMP_ROOM`)."""
+        return (
+            f"export {RUN_VARIABLE}={self.token}\n"
+            'qcmb_tmp=$(mktemp -d "${TMPDIR:-/tmp}/qcmb-XXXXXX") && '
+            f'if [ ${{#qcmb_tmp}} -le {_BLOCK_TMP_ROOM} ]; then export TMPDIR="$qcmb_tmp"; '
+            """trap 'rm -rf "$TMPDIR"' EXIT; else rmdir "$qcmb_tmp"; fi"""
+        )
+
+    def started(self) -> None:
+        """Note the processes Parsl started for the session and hand those the lifeline's wrapper does
+        not tie to the driver (monitoring's database and router) to the guard."""
+        guard = {self._guard.pid} if self._guard is not None else set()
+        self.processes = [process for pid, process in _children().items() if pid not in self._before | guard]
+        untied = "".join(f"{p.pid}\n" for p in self.processes if not _under_lifeline(p))
+        if untied and self._guard is not None and self._guard.stdin is not None:
+            self._guard.stdin.write(untied.encode())
+            self._guard.stdin.flush()
+
+    def abort(self, dfk: DataFlowKernel) -> None:
+        """Parsl's start-up was cut short (a stop signal inside it): end what it had started."""
+        self.started()
+        try:
+            end_start(dfk, self.executors, token=self.token, started=self.processes)
+        finally:
+            self.release_guard()
+
+    def release_guard(self) -> None:
+        """The session ended cleanly: the guard has nothing left to do."""
+        if self._guard is not None:
+            self._guard.kill()
+            self._guard.wait()
+            if self._guard.stdin is not None:
+                self._guard.stdin.close()
+            self._guard = None
+
+
+def _children() -> dict[int, psutil.Process]:
+    return {child.pid: child for child in psutil.Process().children()}
 
 
 def _under_lifeline(process: psutil.Process) -> bool:
     try:
-        return LIFELINE_MODULE in process.cmdline()
+        return LIFELINE in process.cmdline()
     except psutil.Error:
         return True  # gone already: nothing to watch
 

@@ -8,8 +8,13 @@
 4. Each result is stored in the cache the moment it arrives, before anything else happens.
 5. A fragment that fails with an input error cancels the fragments of its model chemistry not yet
    submitted: the same input error would repeat in every one of them.
-6. SIGINT or SIGTERM stops the run at a safe point: nothing more is submitted, what runs is killed,
-   the back-end is shut down, and :class:`~qcmb_parsl.errors.RunInterrupted` says what was kept.
+6. SIGINT, SIGTERM or SIGHUP stops the run at a safe point: nothing more is submitted, what runs is
+   killed, the back-end is shut down, and :class:`~qcmb_parsl.errors.RunInterrupted` says what was kept.
+7. The back-end's machinery is watched while the run waits (:meth:`Backend.lost`): when it is gone
+   (a dead interchange), the back-end is started afresh and the fragments that were in flight are
+   submitted again as lost workers, without spending their ``max_retries``; when it cannot come back,
+   every fragment not finished fails as a lost worker naming what was lost, and the run ends with
+   what it has.
 """
 
 from __future__ import annotations
@@ -30,7 +35,7 @@ from ..engines.programs import check_programs, program_versions
 from ..errors import CacheError, InputError, RunInterrupted
 from ..planning.plan import FragmentTask
 from ..schema import convert_atomic_result
-from .backends import Backend
+from .backends import Backend, Loss
 from .jobs import JobSettings
 from .ordering import Calibration, Order, calibrate, estimate_seconds, log_plan, order_tasks
 from .outcomes import (
@@ -43,7 +48,7 @@ from .outcomes import (
     TaskResult,
 )
 from .progress import ProgressDisplay, ProgressMode, make_progress
-from .retry import is_infrastructure_failure
+from .retry import MAX_FREE_RETRIES, is_infrastructure_failure
 from .stops import signals_deferred, signals_ignored, stop_on_signals
 
 if TYPE_CHECKING:
@@ -64,6 +69,10 @@ MAX_BUNDLE = 256
 FEED_MARGIN = 2.0
 #: Weight of the newest call in the driver's smoothed time per call.
 DISPATCH_SMOOTHING = 0.05
+#: Seconds between looks at the back-end's machinery.
+WATCH_PERIOD = 0.5
+#: Fresh starts of a back-end, with no fragment finishing in between, before the run gives up on it.
+MAX_RESTARTS = 3
 
 
 @dataclass
@@ -190,6 +199,10 @@ class _Run:
         self.calibration = Calibration({})
         #: The driver's time per submitted call, smoothed: what sizes bundles at scale.
         self.dispatch_seconds = 0.0
+        #: Label -> times the fragment was in flight when its back-end's machinery was lost.
+        self.lost_tries: dict[str, int] = {}
+        self.next_look = 0.0
+        self.restarts = _Restarts()
 
     def record(self, result: TaskResult) -> None:
         self.results[result.label] = result
@@ -252,14 +265,62 @@ class _Run:
             if not in_flight:
                 continue
             try:
-                done = finished.get(timeout=_POLL)
+                done: Future | None = finished.get(timeout=_POLL)
             except queue.Empty:
+                done = None
+            if time.monotonic() >= self.next_look:
+                self._look(pending, in_flight)
+            if done is None or done not in in_flight:  # nothing, or a call of a session given up for lost
                 continue
             bundle = in_flight.pop(done)
             self.runner.cold = False
             self.display.returned(len(bundle))
             for task, (result, result_json) in zip(bundle, self._collect(bundle, done), strict=True):
                 self._finish(task, result, result_json)
+
+    def _look(self, pending: deque[FragmentTask], in_flight: dict[Future, list[FragmentTask]]) -> None:
+        """Recover from machinery the back-end has lost: a fresh start and the calls in flight again,
+        or, when it cannot come back, every fragment not finished failed with what was lost."""
+        self.next_look = time.monotonic() + WATCH_PERIOD
+        loss = self.backend.lost(len(self.results))
+        if loss is None:
+            return
+        lost = [task for bundle in in_flight.values() for task in bundle]
+        self.display.returned(len(lost))
+        in_flight.clear()
+        why_not = self._restart(loss, len(lost)) if loss.restart else ""
+        if why_not is not None:
+            for task in [*lost, *pending]:
+                self._finish(task, _lost(task, loss, why_not), None)
+            pending.clear()
+            return
+        again = []
+        for task in lost:
+            self.lost_tries[task.label] = tries = self.lost_tries.get(task.label, 0) + 1
+            if tries > MAX_FREE_RETRIES:
+                self._finish(task, _lost(task, loss, f"; lost {tries} times with its machinery"), None)
+            else:
+                again.append(task)
+        pending.extendleft(reversed(again))
+
+    def _restart(self, loss: Loss, in_flight: int) -> str | None:
+        """Start the back-end afresh; None when it is up again, else why not (for the failures)."""
+        if self.restarts.stalled(len(self.results)):
+            return f"; started afresh {MAX_RESTARTS} times without a fragment finishing"
+        logger.warning(
+            "%s: starting %s afresh, %d fragments that were in flight submitted again",
+            loss.what,
+            self.backend.label,
+            in_flight,
+        )
+        with signals_deferred():
+            self.backend.stop(cancel=True)
+        try:
+            self.backend.start()
+        except Exception as exc:  # noqa: BLE001 - the reason is every remaining fragment's failure
+            logger.error("%s could not be started afresh: %s", self.backend.label, exc)
+            return f"; {self.backend.label} could not be started afresh: {exc}"
+        return None
 
     def _next(self, pending: deque[FragmentTask]) -> list[FragmentTask]:
         """The next call to submit: one fragment, or consecutive tiny ones packed to about
@@ -307,20 +368,12 @@ class _Run:
         except Exception as exc:  # noqa: BLE001 - every failure is reported per fragment
             kind = FailureKind.LOST_WORKER if is_infrastructure_failure(exc) else FailureKind.CRASHED
             message = f"{type(exc).__name__}: {exc}"
-            return [
-                (
-                    TaskResult(
-                        task.label,
-                        None,
-                        failure=FragmentFailure(
-                            task.label, task.program, kind, message, attempts=infrastructure_tries
-                        ),
-                        attempts=infrastructure_tries,
-                    ),
-                    None,
-                )
-                for task in bundle
-            ]
+            results: list[tuple[TaskResult, str | None]] = []
+            for task in bundle:
+                tries = infrastructure_tries + self.lost_tries.get(task.label, 0)
+                failure = FragmentFailure(task.label, task.program, kind, message, attempts=tries)
+                results.append((TaskResult(task.label, None, failure=failure, attempts=tries), None))
+            return results
         envelopes = returned if isinstance(returned, list) else [returned]
         task_ids = self.backend.task_ids(future)
         return [
@@ -335,7 +388,8 @@ class _Run:
         infrastructure_tries: int,
         task_ids: dict[str, Any],
     ) -> tuple[TaskResult, str | None]:
-        attempts = int(envelope["provenance"]["attempts"]) + infrastructure_tries - 1
+        lost = self.lost_tries.get(task.label, 0)
+        attempts = int(envelope["provenance"]["attempts"]) + infrastructure_tries + lost - 1
         provenance = {
             **envelope["provenance"],
             "attempts": attempts,
@@ -359,6 +413,8 @@ class _Run:
             )
         else:
             self.calibration.observe(task, provenance["wall_time"])
+            if envelope["evidence"]:
+                _note_earlier_attempts(task, provenance, envelope["evidence"])
         task_result = TaskResult(
             task.label, result, Source.COMPUTED, failure, provenance["wall_time"], attempts, provenance
         )
@@ -425,6 +481,41 @@ def _cancelled(task: FragmentTask, cause: FragmentFailure) -> TaskResult:
     return TaskResult(
         task.label, None, failure=FragmentFailure(task.label, task.program, FailureKind.CANCELLED, message)
     )
+
+
+def _lost(task: FragmentTask, loss: Loss, why_not: str) -> TaskResult:
+    """A fragment not finished because the back-end's machinery was lost and did not come back."""
+    failure = FragmentFailure(
+        task.label, task.program, FailureKind.LOST_WORKER, f"not run: {loss.what}{why_not}"
+    )
+    return TaskResult(task.label, None, failure=failure)
+
+
+def _note_earlier_attempts(
+    task: FragmentTask, provenance: dict[str, Any], evidence: list[dict[str, Any]]
+) -> None:
+    """A fragment that failed before it succeeded keeps each failed attempt's evidence, and says so."""
+    provenance["earlier_attempts"] = evidence
+    logger.info(
+        "fragment %s succeeded on attempt %d after: %s",
+        task.label,
+        provenance["attempts"],
+        "; ".join(Evidence.from_dict(attempt).summary() for attempt in evidence),
+    )
+
+
+class _Restarts:
+    """How many fresh starts of the back-end came in a row with no fragment finishing in between."""
+
+    def __init__(self) -> None:
+        self._results = -1
+        self._in_a_row = 0
+
+    def stalled(self, results: int) -> bool:
+        """Count a fresh start at ``results`` finished fragments; True when one too many came in a row."""
+        self._in_a_row = self._in_a_row + 1 if results == self._results else 1
+        self._results = results
+        return self._in_a_row > MAX_RESTARTS
 
 
 def _shared_result(task: FragmentTask, computed: TaskResult) -> TaskResult:

@@ -1,9 +1,10 @@
-"""Turning SIGINT and SIGTERM into a clean stop, taken only at safe points.
+"""Turning SIGINT, SIGTERM and SIGHUP into a clean stop, taken only at safe points.
 
-SIGTERM is what Slurm sends at walltime and on ``scancel``, and what ``timeout`` sends; by default it
-ends Python at once, with no cleanup: running fragments and worker blocks are left behind. During a
-run, in the main thread, both signals become :class:`~qcmb_parsl.errors.RunInterrupted`. SIGTERM is
-taken over only while nobody else handles it, so an application's own handler stays in charge.
+SIGTERM is what Slurm sends at walltime and on ``scancel``, and what ``timeout`` sends; SIGHUP what a
+closed terminal or SSH session sends. By default both end Python at once, with no cleanup: running
+fragments, their private directories and worker blocks are left behind. During a run, in the main
+thread, all three signals become :class:`~qcmb_parsl.errors.RunInterrupted`. SIGTERM and SIGHUP are
+taken over only while nobody else handles them, so an application's own handler stays in charge.
 
 A signal that arrives while a finished fragment is being stored is held until the store is done, so
 a stop never leaves half a record behind.
@@ -19,7 +20,7 @@ from types import FrameType
 
 from ..errors import RunInterrupted
 
-_STOP_SIGNALS = (signal.SIGINT, signal.SIGTERM)
+_STOP_SIGNALS = (signal.SIGINT, signal.SIGTERM, signal.SIGHUP)
 
 
 class _State:
@@ -43,7 +44,8 @@ def _ours_to_take(signum: int) -> bool:
 
 @contextmanager
 def stop_on_signals() -> Iterator[None]:
-    """Within this block (main thread only), SIGINT and an unhandled SIGTERM raise RunInterrupted."""
+    """Within this block (main thread only), SIGINT and an unhandled SIGTERM or SIGHUP raise
+    RunInterrupted."""
     if threading.current_thread() is not threading.main_thread():
         yield
         return

@@ -15,15 +15,16 @@ Commands::
 
 Exit status, one meaning each: 0 done; 1 the computation failed (fragments failed, or an optimization
 did not converge); 2 bad input or environment (an input, model chemistry, configuration, cache directory,
-output path or command line), refused before anything is computed; 130 or 143 stopped by SIGINT or
-SIGTERM, with one line saying what was kept; 70 (sysexits' EX_SOFTWARE) anything unexpected, a fault of
-this program. A failure prints one line, ``qcmb-parsl: error: ...``, on stderr; ``--debug`` adds the
-traceback.
+output path or command line), refused before anything is computed; 130, 143 or 129 stopped by
+SIGINT, SIGTERM or SIGHUP, with one line saying what was kept; 70 (sysexits' EX_SOFTWARE) anything
+unexpected, a fault of this program. A failure prints one line, ``qcmb-parsl: error: ...``, on stderr;
+``--debug`` adds the traceback.
 """
 
 from __future__ import annotations
 
 import argparse
+import contextlib
 import inspect
 import json
 import logging
@@ -870,7 +871,8 @@ def main(argv: Sequence[str] | None = None) -> int:
         configure_logging(args.verbose, args.quiet)
         return args.handler(args)
     except RunInterrupted as stop:
-        print(f"{PROG}: {stop}", file=sys.stderr)
+        with contextlib.suppress(OSError):  # after SIGHUP the terminal may be gone
+            print(f"{PROG}: {stop}", file=sys.stderr)
         return stop.exit_status
     except KeyboardInterrupt:
         print(f"{PROG}: error: interrupted", file=sys.stderr)

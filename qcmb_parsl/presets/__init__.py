@@ -23,6 +23,7 @@ from parsl.monitoring import MonitoringHub
 from pydantic import AfterValidator, BaseModel, ConfigDict, Field, ValidationError, field_validator
 
 from ..errors import ConfigurationError
+from ..execution.rundirs import KEEP_RUNS
 from .blueprint import Call, Computed
 
 if TYPE_CHECKING:
@@ -82,6 +83,14 @@ class PresetOptions(BaseModel):
     monitoring: bool = Field(
         False,
         description="Parsl's monitoring database (SQLite, runinfo/monitoring.db) for parsl-visualize.",
+    )
+    run_dir: str | None = Field(
+        None,
+        description="Parsl's run directory: its logs, the blocks' submit scripts, the monitoring "
+        "database (default: the config's, runinfo/ where the driver runs).",
+    )
+    keep_runs: int = Field(
+        KEEP_RUNS, ge=1, description="Parsl session directories kept in the run directory; older ones go."
     )
 
     @field_validator("worker_init")

@@ -12,6 +12,7 @@ from .client import (
     FragmentLimits,
     allow_running,
     cancel_running,
+    end_template,
     isolated_compute,
     isolated_compute_many,
 )
@@ -22,6 +23,7 @@ __all__ = [
     "FragmentLimits",
     "allow_running",
     "cancel_running",
+    "end_template",
     "isolated_compute",
     "isolated_compute_many",
 ]

@@ -2,7 +2,8 @@
 
 Safe to call from many threads at once (the ``threads`` preset): each call waits on its own child, and
 every process-wide setting (environment, scratch, thread caps) is the child's own. The template is
-started on first use and ends when this process ends, however it ends.
+started on first use and ends when this process ends, however it ends, or when an executor that
+used it here is closed (:func:`end_template`).
 """
 
 from __future__ import annotations
@@ -32,6 +33,8 @@ logger = logging.getLogger(__name__)
 
 #: Seconds the template may take to import the engines and answer; far above the 1-3 s seen.
 TEMPLATE_START_TIMEOUT = 300.0
+#: Seconds an idle template may take to end after its input is closed.
+TEMPLATE_END_TIMEOUT = 10.0
 
 KilledFor = Literal["timeout", "memory", "cancelled"]
 
@@ -136,6 +139,21 @@ class _Template:
             waiter.forked.wait(5)
             self.kill(waiter, signal.SIGKILL, "cancelled")
 
+    def end(self) -> None:
+        """End the template unless a fragment is using it; the next fragment starts another."""
+        with self._lock:
+            proc = self._proc
+            if proc is None or self._waiters:
+                return
+            self._proc = None
+        assert proc.stdin is not None
+        proc.stdin.close()  # end of file: the template ends
+        try:
+            proc.wait(TEMPLATE_END_TIMEOUT)
+        except subprocess.TimeoutExpired:
+            proc.kill()
+            proc.wait()
+
     def _running(self) -> subprocess.Popen[bytes]:
         if self._proc is not None and self._proc.poll() is None:
             return self._proc
@@ -200,6 +218,12 @@ def cancel_running() -> None:
 
 def allow_running() -> None:
     _TEMPLATE.cancelled = False
+
+
+def end_template() -> None:
+    """End this process's template (about 170 MiB) if no fragment is using it: an executor that ran
+    fragments here was closed. The next fragment starts a fresh one."""
+    _TEMPLATE.end()
 
 
 @dataclass(frozen=True)

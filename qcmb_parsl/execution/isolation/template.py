@@ -8,8 +8,9 @@ computes: forking is safe for BLAS and OpenMP only before their thread pools exi
 imports and probes, and its children do the work.
 
 It lives exactly as long as its client: end of file on stdin (the client exited, however it died)
-kills every child's process group and ends the template. Children hold a lifeline to the template
-and kill their own group when it goes.
+kills every child's process group, removes the private directories of those children (their client
+would have, had it lived) and ends the template. Children hold a lifeline to the template and kill
+their own group when it goes.
 """
 
 from __future__ import annotations
@@ -110,6 +111,7 @@ class Template:
 
     def __init__(self) -> None:
         self.children: dict[int, int] = {}  # pid -> request id
+        self.directories: dict[int, Path] = {}  # pid -> the child's private directory
         self.warmed: set[str] = set()
         self.lifeline_r, self.lifeline_w = os.pipe()
         self.wake_r, self.wake_w = os.pipe()
@@ -156,6 +158,7 @@ class Template:
             inherited = [self.lifeline_w, self.wake_r, self.wake_w]
             run_child(Path(request["dir"]), self.lifeline_r, inherited)
         self.children[pid] = request["id"]
+        self.directories[pid] = Path(request["dir"])
         self.send({"id": request["id"], "pid": pid})
 
     def reap(self) -> None:
@@ -167,15 +170,30 @@ class Template:
             if pid == 0:
                 return
             request_id = self.children.pop(pid, None)
+            self.directories.pop(pid, None)
             if request_id is not None:
                 self.send({"id": request_id, "status": status, "maxrss_kib": usage.ru_maxrss})
 
     def kill_all(self) -> None:
-        """The client is gone: nothing this template started may outlive it."""
+        """The client is gone: nothing this template started may outlive it, nor their directories."""
         for pid in list(self.children):
             with contextlib.suppress(ProcessLookupError, PermissionError):
                 os.killpg(pid, signal.SIGKILL)
         os.close(self.lifeline_w)
+        for pid, directory in self.directories.items():
+            with contextlib.suppress(ChildProcessError):
+                os.waitpid(pid, 0)
+            if not _kept(directory):
+                shutil.rmtree(directory, ignore_errors=True)
+
+
+def _kept(directory: Path) -> bool:
+    """Whether the fragment asked to keep its scratch (``scratch_messy``), as its client would honour."""
+    try:
+        jobs = json.loads((directory / files.INPUT).read_text())["jobs"]
+        return bool(jobs[0]["task_config"].get("scratch_messy"))
+    except (OSError, ValueError, KeyError, IndexError):
+        return False
 
 
 def main() -> None:
