@@ -221,7 +221,7 @@ class _Run:
         priority = 0
         while pending or in_flight:
             while pending and len(in_flight) < window:
-                bundle = self._next(pending)
+                bundle = self._next(pending, len(in_flight))
                 if not bundle:
                     continue
                 began = time.perf_counter()
@@ -248,9 +248,10 @@ class _Run:
             for task, (result, result_json) in zip(bundle, self._collect(bundle, done), strict=True):
                 self._finish(task, result, result_json)
 
-    def _next(self, pending: deque[FragmentTask]) -> list[FragmentTask]:
+    def _next(self, pending: deque[FragmentTask], in_flight: int) -> list[FragmentTask]:
         """The next call to submit: one fragment, or consecutive tiny ones packed to about
-        ``bundle_seconds``. Cancelled fragments are finished on the way and never submitted."""
+        ``bundle_seconds``, no more than their share of the workers without a call (``in_flight``
+        calls occupy the others). Cancelled fragments are finished on the way and never submitted."""
         task = pending.popleft()
         if task.mc in self.doomed:
             self._finish(task, _cancelled(task, self.doomed[task.mc]), None)
@@ -259,8 +260,9 @@ class _Run:
         expected = self.calibration.seconds(task)
         if expected is None or expected >= target / 2:
             return bundle
-        total = expected
-        while pending and len(bundle) < MAX_BUNDLE:
+        free = self.backend.capacity - in_flight
+        total, limit = expected, min(MAX_BUNDLE, fair_share(len(pending) + 1, free))
+        while pending and len(bundle) < limit:
             following = pending[0]
             seconds = self.calibration.seconds(following)
             if following.mc in self.doomed or seconds is None or total + seconds > target:
@@ -393,6 +395,13 @@ def bundle_target(bundle_seconds: float, capacity: int, dispatch_seconds: float,
     if not bundle_seconds or pending < 2 * capacity:
         return bundle_seconds
     return max(bundle_seconds, FEED_MARGIN * capacity * dispatch_seconds)
+
+
+def fair_share(remaining: int, free_workers: int) -> int:
+    """Most fragments one call may take of the ``remaining`` ones: a call for every worker without one
+    while there are fragments to share, so that a small run uses every worker (six tiny fragments on
+    two idle workers travel in two calls of three, never in one of six)."""
+    return max(-(-remaining // max(free_workers, 1)), 1)
 
 
 def _check_unique_labels(tasks: list[FragmentTask]) -> None:

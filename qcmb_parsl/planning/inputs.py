@@ -16,6 +16,7 @@ from typing import Any
 import numpy as np
 from qcelemental import periodictable
 
+from ..engines.xtb import check_xtb_model
 from ..errors import InputError
 from ..schema import manybody_input_model
 
@@ -196,9 +197,17 @@ def check_manybody_input(model: Any) -> None:
     if "supersystem" in levels and "vmfc" in bsse:
         raise InputError("bsse_type vmfc cannot be combined with a supersystem level: use cp or nocp")
     specs = model.specification.specification
+    check_models(specs.values() if isinstance(specs, dict) else [specs], bsse)
     if levels and isinstance(specs, dict):
         unknown = sorted(set(levels.values()) - set(specs))
         if unknown:
             raise InputError(
                 f"levels name model chemistry {unknown[0]!r}, not among specifications {sorted(specs)}"
             )
+
+
+def check_models(specifications: Any, bsse: list[str]) -> None:
+    """What a program's harness is known to refuse, said before anything runs (xtb's for now)."""
+    for spec in specifications:
+        if spec.program == "xtb":
+            check_xtb_model(spec.model.method, spec.model.basis, spec.keywords, bsse)
