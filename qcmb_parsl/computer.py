@@ -25,7 +25,7 @@ from .execution.executors import FragmentExecutor, ProgressCallback, RunReport
 from .execution.shortcuts import ExecutorConfig, choose_executor
 from .planning.inputs import check_manybody_input, normalize_input, one_line_validation_error
 from .planning.plan import FragmentTask, iterate_labels, plan_tasks, specifications_from_input
-from .schema import SchemaVersion, atomic_result_model
+from .schema import SchemaVersion, atomic_properties_model, atomic_result_model, keeps_fragment_results
 
 logger = logging.getLogger(__name__)
 
@@ -44,6 +44,7 @@ class ParallelComputerMixin:
         # here for type checkers only, as upstream's pydantic models would make annotations fields
         plan_time: float
         qcmb_core: Any
+        input_data: Any
 
         def get_results(self, external_results: dict[str, Any], component_results: dict[str, Any]) -> Any: ...
 
@@ -149,20 +150,28 @@ class ParallelComputerMixin:
         """Upstream's analyze and get_results over the fragments' AtomicResults, in upstream's order.
 
         The run's summary goes into ``extras["qcmb_parsl"]``, with ``wall_time`` from input to result.
+        Each fragment's AtomicResult is validated only where the input's protocol keeps them: otherwise
+        upstream's result drops them, and only their properties are read (at 10^5 fragments the
+        AtomicResults took most of the assembly).
         """
         component_results = {}
         component_properties = {}
+        keep = keeps_fragment_results(self.input_data, self.schema_version)
         atomic_model = atomic_result_model(self.schema_version)
+        properties_model = atomic_properties_model(self.schema_version)
         for _, label, _, _ in iterate_labels(self.qcmb_core):
             task_result = report.results[label]
             data = dict(task_result.result or {})
-            data["extras"] = {**(data.get("extras") or {}), "qcmb_parsl": task_result.provenance}
-            atomic = atomic_model(**data)
-            component_results[label] = atomic
+            if keep:
+                data["extras"] = {**(data.get("extras") or {}), "qcmb_parsl": task_result.provenance}
+                component_results[label] = atomic_model(**data)
+                properties = component_results[label].properties
+            else:
+                properties = properties_model(**data.get("properties", {}))
             component_properties[label] = {
                 name: value
                 for name in ("energy", "gradient", "hessian")
-                if (value := getattr(atomic.properties, f"return_{name}", None)) is not None
+                if (value := getattr(properties, f"return_{name}", None)) is not None
             }
         analyzed = self.qcmb_core.analyze(component_properties)
         analyzed["nbody_number"] = len(component_properties)

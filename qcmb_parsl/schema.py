@@ -49,6 +49,13 @@ def atomic_result_model(version: int) -> type:
     return v2.AtomicResult if version == 2 else v1.AtomicResult
 
 
+def atomic_properties_model(version: int) -> type:
+    """QCElemental's model of an AtomicResult's ``properties`` in a QCSchema version."""
+    from qcelemental.models import v1, v2
+
+    return v2.AtomicProperties if version == 2 else v1.AtomicResultProperties
+
+
 def model_version(model: Any) -> SchemaVersion:
     """QCSchema version of a QCElemental or QCManyBody model: v2 models are pydantic v2 models."""
     from pydantic import BaseModel
@@ -164,6 +171,13 @@ def dump_json(model: Any, indent: int | None = None) -> str:
 def fragment_results(result: Any) -> dict[str, Any]:
     """label -> AtomicResult of every fragment a ManyBodyResult kept (empty when it kept none)."""
     return dict(getattr(result, FRAGMENT_RESULTS_FIELD[model_version(result)], None) or {})
+
+
+def keeps_fragment_results(input_model: Any, version: int) -> bool:
+    """Whether a ManyBodyInput's protocol keeps every fragment's AtomicResult in the ManyBodyResult
+    (otherwise upstream's result model drops whatever it is given)."""
+    protocol = getattr(input_model.specification.protocols, FRAGMENT_RESULTS_FIELD[version])
+    return getattr(protocol, "value", protocol) == "all"
 
 
 def keep_fragment_results(data: dict[str, Any], version: int) -> dict[str, Any]:
