@@ -11,10 +11,13 @@ this module plans the fragments, hands them to an executor, and gives the result
 from __future__ import annotations
 
 import logging
+import math
 import time
+from collections.abc import Mapping
 from dataclasses import replace
 from typing import TYPE_CHECKING, Any, ClassVar, Literal
 
+import numpy as np
 import qcmanybody
 import qcmanybody.v2
 
@@ -25,7 +28,7 @@ from .execution.executors import FragmentExecutor, ProgressCallback, RunReport
 from .execution.shortcuts import ExecutorConfig, choose_executor
 from .planning.inputs import check_manybody_input, normalize_input, one_line_validation_error
 from .planning.plan import FragmentTask, iterate_labels, plan_tasks, specifications_from_input
-from .schema import SchemaVersion, atomic_properties_model, atomic_result_model, keeps_fragment_results
+from .schema import SchemaVersion, atomic_result_model, keeps_fragment_results
 
 logger = logging.getLogger(__name__)
 
@@ -158,21 +161,13 @@ class ParallelComputerMixin:
         component_properties = {}
         keep = keeps_fragment_results(self.input_data, self.schema_version)
         atomic_model = atomic_result_model(self.schema_version)
-        properties_model = atomic_properties_model(self.schema_version)
         for _, label, _, _ in iterate_labels(self.qcmb_core):
             task_result = report.results[label]
             data = dict(task_result.result or {})
             if keep:
                 data["extras"] = {**(data.get("extras") or {}), "qcmb_parsl": task_result.provenance}
                 component_results[label] = atomic_model(**data)
-                properties = component_results[label].properties
-            else:
-                properties = properties_model(**data.get("properties", {}))
-            component_properties[label] = {
-                name: value
-                for name in ("energy", "gradient", "hessian")
-                if (value := getattr(properties, f"return_{name}", None)) is not None
-            }
+            component_properties[label] = return_properties(data.get("properties") or {})
         analyzed = self.qcmb_core.analyze(component_properties)
         analyzed["nbody_number"] = len(component_properties)
         result = self.get_results(external_results=analyzed, component_results=component_results)
@@ -181,6 +176,22 @@ class ParallelComputerMixin:
             summary["wall_time"] = wall_time
         result.extras["qcmb_parsl"] = summary
         return result
+
+
+def return_properties(properties: Mapping[str, Any]) -> dict[str, Any]:
+    """A fragment's energy, gradient and Hessian for upstream's ``analyze``, from its AtomicResult's
+    ``properties`` dict, as QCElemental's properties model gives them (a float, an (natom, 3) and a
+    (3 natom, 3 natom) float array) without validating a model per fragment."""
+    values: dict[str, Any] = {}
+    if (energy := properties.get("return_energy")) is not None:
+        values["energy"] = float(energy)
+    if (gradient := properties.get("return_gradient")) is not None:
+        values["gradient"] = np.asarray(gradient, dtype=float).reshape(-1, 3)
+    if (hessian := properties.get("return_hessian")) is not None:
+        hessian = np.asarray(hessian, dtype=float)
+        side = math.isqrt(hessian.size)
+        values["hessian"] = hessian.reshape(side, side)
+    return values
 
 
 class ManyBodyComputer(ParallelComputerMixin, qcmanybody.ManyBodyComputer):

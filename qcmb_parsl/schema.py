@@ -49,13 +49,6 @@ def atomic_result_model(version: int) -> type:
     return v2.AtomicResult if version == 2 else v1.AtomicResult
 
 
-def atomic_properties_model(version: int) -> type:
-    """QCElemental's model of an AtomicResult's ``properties`` in a QCSchema version."""
-    from qcelemental.models import v1, v2
-
-    return v2.AtomicProperties if version == 2 else v1.AtomicResultProperties
-
-
 def model_version(model: Any) -> SchemaVersion:
     """QCSchema version of a QCElemental or QCManyBody model: v2 models are pydantic v2 models."""
     from pydantic import BaseModel

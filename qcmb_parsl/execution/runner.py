@@ -25,7 +25,7 @@ from concurrent.futures import Future
 from dataclasses import dataclass, replace
 from typing import TYPE_CHECKING, Any
 
-from ..cache import task_keys
+from ..cache import FragmentEntry, task_keys
 from ..engines.programs import check_programs, program_versions
 from ..errors import CacheError, InputError, RunInterrupted
 from ..planning.plan import FragmentTask
@@ -245,8 +245,7 @@ class _Run:
                 continue
             bundle = in_flight.pop(done)
             self.display.returned(len(bundle))
-            for task, (result, result_json) in zip(bundle, self._collect(bundle, done), strict=True):
-                self._finish(task, result, result_json)
+            self._finish_call(bundle, self._collect(bundle, done))
 
     def _next(self, pending: deque[FragmentTask], in_flight: int) -> list[FragmentTask]:
         """The next call to submit: one fragment, or consecutive tiny ones packed to about
@@ -278,15 +277,21 @@ class _Run:
 
     def _finish(self, task: FragmentTask, result: TaskResult, result_json: str | None) -> None:
         """Store, then record the fragment and its twins: a stop waits until this is done."""
+        self._finish_call([task], [(result, result_json)])
+
+    def _finish_call(self, tasks: list[FragmentTask], outcomes: list[tuple[TaskResult, str | None]]) -> None:
+        """Store the successes of one call in one transaction, then record each fragment and its twins;
+        a stop waits until this is done."""
         with signals_deferred():
-            key = self.keys[task.label]
-            if self.runner.cache is not None and result.success and result_json is not None:
-                self._store(self.runner.cache, task, result, result_json, key)
-            self.record(result)
-            for twin in self.groups[key][1:]:
-                self.record(_shared_result(twin, result))
-            if result.failure is not None and result.failure.kind is FailureKind.INPUT:
-                self.doomed.setdefault(task.mc, result.failure)
+            if self.runner.cache is not None:
+                self._store(self.runner.cache, tasks, outcomes)
+            for task, (result, _) in zip(tasks, outcomes, strict=True):
+                key = self.keys[task.label]
+                self.record(result)
+                for twin in self.groups[key][1:]:
+                    self.record(_shared_result(twin, result))
+                if result.failure is not None and result.failure.kind is FailureKind.INPUT:
+                    self.doomed.setdefault(task.mc, result.failure)
 
     def _collect(self, bundle: list[FragmentTask], future: Future) -> list[tuple[TaskResult, str | None]]:
         """TaskResult of each fragment of a finished call, and each result's JSON text for the cache."""
@@ -354,21 +359,35 @@ class _Run:
         return task_result, result_json if failure is None else None
 
     def _store(
-        self, cache: FragmentCache, task: FragmentTask, result: TaskResult, result_json: str, key: str
+        self, cache: FragmentCache, tasks: list[FragmentTask], outcomes: list[tuple[TaskResult, str | None]]
     ) -> None:
-        """Keep ``result`` now; a cache that cannot be written costs reruns, never this run's results."""
+        """Keep the successes now; a cache that cannot be written costs reruns, never this run's results."""
+        done = [
+            (task, result, result_json)
+            for task, (result, result_json) in zip(tasks, outcomes, strict=True)
+            if result.success and result_json is not None
+        ]
+        if not done:
+            return
         try:
-            cache.put(
-                key,
-                program=task.program,
-                program_version=self.versions.get(task.program),
-                atomic_input=task.atomic_input,
-                result_json=result_json,
-                wall_time=result.wall_time,
-                provenance=result.provenance,
+            cache.put_many(
+                [
+                    FragmentEntry(
+                        self.keys[task.label],
+                        task.program,
+                        self.versions.get(task.program),
+                        task.atomic_input,
+                        result_json,
+                        result.wall_time,
+                        result.provenance,
+                        result.result,
+                    )
+                    for task, result, result_json in done
+                ]
             )
         except CacheError as exc:
-            logger.error("fragment %s not cached: %s", task.label, exc)
+            more = f" and {len(done) - 1} more of its call" if len(done) > 1 else ""
+            logger.error("fragment %s%s not cached: %s", done[0][0].label, more, exc)
 
     def report(self, summary: RunSummary, start: float, cpu_start: float) -> RunReport:
         ordered = {task.label: self.results[task.label] for task in self.tasks if task.label in self.results}
