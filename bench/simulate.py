@@ -8,6 +8,10 @@ the planner's own):
 * (H2O)64 MBE(3) no-CP with item 4's model chemistry; durations drawn from item 4's measured times of
   its n-body level.
 
+Only warm fragments are drawn from: the first fragment of each process pays QCEngine's host probe and
+the engine's first-use costs once, and drawn thousands of times it would stand for a cost no long run
+pays more than once per worker.
+
 Greedy list scheduling, as HTEX runs it: calls leave the driver in submission order, one every ``d``
 seconds (the driver's measured CPU time per call, item 2), and each goes to the worker that frees up
 first; a worker is busy for its fragments' durations plus ``L`` per fragment, the latency a worker
@@ -63,15 +67,18 @@ def one_per_call(order: np.ndarray) -> list[np.ndarray]:
 
 def bundled(order: np.ndarray, expected: np.ndarray, workers: int, dispatch_s: float) -> list[np.ndarray]:
     """Calls as the runner packs them: consecutive fragments expected shorter than half the target,
-    up to the target, with the target from the runner's own rule."""
-    from qcmb_parsl.execution.runner import DEFAULT_BUNDLE_SECONDS, MAX_BUNDLE, bundle_target
+    up to the target and to their share of the workers (the runner's own rules; every worker counted
+    free, as at the start of a run)."""
+    from qcmb_parsl.execution.runner import DEFAULT_BUNDLE_SECONDS, MAX_BUNDLE, bundle_target, fair_share
 
     calls, position = [], 0
     while position < len(order):
-        target = bundle_target(DEFAULT_BUNDLE_SECONDS, workers, dispatch_s, len(order) - position)
+        remaining = len(order) - position
+        target = bundle_target(DEFAULT_BUNDLE_SECONDS, workers, dispatch_s, remaining - 1)
+        limit = min(MAX_BUNDLE, fair_share(remaining, workers))
         end, total = position + 1, expected[order[position]]
         if total < target / 2:
-            while end < len(order) and end - position < MAX_BUNDLE and total + expected[order[end]] <= target:
+            while end < len(order) and end - position < limit and total + expected[order[end]] <= target:
                 total += expected[order[end]]
                 end += 1
         calls.append(order[position:end])
@@ -80,10 +87,18 @@ def bundled(order: np.ndarray, expected: np.ndarray, workers: int, dispatch_s: f
 
 
 def _levels(fragments: list[dict[str, Any]]) -> dict[int, np.ndarray]:
-    """Measured engine seconds per n-body level."""
-    levels: dict[int, list[float]] = {}
+    """Measured engine seconds per n-body level, of warm fragments only: the first fragment of each
+    process (QCEngine's host probe, the engine's first-use costs: a second or more) is left out, as a
+    long run pays it once per worker, not once per fragment."""
+    first: dict[Any, dict[str, Any]] = {}
     for fragment in fragments:
         if not fragment["cached"]:
+            earliest = first.get(fragment["pid"])
+            if earliest is None or fragment["started"] < earliest["started"]:
+                first[fragment["pid"]] = fragment
+    levels: dict[int, list[float]] = {}
+    for fragment in fragments:
+        if not fragment["cached"] and fragment is not first[fragment["pid"]]:
             levels.setdefault(fragment["nbody"], []).append(fragment["wall_time"])
     return {n: np.array(times) for n, times in levels.items()}
 
