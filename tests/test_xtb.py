@@ -62,7 +62,7 @@ def test_stock_keywords_reach_tblite_in_its_units():
     default = qcengine.compute({**task, "keywords": {}}, "xtb", raise_error=True, task_config={"ncores": 1})
     assert abs(result.return_result - default.return_result) > 1e-3
     assert result.model.method == "gfn2-xtb"  # answers the input as given
-    assert XTBHarness.canonical_keywords({"Electronic_Temperature": 300, "max_iterations": 250.0}) == {}
+    assert XTBHarness.canonical_keywords({"Electronic_Temperature": 300, "max_iterations": 250}) == {}
 
 
 @pytest.mark.fast

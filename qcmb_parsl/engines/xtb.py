@@ -43,6 +43,7 @@ from qcengine.exceptions import InputError as QCEngineInputError
 from qcengine.programs.model import ProgramHarness
 
 from ..errors import InputError
+from .programs import keywords_without_defaults
 
 __all__ = ["METHODS", "XTBHarness", "check_xtb_model", "register_xtb_harness"]
 
@@ -58,7 +59,7 @@ METHODS: dict[str, str] = {
 
 #: Keywords (the stock harness's names) and their defaults: a value equal to its default is the same
 #: calculation as leaving the keyword out.
-KEYWORD_DEFAULTS: dict[str, float] = {
+KEYWORD_DEFAULTS: dict[str, float | int] = {
     "accuracy": 1.0,
     "max_iterations": 250,
     "electronic_temperature": 300.0,
@@ -130,19 +131,8 @@ class XTBHarness(ProgramHarness):
 
     @staticmethod
     def canonical_keywords(keywords: Mapping[str, Any]) -> dict[str, Any]:
-        """The keywords as this harness reads them, for cache keys: names lowercased, numbers as the
-        harness converts them, values equal to their defaults left out."""
-        names = [name.lower() for name in keywords]
-        if len(set(names)) != len(names):
-            return dict(keywords)
-        canonical: dict[str, Any] = {}
-        for name, value in zip(names, keywords.values(), strict=True):
-            if name in KEYWORD_DEFAULTS and isinstance(value, (int, float)) and not isinstance(value, bool):
-                value = int(value) if name == "max_iterations" else float(value)
-                if value == KEYWORD_DEFAULTS[name]:
-                    continue
-            canonical[name] = value
-        return canonical
+        """The keywords as this harness reads them, for cache keys (see ``keywords_without_defaults``)."""
+        return keywords_without_defaults(keywords, KEYWORD_DEFAULTS)
 
     def get_version(self) -> str:
         """tblite's version (read from its installed metadata, without importing it)."""
