@@ -5,7 +5,7 @@ PY := $(VENV)/bin/python
 PIP_QUIET ?= -q
 SYSTEM_PACKAGES := nwchem slurm-wlm munge openmpi-bin libopenmpi-dev
 
-.PHONY: demo test test-fast lint configs bench system-deps venv clean
+.PHONY: demo test test-fast lint docs dist configs bench system-deps venv clean
 
 venv: $(VENV)/.installed
 
@@ -34,8 +34,9 @@ test: system-deps venv
 test-fast: venv
 	$(PY) -m pytest -m "fast and not (slow or nwchem or slurm or mpi)"
 
-# The package as CI checks it: ruff's rules and format, then mypy (settings in pyproject.toml).
-LINTED := qcmb_parsl parsl_configs
+# The package (and the docs' build scripts) as CI checks it: ruff's rules and format, then mypy (settings in
+# pyproject.toml).
+LINTED := qcmb_parsl parsl_configs docs/*.py
 lint: $(VENV)/.lint-installed
 	$(VENV)/bin/ruff check $(LINTED)
 	$(VENV)/bin/ruff format --check $(LINTED)
@@ -43,6 +44,25 @@ lint: $(VENV)/.lint-installed
 
 $(VENV)/.lint-installed: $(VENV)/.installed
 	$(PY) -m pip install $(PIP_QUIET) -e ".[lint]"
+	touch $@
+
+# The documentation site in site/, every warning an error. Material for MkDocs and a plugin print
+# notices about MkDocs 2.0 on every build, which are no warnings of this site: the variables silence them.
+docs: $(VENV)/.docs-installed
+	NO_MKDOCS_2_WARNING=1 DISABLE_MKDOCS_2_WARNING=true $(VENV)/bin/mkdocs build --strict
+
+$(VENV)/.docs-installed: $(VENV)/.installed
+	$(PY) -m pip install $(PIP_QUIET) -e ".[docs]"
+	touch $@
+
+# The sdist and wheel in dist/, and twine's check that their metadata renders on a package index.
+dist: $(VENV)/.release-installed
+	rm -rf dist
+	$(PY) -m build --outdir dist .
+	$(VENV)/bin/twine check --strict dist/*
+
+$(VENV)/.release-installed: $(VENV)/.installed
+	$(PY) -m pip install $(PIP_QUIET) -e ".[release]"
 	touch $@
 
 # parsl_configs/ written from the presets (a test fails when a preset changed and this was not run).
@@ -53,4 +73,4 @@ bench: venv
 	$(PY) bench/run.py
 
 clean:
-	rm -rf $(VENV) runinfo .pytest_cache
+	rm -rf $(VENV) runinfo .pytest_cache site dist

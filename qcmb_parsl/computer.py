@@ -4,6 +4,10 @@ Upstream builds the core and validates the input (``from_manybodyinput(..., buil
 this module plans the fragments, hands them to an executor, and gives the results back to upstream's
 ``analyze`` and ``get_results``, so the ManyBodyResult is upstream's own, field for field.
 
+With ``screening`` (:mod:`qcmb_parsl.screening`) the core is upstream's with the dropped subsystems
+taken out (:class:`~qcmb_parsl.planning._qcmanybody.ScreenedCore`): fewer fragments are planned, and
+the n-body sums run over the kept ones. Without it nothing differs from upstream's path.
+
 :meth:`ParallelComputerMixin.run` is the one path from a validated input to its result: the API's
 ``from_manybodyinput`` and the command line's ``run`` both go through it.
 """
@@ -26,9 +30,12 @@ from .engines.programs import program_versions
 from .errors import FragmentsFailedError, InputError
 from .execution.executors import FragmentExecutor, ProgressCallback, RunReport
 from .execution.shortcuts import ExecutorConfig, choose_executor
+from .planning._qcmanybody import ScreenedCore
 from .planning.inputs import check_manybody_input, normalize_input, one_line_validation_error
 from .planning.plan import FragmentTask, iterate_labels, plan_tasks, specifications_from_input
 from .schema import SchemaVersion, atomic_result_model, keeps_fragment_results
+from .screening.cutoffs import Screening, ScreeningSpec, as_screening
+from .screening.subsystems import Selection
 
 logger = logging.getLogger(__name__)
 
@@ -63,6 +70,7 @@ class ParallelComputerMixin:
         executor_config: ExecutorConfig | None = None,
         progress_callback: ProgressCallback | None = None,
         on_failure: FailurePolicy = "raise",
+        screening: ScreeningSpec = None,
     ) -> Any:
         """Run the many-body expansion of ``input_model`` and return upstream's ManyBodyResult.
 
@@ -84,9 +92,15 @@ class ParallelComputerMixin:
             ``"raise"`` (default): after every other fragment finished and was cached, raise one
             :class:`~qcmb_parsl.errors.FragmentsFailedError` naming each failure. ``"return"``: return
             the :class:`~qcmb_parsl.execution.executors.RunReport` of what succeeded and failed instead.
+        screening
+            n-body level -> distance cutoff in Ångström, e.g. ``{2: 8.0, 3: 6.0}``: an n-body subsystem is
+            computed and summed only when every two of its fragments come within the cutoff (minimum
+            interatomic distance); levels without one take the next lower level's. ``None`` (default):
+            the complete expansion, exactly upstream's. The result says what was kept in
+            ``extras["qcmb_parsl"]["screening"]``.
         """
         start = time.perf_counter()
-        computer = cls.prepare(input_model)
+        computer = cls.prepare(input_model, screening)
         if not build_tasks:
             return computer
 
@@ -98,15 +112,22 @@ class ParallelComputerMixin:
                 chosen.close()
 
     @classmethod
-    def prepare(cls, input_model: Any) -> Any:
-        """Validated computer with upstream's core, nothing run: ``from_manybodyinput(build_tasks=False)``."""
+    def prepare(cls, input_model: Any, screening: ScreeningSpec = None) -> Any:
+        """Validated computer with upstream's core, nothing run: ``from_manybodyinput(build_tasks=False)``.
+
+        ``screening`` as in :meth:`from_manybodyinput`, or a :class:`~qcmb_parsl.screening.Selection`
+        made before (an optimization's, kept for every step).
+        """
         start = time.perf_counter()
+        screen = as_screening(screening)
         input_model = normalize_input(input_model, cls.schema_version)
         check_manybody_input(input_model)
         try:
             computer = super().from_manybodyinput(input_model, build_tasks=False)  # type: ignore[misc]
         except (ValueError, TypeError, AssertionError) as exc:  # pydantic errors are ValueErrors
             raise InputError(one_line_validation_error(exc, "ManyBodyInput")) from None
+        if screen is not None:
+            computer.qcmb_core = screened_core(computer.qcmb_core, screen)
         computer.plan_time = time.perf_counter() - start
         return computer
 
@@ -174,6 +195,8 @@ class ParallelComputerMixin:
         summary = report.summary.as_dict()
         if wall_time is not None:
             summary["wall_time"] = wall_time
+        if isinstance(self.qcmb_core, ScreenedCore):
+            summary["screening"] = self.qcmb_core.selection.record()
         result.extras["qcmb_parsl"] = summary
         return result
 
@@ -192,6 +215,26 @@ def return_properties(properties: Mapping[str, Any]) -> dict[str, Any]:
         side = math.isqrt(hessian.size)
         values["hessian"] = hessian.reshape(side, side)
     return values
+
+
+def screened_core(core: Any, screen: Screening | Selection) -> ScreenedCore:
+    """Upstream's ``core`` keeping what ``screen`` (a Screening or a Selection) keeps of its molecule.
+
+    Refused, one line, where screening does not compose: an expansion of the supersystem alone
+    (``supersystem_ie_only``), and a model chemistry of n-body levels above 1 left with nothing to
+    compute (VMFC computes a level's subsystems only, in their own basis).
+    """
+    if core.supersystem_ie_only:
+        raise InputError("screening needs the n-body levels that supersystem_ie_only skips: leave one out")
+    screened = ScreenedCore(core, screen.select(core.molecule, core.max_nbody))
+    for mc, compute_dict in screened.compute_map.items():
+        levels = [n for n in core.nbodies_per_mc_level[mc] if n != "supersystem"]
+        if max(levels, default=1) > 1 and not any(compute_dict["all"].values()):
+            raise InputError(
+                f"screening drops every calculation of model chemistry {mc!r} (levels "
+                f"{core.nbodies_per_mc_level[mc]}): loosen its cutoff or lower max_nbody"
+            )
+    return screened
 
 
 class ManyBodyComputer(ParallelComputerMixin, qcmanybody.ManyBodyComputer):

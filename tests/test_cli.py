@@ -331,16 +331,58 @@ def test_cache_commands(dimer_run, tmp_path, capsys):
 
 
 @pytest.mark.fast
-def test_presets_lists_each_with_needs_and_options(capsys):
+def test_presets_is_a_table_of_what_each_is_for_and_needs(capsys):
     from qcmb_parsl.presets import PRESETS
 
     assert main(["presets"]) == 0
     out = capsys.readouterr().out
-    for name, preset in PRESETS.items():
-        assert f"{name}: {preset.summary}" in out
-        assert f"needs: {preset.needs}" in out
-    assert "cores_per_worker (int, default 1)" in out
-    assert "partition (" in out and "walltime (" in out
+    rows = [line for line in out.splitlines() if line.startswith("│ ") and not line.startswith("│  ")]
+    assert [row.split("│")[1].strip() for row in rows] == [
+        "threads", "local", "mpi", "slurm", "slurm-mpi", "pbspro", "torque", "lsf"
+    ]
+    assert set(PRESETS) == {row.split("│")[1].strip() for row in rows}
+    assert "batch jobs on a Slurm cluster" in out and "Slurm (sbatch, squeue, srun)" in out
+    assert "qcmb-parsl presets NAME" in out
+    assert "cores_per_worker" not in out, "options are for `presets NAME`"
+
+
+@pytest.mark.fast
+@pytest.mark.parametrize("name", ["threads", "slurm", "slurm-mpi"])
+def test_presets_name_shows_its_options_in_words(name, capsys):
+    from qcmb_parsl.presets import PRESETS
+
+    assert main(["presets", name]) == 0
+    out = capsys.readouterr().out
+    assert out.startswith(f"{name}: {PRESETS[name].summary}")
+    assert f"needs: {PRESETS[name].needs}" in out
+    for option in PRESETS[name].options.model_fields:
+        assert f"│ {option} " in out
+    assert "│ cores_per_worker  " in out and "integer ≥ 1" in out and "true or false" in out
+    for internal in ("Annotated", "Optional", "function", "NoneType", "typing"):
+        assert internal not in out
+    if name != "threads":
+        assert "hours:minutes:seconds" in out and "text, one line" in out and "01:00:00" in out
+    if name == "slurm-mpi":
+        assert "one of srun, mpiexec, aprun" in out and "required" in out
+
+
+@pytest.mark.fast
+def test_presets_of_an_unknown_name_is_one_line_and_exit_2(capsys):
+    assert main(["presets", "slurmm"]) == 2
+    assert_one_line_error(capsys.readouterr().err)
+
+
+@pytest.mark.fast
+def test_version_names_ours_and_the_packages_we_run_on(capsys):
+    from importlib.metadata import version
+
+    import qcmb_parsl
+
+    assert main(["--version"]) == 0
+    (line,) = capsys.readouterr().out.splitlines()
+    assert line.startswith(f"qcmb-parsl {qcmb_parsl.__version__} (")
+    assert qcmb_parsl.__version__ == version("qcmb_parsl")
+    assert f"parsl {version('parsl')}" in line and f"qcmanybody {version('qcmanybody')}" in line
 
 
 # -- the examples, cheaply -------------------------------------------------------------------------

@@ -242,36 +242,6 @@ def test_what_cannot_be_fragmented_is_refused_with_one_line(tmp_path: Path, atom
 # -- real runs through the command line -----------------------------------------------------------
 
 
-def test_water_pentamer_xyz_through_the_cli_equals_upstream(tmp_path: Path) -> None:
-    atoms = water_atoms(5)
-    write_xyz(tmp_path / "w5.xyz", atoms)
-    command = "run w5.xyz --method hf --basis sto-3g --bsse cp,nocp --max-nbody 2 --preset local --workers 2"
-    proc = run_cli(*command.split(), "-q", cwd=tmp_path)
-    assert proc.returncode == 0, proc.stderr
-    assert "result: w5.result.json" in proc.stdout and "input: w5.input.json" in proc.stdout
-    result = qcmanybody.models.v2.ManyBodyResult(**json.loads((tmp_path / "w5.result.json").read_text()))
-    mbin = hand_written(
-        atoms,
-        [[3 * i, 3 * i + 1, 3 * i + 2] for i in range(5)],
-        [0.0] * 5,
-        [1] * 5,
-        method="hf",
-        basis="sto-3g",
-        bsse_type=["cp", "nocp"],
-        max_nbody=2,
-    )
-    assert_same_energies(result, qcmanybody.v2.ManyBodyComputer.from_manybodyinput(mbin))
-    assert result.extras["qcmb_parsl"]["molecule_file"] == "w5.xyz"
-
-    # the input written beside the result repeats the run exactly: same input, every fragment cached
-    again = run_cli("run", "w5.input.json", "--preset", "threads", "-q", cwd=tmp_path)
-    assert again.returncode == 0, again.stderr
-    assert "0 computed" in again.stdout and "result: w5.result.json" in again.stdout
-    repeated = qcmanybody.models.v2.ManyBodyResult(**json.loads((tmp_path / "w5.result.json").read_text()))
-    assert repeated.return_result == result.return_result
-    assert repeated.extras["qcmb_parsl"]["input_sha256"] == result.extras["qcmb_parsl"]["input_sha256"]
-
-
 def test_charged_ion_water_cluster_through_the_cli_equals_upstream(tmp_path: Path) -> None:
     write_xyz(tmp_path / "fw2.xyz", FLUORIDE_DIHYDRATE)
     command = (

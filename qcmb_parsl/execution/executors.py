@@ -209,6 +209,8 @@ class ParslExecutor(FragmentExecutor):
         ``monitoring=True`` (every preset's option) turns on Parsl's monitoring database, SQLite in
         ``runinfo/monitoring.db``; it is added to a config file's or Config's too, unless it has its own.
 
+    Notes
+    -----
     The executor is a context manager owning its own DataFlowKernel; it may serve several
     calculations in a row and leaves no interchange or worker process behind when it exits. Used
     outside ``with``, each calculation starts and stops Parsl itself.

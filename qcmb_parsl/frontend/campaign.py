@@ -33,6 +33,7 @@ from ..execution.executors import FragmentExecutor, ProgressCallback, RunReport,
 from ..execution.outcomes import FragmentFailure, Source, TaskResult
 from ..planning.molecule_files import ExpansionRecipe
 from ..schema import dump, fragment_results
+from ..screening import Screening
 from .files import (
     BSSE_TYPES,
     INPUT_SUFFIX,
@@ -115,6 +116,7 @@ def run_campaign(
     force: bool = False,
     progress_callback: ProgressCallback | None = None,
     recipe: ExpansionRecipe | None = None,
+    screening: Screening | None = None,
 ) -> CampaignOutcome:
     """Run every input not finished yet in one ``executor.run``; write results and the summary CSV.
 
@@ -134,10 +136,17 @@ def run_campaign(
         cache hits included; labels are ``"<input id>::<fragment label>"``.
     recipe
         What to compute on each molecule file's cluster, and how to cut it (the same for every file).
+    screening
+        Distance cutoffs applied to every input (see :mod:`qcmb_parsl.screening`); a result computed
+        with other cutoffs (or none) is computed again.
 
-    Raises InputError (naming the file) before anything is submitted when an input is missing,
-    malformed or invalid, or when two inputs would write the same result file; OutputError, also
-    before, when ``out_dir`` or a result file in it cannot be written.
+    Raises
+    ------
+    InputError
+        Naming the file, before anything is submitted, when an input is missing, malformed or
+        invalid, or when two inputs would write the same result file.
+    OutputError
+        Also before anything is submitted, when ``out_dir`` or a result file in it cannot be written.
     """
     start = time.perf_counter()
     paths = collect_inputs(inputs, molecules=recipe is not None)
@@ -149,14 +158,15 @@ def run_campaign(
 
     entries: dict[str, CampaignEntry] = {}
     pending: list[tuple[InputFile, Any]] = []
+    cutoffs = None if screening is None else screening.record()
     for input_file in files:  # every input is validated before anything is planned or submitted
         result_path = out_dir / f"{input_file.input_id}{RESULT_SUFFIX}"
-        done = None if force else finished_result(result_path, input_file.digest)
+        done = None if force else finished_result(result_path, input_file.digest, cutoffs)
         if done is not None:
             entries[input_file.input_id] = entry_from_result(input_file, result_path, done, "skipped")
             logger.info("%s: result %s is there, skipping", input_file.shown, result_path)
             continue
-        pending.append((input_file, input_file.prepare()))
+        pending.append((input_file, input_file.prepare(screening)))
     for input_file in files:  # every input is valid: those built from molecule files can be written
         write_built_input(input_file)
 

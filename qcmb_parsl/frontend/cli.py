@@ -4,12 +4,14 @@ Commands::
 
     qcmb-parsl run INPUT.json [--preset NAME | --config FILE] [--workers N] [--out RESULT.json]
     qcmb-parsl run CLUSTER.xyz --method M [--basis B] [--bsse cp,nocp] [--max-nbody N] [--fragments ...]
+    qcmb-parsl run INPUT.json --screen 2:8.0,3:6.0 (also for optimize and campaign)
     qcmb-parsl optimize INPUT.json [--optimizer geometric] [executor options as for run] [--out RESULT.json]
     qcmb-parsl campaign DIR_OR_FILES... [--out-dir D] [--force] [--method M ... for molecule files]
     qcmb-parsl cache stats | list [INPUT.json] | verify
     qcmb-parsl cache invalidate [--program P] [--method M] [--input I] | clear
-    qcmb-parsl presets
+    qcmb-parsl presets [NAME]
     qcmb-parsl report RESULT.json... [--out-dir D]
+    qcmb-parsl --version
 
 Exit status: 0 on success, 1 when fragments failed (or on an unexpected error), 2 for a bad input,
 configuration, cache directory (unsafe permissions, a damaged database), output path or command line.
@@ -23,6 +25,7 @@ import argparse
 import inspect
 import json
 import logging
+import platform
 import sys
 import time
 import traceback
@@ -61,6 +64,17 @@ class _Parser(argparse.ArgumentParser):
 
     def error(self, message: str) -> None:  # type: ignore[override]
         raise UsageError(f"{message} (see {self.prog} --help)")
+
+
+class _Version(argparse.Action):
+    """``--version``: one line, unwrapped, however narrow the terminal (argparse's own wraps it)."""
+
+    def __init__(self, option_strings: Sequence[str], dest: str, help: str | None = None) -> None:
+        super().__init__(option_strings, dest, nargs=0, default=argparse.SUPPRESS, help=help)
+
+    def __call__(self, parser: argparse.ArgumentParser, *args: Any) -> None:
+        print(version_line())
+        parser.exit()
 
 
 # -- the command line ------------------------------------------------------------------------------
@@ -187,10 +201,46 @@ def _add_molecule_options(parser: argparse.ArgumentParser) -> None:
     )
 
 
+def _add_screen_option(parser: argparse.ArgumentParser) -> None:
+    from ..screening.cutoffs import SCREEN_SYNTAX
+
+    parser.add_argument(
+        "--screen",
+        metavar="CUTOFFS",
+        help=f"screened expansion ({SCREEN_SYNTAX}): an n-body subsystem is computed only when every two of "
+        "its fragments come within the level's cutoff (minimum interatomic distance, Angstrom); a level "
+        "without one takes the next lower level's",
+    )
+
+
+def _screening(args: argparse.Namespace) -> Any:
+    """The Screening of --screen, or None; InputError (exit 2) for a bad value, before anything runs."""
+    from ..screening import parse_screen
+
+    return None if args.screen is None else parse_screen(args.screen)
+
+
 def _cache_dir_option() -> _Parser:
     options = _Parser(add_help=False)
     options.add_argument("--cache-dir", metavar="D", help=CACHE_DIR_HELP)
     return options
+
+
+#: Distributions whose versions ``--version`` names beside ours: what a bug report needs to know.
+VERSION_PEERS = ("qcmanybody", "qcengine", "qcelemental", "parsl", "pyscf")
+
+
+def version_line() -> str:
+    """``qcmb-parsl 0.1.0 (qcmanybody 0.8.1, ..., Python 3.11.2)``, read from the installed metadata."""
+    from importlib.metadata import PackageNotFoundError, version
+
+    peers = []
+    for name in VERSION_PEERS:
+        try:
+            peers.append(f"{name} {version(name)}")
+        except PackageNotFoundError:
+            peers.append(f"{name} missing")
+    return f"{PROG} {version('qcmb_parsl')} ({', '.join(peers)}, Python {platform.python_version()})"
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -202,6 +252,9 @@ def build_parser() -> argparse.ArgumentParser:
         "with a persistent fragment cache.",
         epilog=f"`{PROG} COMMAND --help` describes each command. Exit status: 0 success, 1 failed fragments, "
         "2 bad input, configuration, cache directory or command line.",
+    )
+    parser.add_argument(
+        "--version", action=_Version, help="print the versions of qcmb_parsl and the packages it runs on"
     )
     commands = parser.add_subparsers(dest="command", metavar="COMMAND", required=True)
     cache_dir = _cache_dir_option()
@@ -223,6 +276,7 @@ def build_parser() -> argparse.ArgumentParser:
         metavar="RESULT.json",
         help="result file (default INPUT.result.json next to the input); checked before anything is computed",
     )
+    _add_screen_option(run)
     _add_molecule_options(run)
     _add_executor_options(run)
     run.set_defaults(handler=cmd_run)
@@ -242,6 +296,7 @@ def build_parser() -> argparse.ArgumentParser:
     optimize.add_argument(
         "--out", metavar="RESULT.json", help="result file (default INPUT.result.json next to the input)"
     )
+    _add_screen_option(optimize)
     _add_executor_options(optimize)
     optimize.set_defaults(handler=cmd_optimize)
 
@@ -268,6 +323,7 @@ def build_parser() -> argparse.ArgumentParser:
         help=f"where results and the summary go (default ./{DEFAULT_CAMPAIGN_DIR})",
     )
     campaign.add_argument("--force", action="store_true", help="recompute inputs that have a result already")
+    _add_screen_option(campaign)
     _add_molecule_options(campaign)
     _add_executor_options(campaign)
     campaign.set_defaults(handler=cmd_campaign)
@@ -324,10 +380,11 @@ def build_parser() -> argparse.ArgumentParser:
     presets = commands.add_parser(
         "presets",
         parents=[common],
-        help="list executor presets and their options",
-        description="List the executor presets: what each is, needs and accepts; "
-        "or write each as a plain Parsl config file.",
+        help="list executor presets, or one preset's options",
+        description="List the executor presets (what each is for and needs), show one preset's options "
+        "(type, default, meaning), or write each preset as a plain Parsl config file.",
     )
+    presets.add_argument("name", nargs="?", metavar="NAME", help="show this preset and its options")
     presets.add_argument(
         "--write-configs",
         metavar="DIR",
@@ -498,9 +555,10 @@ def cmd_run(args: argparse.Namespace) -> int:
     from .tables import energy_table
 
     start = time.perf_counter()
+    screening = _screening(args)
     out = check_result_path(args.out or default_result_path(args.input))
     input_file = open_input(args.input, expansion_recipe(args), out)
-    computer = input_file.prepare()
+    computer = input_file.prepare(screening)
     built = write_built_input(input_file)
     executor = make_executor(args)
     try:
@@ -514,7 +572,8 @@ def cmd_run(args: argparse.Namespace) -> int:
     console.print(_run_line(result.extras["qcmb_parsl"]))
     console.print(f"result: {out}")
     if built is not None:
-        console.print(f"input: {built} (run it to repeat this run)")
+        again = "" if screening is None else f" with --screen {args.screen}"
+        console.print(f"input: {built} (run it{again} to repeat this run)")
     return 0
 
 
@@ -522,11 +581,12 @@ def cmd_optimize(args: argparse.Namespace) -> int:
     from .files import check_result_path, default_result_path, read_json_object, save_result
     from .optimization import history_table, optimize_file, summary_line
 
+    screening = _screening(args)
     out = check_result_path(args.out or default_result_path(args.input))
     data = read_json_object(args.input, "OptimizationInput")
     executor = make_executor(args)
     try:
-        result = optimize_file(args.input, data, args.optimizer, executor)
+        result = optimize_file(args.input, data, args.optimizer, executor, screening)
     finally:
         executor.close()
     out = save_result(result, out)
@@ -547,9 +607,12 @@ def cmd_campaign(args: argparse.Namespace) -> int:
     kcal_per_hartree = qcelemental.constants.conversion_factor("hartree", "kcal/mol")
 
     recipe = expansion_recipe(args)
+    screening = _screening(args)
     executor = make_executor(args)
     try:
-        outcome = run_campaign(args.inputs, executor, args.out_dir, force=args.force, recipe=recipe)
+        outcome = run_campaign(
+            args.inputs, executor, args.out_dir, force=args.force, recipe=recipe, screening=screening
+        )
     finally:
         executor.close()
 
@@ -649,13 +712,7 @@ def cmd_cache_clear(args: argparse.Namespace) -> int:
     return 0
 
 
-def _type_name(annotation: Any) -> str:
-    return annotation.__name__ if isinstance(annotation, type) else str(annotation).replace("typing.", "")
-
-
 def cmd_presets(args: argparse.Namespace) -> int:
-    from ..presets import PRESETS
-
     if args.write_configs:
         from ..presets.config_files import write_config_files
 
@@ -663,20 +720,20 @@ def cmd_presets(args: argparse.Namespace) -> int:
             print(f"wrote {path}")
         return 0
 
-    for name, preset in PRESETS.items():
-        print(f"{name}: {preset.summary}")
-        print(f"  needs: {preset.needs}")
-        print("  options:")
-        for option, info in preset.options.model_fields.items():
-            if info.is_required():
-                default = "required"
-            else:
-                default = f"default {info.get_default(call_default_factory=True)!r}"
-            print(f"    {option} ({_type_name(info.annotation)}, {default}): {info.description or ''}")
-        print()
-    print(
-        f"Use one with `{PROG} run INPUT.json --preset NAME --option KEY=VALUE`, or give a Parsl config "
-        "file (.py) or a site file (.yaml) with --config."
+    from .preset_tables import preset_view, presets_table
+
+    console = _console()
+    if args.name is not None:
+        console.print(preset_view(args.name))
+        console.print(
+            f"Set an option with `{PROG} run INPUT.json --preset {args.name} --option KEY=VALUE`, "
+            "or as a field of a site file (.yaml)."
+        )
+        return 0
+    console.print(presets_table())
+    console.print(
+        f"`{PROG} presets NAME` shows one preset's options. Use one with `{PROG} run INPUT.json --preset "
+        "NAME`, or give a Parsl config file (.py) or a site file (.yaml) with --config."
     )
     return 0
 

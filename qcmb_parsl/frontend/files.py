@@ -42,6 +42,7 @@ from ..schema import (
 if TYPE_CHECKING:
     from ..computer import ManyBodyComputer, ManyBodyComputerV2
     from ..planning.molecule_files import ExpansionRecipe
+    from ..screening import Screening
 
 logger = logging.getLogger(__name__)
 
@@ -102,10 +103,11 @@ class InputFile:
 
         return computer_class(self.schema_version)
 
-    def prepare(self) -> Any:
-        """The validated computer of this input; InputError naming the file when it is invalid."""
+    def prepare(self, screening: Screening | None = None) -> Any:
+        """The validated computer of this input (screened by ``screening``, a
+        :class:`~qcmb_parsl.screening.Screening`); InputError naming the file when it is invalid."""
         try:
-            return self.computer_class.prepare(self.data)
+            return self.computer_class.prepare(self.data, screening)
         except InputError as exc:
             raise InputError(f"{self.path}: {exc}") from None
 
@@ -285,8 +287,12 @@ def load_result(path: str | os.PathLike) -> Any:
         raise InputError(f"{path}: {one_line_validation_error(exc, 'ManyBodyResult', data)}") from None
 
 
-def finished_result(path: Path, digest: str) -> Any | None:
-    """The stored result of the input with ``digest``, or None when it must be computed (again)."""
+def finished_result(path: Path, digest: str, screening: dict[str, float] | None = None) -> Any | None:
+    """The stored result of the input with ``digest``, or None when it must be computed (again).
+
+    ``screening`` is the run's cutoffs as a result records them (None: unscreened); a result screened
+    otherwise is computed again, its fragments answered from the cache.
+    """
     if not path.is_file():
         return None
     try:
@@ -300,6 +306,10 @@ def finished_result(path: Path, digest: str) -> Any | None:
         return None
     if stored is not None and stored != digest:
         logger.warning("%s was computed from another version of its input: computing it again", path)
+        return None
+    stored_screening = (result.extras or {}).get("qcmb_parsl", {}).get("screening")
+    if (stored_screening or {}).get("cutoffs") != screening:
+        logger.warning("%s was screened otherwise: computing it again", path)
         return None
     return result
 

@@ -15,6 +15,7 @@ from rich.table import Table
 from ..errors import InputError
 from ..execution.executors import FragmentExecutor
 from ..optimization import optimize
+from ..screening import Screening
 
 KCAL_PER_HARTREE = qcelemental.constants.conversion_factor("hartree", "kcal/mol")
 
@@ -22,11 +23,15 @@ OPTIMIZATION_RESULT = "qcschema_optimization_result"
 
 
 def optimize_file(
-    path: str | os.PathLike, data: dict[str, Any], optimizer: str, executor: FragmentExecutor
+    path: str | os.PathLike,
+    data: dict[str, Any],
+    optimizer: str,
+    executor: FragmentExecutor,
+    screening: Screening | None = None,
 ) -> qcel_v2.OptimizationResult:
     """Optimize ``data``, read from ``path``; the result records the input's path and digest."""
     try:
-        result = optimize(data, optimizer=optimizer, executor=executor)
+        result = optimize(data, optimizer=optimizer, executor=executor, screening=screening)
     except InputError as exc:
         raise InputError(f"{path}: {exc}") from None
     digest = hashlib.sha256(json.dumps(data, sort_keys=True).encode()).hexdigest()
@@ -87,12 +92,24 @@ def history_table(result: qcel_v2.OptimizationResult) -> Table:
 
 def summary_line(result: qcel_v2.OptimizationResult) -> str:
     summary = result.extras["qcmb_parsl"]
-    return (
+    line = (
         f"{summary['n_steps']} steps, {summary['n_tasks']} fragments: {summary['n_executed']} computed, "
         f"{summary['n_cached']} from the cache, {summary['n_shared']} shared; final energy "
         f"{result.properties.return_energy:.10f} Eh; wall time {summary['wall_time']:.1f} s "
         f"({summary['executor']})"
     )
+    screening = summary.get("screening")
+    if screening:
+        crossed = screening["at_final_geometry"]
+        kept = ", ".join(
+            f"{k['n_kept']} of {k['n_kept'] + k['n_dropped']} {n}-body"
+            for n, k in screening["levels"].items()
+        )
+        line += (
+            f"; screened: {kept} kept at the initial geometry, "
+            f"{len(crossed['added']) + len(crossed['removed'])} subsystems across a cutoff at the final one"
+        )
+    return line
 
 
 def step_summaries(result: Any) -> list[dict[str, Any]]:

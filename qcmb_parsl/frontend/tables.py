@@ -28,22 +28,41 @@ def nbody_energies(result: Any) -> dict[str, dict[int, dict[str, float | None]]]
 
 
 def energy_table(result: Any) -> Table:
-    """A rich table: one row per n-body level, total and interaction energy per BSSE treatment."""
+    """A rich table: one row per n-body level, total and interaction energy per BSSE treatment.
+
+    A screened result has a column more, saying per level the cutoff and how many subsystems were kept.
+    """
     energies = nbody_energies(result)
-    table = Table(title="Many-body expansion (Eh)")
+    screened = screened_levels(result)
+    table = Table(title="Many-body expansion (Eh)" + (", screened" if screened else ""))
     table.add_column("n-body", justify="right")
     for bsse in energies:
         label = BSSE_LABELS.get(bsse, bsse)
         table.add_column(f"{label} total", justify="right")
         table.add_column(f"{label} interaction", justify="right")
+    if screened:
+        table.add_column("screened (kept of all)", justify="right")
     levels = sorted({n for per_n in energies.values() for n in per_n})
     for n in levels:
         row = [str(n)]
         for per_n in energies.values():
             values = per_n.get(n, {})
             row += [_fmt(values.get("total")), _fmt(values.get("interaction"))]
+        if screened:
+            row.append(screened.get(n, ""))
         table.add_row(*row)
     return table
+
+
+def screened_levels(result: Any) -> dict[int, str]:
+    """Per screened n-body level of a result, ``"≤ 8.0 Å: 25 of 28"``; empty for an unscreened one."""
+    record = (result.extras or {}).get("qcmb_parsl", {}).get("screening") or {}
+    marks = {}
+    for level, kept in record.get("levels", {}).items():
+        if kept["cutoff"] is not None:
+            total = kept["n_kept"] + kept["n_dropped"]
+            marks[int(level)] = f"≤ {kept['cutoff']:g} Å: {kept['n_kept']} of {total}"
+    return marks
 
 
 def _fmt(value: float | None) -> str:

@@ -6,6 +6,12 @@ by side and each is cached the moment it arrives. The executor stays up from the
 last. Upstream's ``analyze`` and ``get_results`` assemble the step's ManyBodyResult, whose total energy
 and gradient go back to the optimizer; the steps become upstream's ``OptimizationResult``.
 
+A screened optimization (``screening=``) decides its kept subsystems at the first geometry and keeps
+them for every step: the energy the optimizer minimizes is then one smooth function, whose derivative
+is the screened gradient. Re-screening each step would make the energy jump by the increments of the
+subsystems that cross a cutoff (and the gradient by their gradients), which an optimizer reads as a
+bad step.
+
 Resuming is replaying: the optimizer's own state is not saved. Started again from the same input, it
 asks for the same first geometry, gets the same numbers back from the cache, and so takes the same
 steps, every fragment of them a cache hit, until it reaches the step that was cut short, where only
@@ -28,6 +34,8 @@ from ..execution.executors import FragmentExecutor
 from ..execution.outcomes import RunReport
 from ..execution.progress import logger as progress_log
 from ..execution.shortcuts import ExecutorConfig, choose_executor
+from ..screening import Selection
+from ..screening.cutoffs import ScreeningSpec
 from .inputs import check_optimizer, gradient_specification, optimization_input, step_input
 
 logger = logging.getLogger(__name__)
@@ -76,6 +84,7 @@ def optimize(
     parallel: bool = False,
     n_workers: int | None = None,
     executor_config: ExecutorConfig | None = None,
+    screening: ScreeningSpec = None,
 ) -> qcel_v2.OptimizationResult:
     """Optimize the geometry of a cluster with many-body gradients; upstream's ``OptimizationResult``.
 
@@ -92,7 +101,13 @@ def optimize(
         Where fragments run, as for :meth:`qcmb_parsl.ManyBodyComputer.from_manybodyinput`: a
         :class:`~qcmb_parsl.ParslExecutor` (its cache makes the optimization resumable), or ``None`` for
         the sequential in-process path.
+    screening
+        Distance cutoffs by n-body level, as for :meth:`qcmb_parsl.ManyBodyComputer.from_manybodyinput`;
+        the subsystems they keep at the initial geometry are kept for every step (recorded in
+        ``extras["qcmb_parsl"]["screening"]``).
 
+    Notes
+    -----
     Everything is checked before anything is submitted: one-line ConfigurationError or InputError.
     A step whose fragments fail raises :class:`~qcmb_parsl.errors.FragmentsFailedError` (every other
     fragment is cached); an optimizer that does not converge raises
@@ -108,7 +123,10 @@ def optimize(
     model = optimization_input(opt_input, optimizer)
     specification = gradient_specification(model)
     # Upstream's and our checks of the first step's ManyBodyInput, before the optimizer or executor starts.
-    ManyBodyComputerV2.prepare(step_input(model, specification, model.initial_molecule.geometry))
+    first = ManyBodyComputerV2.prepare(
+        step_input(model, specification, model.initial_molecule.geometry), screening
+    )
+    selection = getattr(first.qcmb_core, "selection", None)
     geomopt = geometric_driver.GeometricOptimizer(model.initial_molecule, model.specification.keywords)
 
     chosen, owned = choose_executor(executor, parallel, n_workers, executor_config)
@@ -116,7 +134,7 @@ def optimize(
     results: list[Any] = []
 
     def gradient(coords: np.ndarray) -> tuple[float, np.ndarray]:
-        result, record = _step(chosen, model, specification, coords, len(steps) + 1)
+        result, record = _step(chosen, model, specification, coords, len(steps) + 1, selection)
         previous = steps[-1].energy if steps else None
         steps.append(record)
         results.append(result)
@@ -134,9 +152,41 @@ def optimize(
         if owned:
             chosen.close()
     optimizer_info = (geometric_driver.NAME, geometric_driver.VERSION)
-    return _result(
+    result = _result(
         model, results, steps, stdout, optimizer_info, chosen.label, started, time.perf_counter() - start
     )
+    if selection is not None:
+        result.extras["qcmb_parsl"]["screening"] = {
+            **selection.record(),
+            "kept_at": "initial geometry",
+            "at_final_geometry": _reselected(selection, result.final_molecule),
+        }
+    return result
+
+
+def _reselected(selection: Selection, molecule: qcel_v2.Molecule) -> dict[str, list[list[int]]]:
+    """What the cutoffs would keep at the final geometry that the optimization did not, and the reverse.
+
+    Subsystems that crossed a cutoff while the kept set was frozen; a warning names how many, since
+    optimizing again from the final geometry would give the energy of the cutoffs' own set there.
+    """
+    final = selection.screening.select(molecule, selection.max_nbody)
+    before = set(selection.all_kept(selection.kept))
+    after = set(final.all_kept(final.kept))
+    change = {
+        "added": [list(s) for s in sorted(after - before, key=lambda s: (len(s), s))],
+        "removed": [list(s) for s in sorted(before - after, key=lambda s: (len(s), s))],
+    }
+    if change["added"] or change["removed"]:
+        logger.warning(
+            "%d subsystems crossed a screening cutoff during the optimization (%d now within, %d beyond); "
+            "the kept set of the initial geometry was used throughout: optimize again from the final "
+            "geometry for the cutoffs' own set there",
+            len(change["added"]) + len(change["removed"]),
+            len(change["added"]),
+            len(change["removed"]),
+        )
+    return change
 
 
 def _step(
@@ -145,10 +195,12 @@ def _step(
     specification: dict[str, Any],
     coords: np.ndarray,
     number: int,
+    selection: Selection | None,
 ) -> tuple[Any, StepRecord]:
-    """One step: every fragment of the geometry's expansion in one run, then upstream's assembly."""
+    """One step: every fragment of the geometry's expansion (or of ``selection``) in one run, then
+    upstream's assembly."""
     start, started = time.perf_counter(), time.time()
-    computer = ManyBodyComputerV2.prepare(step_input(model, specification, coords))
+    computer = ManyBodyComputerV2.prepare(step_input(model, specification, coords), selection)
     tasks = computer.fragment_tasks()
     plan_time = time.perf_counter() - start
     progress_log.info("step %d: %d fragments", number, len(tasks))

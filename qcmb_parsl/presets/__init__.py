@@ -33,6 +33,7 @@ __all__ = [
     "OneLine",
     "Preset",
     "PresetOptions",
+    "Words",
     "add_monitoring",
     "build_preset",
     "get_preset",
@@ -50,8 +51,18 @@ def _one_line(value: str) -> str:
     return value
 
 
+@dataclass(frozen=True)
+class Words:
+    """How an option's type reads for people (``qcmb-parsl presets``, the presets reference), given with
+    the type: ``Annotated[str, Words("hours:minutes:seconds")]``."""
+
+    text: str
+
+
 #: A string that becomes (part of) one line of a batch script or a launch command.
-OneLine = Annotated[str, AfterValidator(_one_line)]
+OneLine = Annotated[str, AfterValidator(_one_line), Words("text, one line")]
+#: Shell lines, one command a line (``worker_init``).
+ShellLines = Annotated[str, Words("shell lines")]
 
 
 class PresetOptions(BaseModel):
@@ -65,7 +76,9 @@ class PresetOptions(BaseModel):
     cores_per_worker: int = Field(1, ge=1, description="Cores each fragment calculation may use.")
     memory_per_worker: float | None = Field(None, gt=0, description="GiB each fragment may use.")
     scratch_directory: str | None = Field(None, description="Node-local scratch directory for the engines.")
-    worker_init: str = Field("", description="Shell lines run before workers start (module loads, venvs).")
+    worker_init: ShellLines = Field(
+        "", description="Shell lines run before workers start (module loads, venvs)."
+    )
     monitoring: bool = Field(
         False,
         description="Parsl's monitoring database (SQLite, runinfo/monitoring.db) for parsl-visualize.",
@@ -95,6 +108,8 @@ class Preset(Generic[OptionsT]):
     ``blueprint`` describes the Config (a :class:`~.blueprint.Call` of ``parsl.config.Config``);
     ``file_options`` are the options its config file in ``parsl_configs/`` is written with: the
     required ones, and those whose default depends on the machine writing the file (its MPI).
+    ``summary`` says what the preset is (its Parsl pieces), ``purpose`` what it is for, in a user's
+    words, and ``needs`` what must be there for it to run.
     """
 
     name: str
@@ -105,6 +120,7 @@ class Preset(Generic[OptionsT]):
     #: Per-fragment ``parsl_resource_specification`` (e.g. MPI ranks by fragment size); None: nothing.
     resource_specification: Callable[[FragmentTask, OptionsT], dict[str, Any]] | None = None
     file_options: Mapping[str, Any] = field(default_factory=dict)
+    purpose: str = ""
 
     def describe(self, options: OptionsT) -> Call:
         """The Config these validated options describe, as data: the blueprint's, with Parsl's monitoring

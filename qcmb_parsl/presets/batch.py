@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import logging
 import math
-from typing import Any, ClassVar
+from typing import Annotated, Any, ClassVar
 
 from parsl.addresses import address_by_interface
 from parsl.executors import HighThroughputExecutor
@@ -20,7 +20,7 @@ from pydantic import AliasChoices, Field, field_validator, model_validator
 
 from ..errors import ConfigurationError
 from ..mpi_syntax import one_pool_per_node_options
-from . import OneLine, Preset, python_env_init, register_preset
+from . import OneLine, Preset, Words, python_env_init, register_preset
 from .blueprint import Call
 from .htex import HtexOptions, htex, htex_config, prefetch
 
@@ -40,6 +40,12 @@ if [ -z "${PBS_NODEFILE:-}" ]; then
         export PBS_NODEFILE="$LSB_DJOB_HOSTFILE"
     fi
 fi"""
+
+
+#: A batch job's wall time: what sbatch, qsub and bsub take.
+WallTime = Annotated[str, Words("hours:minutes:seconds")]
+#: Lines for a job script's head, each a directive of its scheduler (``#SBATCH ...``).
+DirectiveLines = Annotated[str, Words("scheduler directive lines")]
 
 
 def _lines(value: Any) -> Any:
@@ -100,13 +106,15 @@ class BatchOptions(ClusterOptions):
     directive: ClassVar[str]
 
     account: OneLine | None = Field(None, description="Account (allocation, project) charged for the jobs.")
-    walltime: str = Field(
+    walltime: WallTime = Field(
         "01:00:00", pattern=r"^(\d+-)?\d+:\d{2}:\d{2}$", description="Wall time of each block, HH:MM:SS."
     )
     nodes_per_block: int = Field(1, ge=1, description="Nodes in each batch job (block).")
     init_blocks: int = Field(1, ge=0, description="Blocks submitted at start.")
     max_blocks: int = Field(1, ge=1, description="Blocks (batch jobs) at most at once.")
-    scheduler_options: str = Field("", description="Extra scheduler directive lines for each job script.")
+    scheduler_options: DirectiveLines = Field(
+        "", description="Extra scheduler directive lines for each job script."
+    )
 
     @field_validator("scheduler_options", mode="before")
     @classmethod
@@ -308,6 +316,7 @@ register_preset(
         "PBS Pro (qsub, qstat) and an MPI's mpiexec on the nodes",
         PBSProOptions,
         pbspro_blueprint,
+        purpose="batch jobs on a PBS Pro or OpenPBS cluster (select=N:ncpus=M)",
         file_options={"mpiexec_overrides": "--map-by node"},
     )
 )
@@ -318,6 +327,7 @@ register_preset(
         "LSF (bsub, bjobs) and an MPI's mpiexec on the nodes",
         LSFOptions,
         lsf_blueprint,
+        purpose="batch jobs on an LSF cluster",
         file_options={"mpiexec_overrides": "--map-by node"},
     )
 )

@@ -41,7 +41,14 @@ def local_blueprint(options: HtexOptions) -> Call:
 
 
 register_preset(
-    Preset("threads", "ThreadPoolExecutor in the driver process", "nothing", PresetOptions, threads_blueprint)
+    Preset(
+        "threads",
+        "ThreadPoolExecutor in the driver process",
+        "nothing",
+        PresetOptions,
+        threads_blueprint,
+        purpose="one machine, no start-up: quick runs and small molecules",
+    )
 )
 register_preset(
     Preset(
@@ -50,5 +57,6 @@ register_preset(
         "nothing",
         HtexOptions,
         local_blueprint,
+        purpose="one machine (a laptop, a workstation, a node of your own job): a process per worker",
     )
 )

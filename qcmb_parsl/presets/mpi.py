@@ -209,6 +209,7 @@ register_preset(
         "an MPI's mpiexec; run the driver inside the allocation (salloc, qsub -I, a batch script)",
         MpiOptions,
         mpi_blueprint,
+        purpose="a driver inside an allocation you already have (salloc, qsub -I): pools on every host",
         file_options={"nodes": 1, "mpiexec_overrides": "--map-by node"},
     )
 )
@@ -221,5 +222,6 @@ register_preset(
         slurm_mpi_blueprint,
         ranks_for_fragment,
         file_options={"ranks_per_node": 32},
+        purpose="fragments as multi-rank MPI programs (NWChem under mpiexec), ranks by fragment size",
     )
 )

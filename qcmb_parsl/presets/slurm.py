@@ -79,5 +79,6 @@ register_preset(
         "Slurm (sbatch, squeue, srun) reachable from the driver",
         SlurmOptions,
         slurm_blueprint,
+        purpose="batch jobs on a Slurm cluster, submitted and cancelled for you",
     )
 )

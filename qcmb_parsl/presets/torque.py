@@ -59,6 +59,7 @@ register_preset(
         "Torque, OpenPBS or PBS Pro (qsub, qstat) and an MPI's mpiexec on the nodes",
         TorqueOptions,
         torque_blueprint,
+        purpose="batch jobs on a PBS/Torque cluster, as QCFractal's torque executors (nodes=N:ppn=1)",
         file_options={"mpiexec_overrides": "--map-by node"},
     )
 )
