@@ -2,8 +2,8 @@
 
 Order matters on a shared machine: the parallel-ceiling probe brackets item 1, whose speedups depend
 on it; item 3 reuses item 1's filled caches; the simulation (item 6) needs items 1, 2 and 4; item 7 (a
-geometry optimization) and item 8 (screened expansions) stand alone; item 10 (floods of fast
-fragments, 10^5 of them at the end) comes last, as the longest. Writes
+geometry optimization), item 8 (screened expansions) and item 9 (a refused typo from the shell) stand
+alone; item 10 (floods of fast fragments, 10^5 of them at the end) comes last, as the longest. Writes
 ``bench/results/latest.json`` (raw numbers, every fragment's provenance included) and ``docs/bench.md``.
 """
 
@@ -25,6 +25,7 @@ import measure_optimization
 import measure_overhead
 import measure_planning
 import measure_screening
+import measure_refusal
 import measure_speedup
 import report
 import simulate
@@ -50,6 +51,7 @@ def run(quick: bool) -> dict[str, Any]:
         step("ceiling_after", measure_ceiling.measure)
         primed = {name: results["speedup"]["configs"][name] for name in measure_cache.CONFIGS}
         step("cache", measure_cache.measure, quick, workdir, primed)
+        step("cache_hits", measure_cache.measure_hits, quick)
         step("overhead", measure_overhead.measure, quick)
         step("balance", measure_balance.measure, quick)
         step("planning", measure_planning.measure, quick)
@@ -58,6 +60,7 @@ def run(quick: bool) -> dict[str, Any]:
         step("cost_model", measure_cost_model.measure, results["speedup"], results["balance"], quick)
         step("driver", measure_driver.measure, quick)
         step("screening", measure_screening.measure, quick, workdir)
+        step("refusal", measure_refusal.measure, quick)
         step("floods", measure_floods.measure, quick)
     finally:
         shutil.rmtree(workdir, ignore_errors=True)

@@ -5,11 +5,14 @@
 ``optimize(opt_input, executor=...)`` optimizes a cluster's geometry with geomeTRIC, each step's
 fragments in parallel. Importing the package registers the project's harnesses with QCEngine: PySCF
 as program ``"pyscf"``, GFN-xTB (through tblite) as ``"xtb"``.
+
+The public names are imported when first used (:pep:`562`), not with the package: Parsl alone costs
+about a second of imports, which ``qcmb-parsl`` would pay before it could refuse a mistyped basis, and
+which every worker and engine process would pay too (a fragment's template then forks from 70 MB
+instead of 185 MB, measured: a fork and exit cost 5 ms of CPU instead of 19).
 """
 
-from __future__ import annotations
-
-import importlib
+from importlib import import_module
 from importlib.metadata import version
 from typing import TYPE_CHECKING, Any
 
@@ -33,43 +36,43 @@ if TYPE_CHECKING:
     from .optimization import optimize
     from .planning.plan import FragmentTask, plan_tasks, specifications_from_input
 
-#: Public names and the modules that define them, imported on first use: a process that needs one
-#: corner of the package (a fragment's template process: the harnesses and the isolation code) then
-#: never loads Parsl, QCManyBody and the rest, and forks from 70 MB instead of 185 MB (measured: a
-#: fork and exit cost 5 ms of CPU instead of 19).
+register_harnesses()
+
+__version__ = version("qcmb_parsl")
+
+#: Where each lazily imported public name lives (a module of this package).
 _LAZY = {
+    "ExecutorConfig": ".execution.shortcuts",
+    "FailureKind": ".execution.outcomes",
+    "FragmentFailure": ".execution.outcomes",
+    "FragmentTask": ".planning.plan",
     "ManyBodyComputer": ".computer",
     "ParslExecutor": ".execution.executors",
     "RunReport": ".execution.executors",
     "SequentialExecutor": ".execution.executors",
-    "FailureKind": ".execution.outcomes",
-    "FragmentFailure": ".execution.outcomes",
     "Source": ".execution.outcomes",
     "TaskResult": ".execution.outcomes",
-    "ExecutorConfig": ".execution.shortcuts",
     "optimize": ".optimization",
-    "FragmentTask": ".planning.plan",
     "plan_tasks": ".planning.plan",
     "specifications_from_input": ".planning.plan",
 }
 
 
 def __getattr__(name: str) -> Any:
-    """``qcmb_parsl.v2`` (as ``qcmanybody.v2`` after ``import qcmanybody``) and the public names of
-    ``_LAZY``, imported when first asked for."""
+    """The public name ``name``, imported from its module on first use (``qcmb_parsl.v2`` likewise)."""
     if name == "v2":
-        value: Any = importlib.import_module(".v2", __name__)
+        value: Any = import_module(".v2", __name__)
     elif name in _LAZY:
-        value = getattr(importlib.import_module(_LAZY[name], __name__), name)
+        value = getattr(import_module(_LAZY[name], __name__), name)
     else:
         raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
     globals()[name] = value
     return value
 
 
-register_harnesses()
+def __dir__() -> list[str]:
+    return sorted(set(globals()) | set(__all__))
 
-__version__ = version("qcmb_parsl")
 
 __all__ = [
     "CacheError",

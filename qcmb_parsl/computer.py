@@ -25,17 +25,19 @@ import numpy as np
 import qcmanybody
 import qcmanybody.v2
 
-from .cache import task_keys
+from .engines.checks import check_specifications
 from .engines.programs import program_versions
 from .errors import FragmentsFailedError, InputError
-from .execution.executors import FragmentExecutor, ProgressCallback, RunReport
-from .execution.shortcuts import ExecutorConfig, choose_executor
 from .planning._qcmanybody import ScreenedCore
 from .planning.inputs import check_manybody_input, normalize_input, one_line_validation_error
 from .planning.plan import FragmentTask, iterate_labels, plan_tasks, specifications_from_input
 from .schema import SchemaVersion, atomic_result_model, keeps_fragment_results
 from .screening.cutoffs import Screening, ScreeningSpec, as_screening
 from .screening.subsystems import Selection
+
+if TYPE_CHECKING:
+    from .execution.executors import FragmentExecutor, ProgressCallback, RunReport
+    from .execution.shortcuts import ExecutorConfig
 
 logger = logging.getLogger(__name__)
 
@@ -104,6 +106,9 @@ class ParallelComputerMixin:
         if not build_tasks:
             return computer
 
+        # Parsl is imported here, when something is to run: a refused input never pays for it.
+        from .execution.shortcuts import choose_executor
+
         chosen, owned = choose_executor(executor, parallel, n_workers, executor_config)
         try:
             return computer.run(chosen, progress_callback, on_failure=on_failure, start=start)
@@ -116,7 +121,10 @@ class ParallelComputerMixin:
         """Validated computer with upstream's core, nothing run: ``from_manybodyinput(build_tasks=False)``.
 
         ``screening`` as in :meth:`from_manybodyinput`, or a :class:`~qcmb_parsl.screening.Selection`
-        made before (an optimization's, kept for every step).
+        made before (an optimization's, kept for every step). Raises
+        :class:`~qcmb_parsl.errors.InputError` (one line) for an input upstream refuses, and for a model
+        chemistry its program cannot run (:mod:`qcmb_parsl.engines.checks`): a mistyped method, basis set
+        or keyword fails here, before any executor starts, not in every fragment.
         """
         start = time.perf_counter()
         screen = as_screening(screening)
@@ -128,6 +136,11 @@ class ParallelComputerMixin:
             raise InputError(one_line_validation_error(exc, "ManyBodyInput")) from None
         if screen is not None:
             computer.qcmb_core = screened_core(computer.qcmb_core, screen)
+        check_specifications(
+            specifications_from_input(computer),
+            input_model.molecule.symbols,
+            input_model.specification.keywords.bsse_type,
+        )
         computer.plan_time = time.perf_counter() - start
         return computer
 
@@ -167,6 +180,8 @@ class ParallelComputerMixin:
         ``FragmentCache(dir).entries(computer.cache_keys().values())`` lists what the cache holds
         of this input; ``.invalidate(keys=...)`` drops it.
         """
+        from .cache import task_keys
+
         tasks = self.fragment_tasks()
         return task_keys(tasks, program_versions(sorted({task.program for task in tasks})))
 

@@ -91,6 +91,17 @@ def run_cli(*args: str, cwd: Path, timeout: float = 300) -> subprocess.Completed
     )
 
 
+def assert_refused(proc: subprocess.CompletedProcess, *expected: str) -> str:
+    """A command refused as bad input: exit status 2 and one error line holding every ``expected`` text;
+    the line."""
+    lines = [line for line in proc.stderr.splitlines() if line.strip()]
+    assert proc.returncode == 2, proc.stderr
+    assert len(lines) == 1 and lines[0].startswith("qcmb-parsl: error: "), proc.stderr
+    for text in expected:
+        assert text in lines[0], lines[0]
+    return lines[0]
+
+
 def stop_driver(driver: subprocess.Popen, signum: int, timeout: float, *, group: bool = False) -> str:
     """Signal a running driver (its whole process group with ``group``, as Ctrl-C in a terminal does)
     and wait for it to exit; its stderr. A driver still running after ``timeout`` is killed."""

@@ -35,6 +35,13 @@ def water_cluster(n: int) -> dict[str, Any]:
     }
 
 
+def water_xyz(n: int) -> str:
+    """The first ``n`` waters of the trimer as an XYZ file's text (Angstrom), as a chemist has them."""
+    atoms = zip(["O", "H", "H"] * n, WATER_TRIMER_ANGSTROM[: 3 * n], strict=True)
+    lines = [f"{symbol} {x:.6f} {y:.6f} {z:.6f}" for symbol, (x, y, z) in atoms]
+    return "\n".join([str(3 * n), f"{n} waters", *lines]) + "\n"
+
+
 def mbe_input(
     n: int = 2,
     *,

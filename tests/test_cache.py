@@ -216,8 +216,8 @@ def test_corrupt_entries_are_misses_and_removed(cache, result_json, caplog):
 
 def test_stats_entries_invalidate_and_clear(cache, result_json, compute):
     keys = {
-        ("pyscf", "hf"): put(cache, result_json, water_input(shift=0.1)),
-        ("psi4", "hf"): put(cache, result_json, water_input(shift=0.2), program="Psi4"),
+        ("pyscf", "hf"): put(cache, compute(water_input(shift=0.1)), water_input(shift=0.1)),
+        ("psi4", "hf"): put(cache, compute(water_input(shift=0.2)), water_input(shift=0.2), program="Psi4"),
     }
     b3lyp = water_input(shift=0.3)
     b3lyp["specification"]["model"]["method"] = "B3LYP"
@@ -307,8 +307,8 @@ def test_default_directory_and_its_override(monkeypatch, tmp_path):
         assert cache.directory == tmp_path / "elsewhere" and cache.directory.is_dir()
 
 
-def test_nothing_stored_is_a_pickle(cache, result_json):
-    big = json.loads(result_json)
+def test_nothing_stored_is_a_pickle(cache, result_json, compute):
+    big = json.loads(compute(water_input(shift=0.1)))
     big["stdout"] = "x" * 100_000  # large values go to files beside the database
     put(cache, result_json, water_input())
     put(cache, json.dumps(big), water_input(shift=0.1))
@@ -347,13 +347,13 @@ WRITER = """
 import json, pathlib, sys, time
 from qcmb_parsl.cache import FragmentCache, fragment_key
 directory, result_file, tag = sys.argv[1:4]
-result_json = open(result_file).read()
+result = json.loads(open(result_file).read())
 barrier = pathlib.Path(result_file).parent
 (barrier / f"ready-{tag}").touch()
 while not (barrier / "go").exists():
     time.sleep(0.001)
-geometry = [0.0, 0.0, -0.1294, 0.0, -1.4941, 1.0274, 0.0, 1.4941, 1.0274]
-atomic_input = {"molecule": {"symbols": ["O", "H", "H"], "geometry": geometry},
+water = [0.0, 0.0, -0.1294, 0.0, -1.4941, 1.0274, 0.0, 1.4941, 1.0274]
+atomic_input = {"molecule": {"symbols": ["O", "H", "H"], "geometry": list(water)},
                 "specification": {"driver": "energy", "model": {"method": "hf", "basis": "sto-3g"}}}
 requests = {}
 other = str(1 - int(tag))
@@ -364,10 +364,13 @@ with FragmentCache(directory) as cache:
             deadline = time.monotonic() + 60
             while not (barrier / f"half-{other}").exists() and time.monotonic() < deadline:
                 time.sleep(0.001)
-        atomic_input["molecule"]["geometry"][8] = 1.0 + int(tag) + i * 1e-3
+        # the water moved along x: another key, the same energy, the result's own molecule moved with it
+        moved = [x + int(tag) + i * 1e-3 if k % 3 == 0 else x for k, x in enumerate(water)]
+        atomic_input["molecule"]["geometry"] = moved
+        result["molecule"]["geometry"] = [moved[k : k + 3] for k in (0, 3, 6)]
         key = fragment_key("pyscf", "2.8", atomic_input)
         cache.put(key, program="pyscf", program_version="2.8", atomic_input=atomic_input,
-                  result_json=result_json, wall_time=float(i), provenance={"writer": tag})
+                  result_json=json.dumps(result), wall_time=float(i), provenance={"writer": tag})
         requests[key] = json.loads(json.dumps(atomic_input))
         assert key in cache.get_many(dict(list(requests.items())[-10:]))
     assert len(cache.get_many(requests)) == 200
@@ -405,7 +408,8 @@ def test_two_processes_share_one_cache(tmp_path, result_json):
     with FragmentCache(directory) as cache:
         found = cache.get_many(requests)
         assert len(found) == 400 and len(cache) == 400
-        assert all(entry.result_json == result_json for entry in found.values())
+        energy = json.loads(result_json)["return_result"]
+        assert all(json.loads(entry.result_json)["return_result"] == energy for entry in found.values())
         assert {entry.provenance["writer"] for entry in found.values()} == {"0", "1"}
         created = [[info.created for info in cache.entries(keys[i : i + 200])] for i in (0, 200)]
     assert max(created[0]) > min(created[1]) and max(created[1]) > min(created[0]), "writers did not overlap"

@@ -9,6 +9,7 @@ temporary directories edited as a user (or an accident) would: with SQLite, ``os
 from __future__ import annotations
 
 import copy
+import hashlib
 import importlib.metadata
 import json
 import logging
@@ -20,6 +21,7 @@ import sys
 from pathlib import Path
 
 import diskcache
+import numpy as np
 import pytest
 import qcengine
 import qcmanybody
@@ -93,16 +95,22 @@ def one_line_error(proc: subprocess.CompletedProcess) -> str:
     return lines[0]
 
 
-def rewrite(directory: Path, key: str, header=None, result=None) -> None:
+def rewrite(directory: Path, key: str, header=None, result=None, *, forge_digest: bool = True) -> None:
     """Rewrite the stored record of ``key`` with SQLite, as any SQLite client can: ``header`` changes
-    its first line (a JSON object), ``result`` the AtomicResult JSON after it."""
+    its first line (a JSON object), ``result`` the AtomicResult JSON after it. With ``forge_digest`` the
+    header's digest of the result text is made to fit the new text first, as a forger would, so that the
+    checks behind it are what a rewritten result meets."""
     with sqlite3.connect(directory / "cache.db") as db:
         ((value,),) = db.execute("SELECT value FROM Cache WHERE key = ?", (key,)).fetchall()
-        parts = [json.loads(part) for part in value.split("\n", 1)]
-        for part, change in zip(parts, (header, result), strict=True):
-            if change is not None:
-                change(part)
-        db.execute("UPDATE Cache SET value = ? WHERE key = ?", ("\n".join(map(json.dumps, parts)), key))
+        head, text = (json.loads(part) for part in value.split("\n", 1))
+        if result is not None:
+            result(text)
+        text = json.dumps(text)
+        if forge_digest:
+            head["result_sha256"] = hashlib.sha256(text.encode()).hexdigest()
+        if header is not None:
+            header(head)
+        db.execute("UPDATE Cache SET value = ? WHERE key = ?", (json.dumps(head) + "\n" + text, key))
     db.close()
 
 
@@ -300,6 +308,79 @@ def test_a_record_for_another_geometry_is_not_served(tmp_path, caplog):
             found = cache.get_many({key_near: near, key_far: far})
     assert found == {}
     assert "request digest differs" in caplog.text and "stored for key" in caplog.text
+
+
+def swap_result_texts(directory: Path, first: str, second: str) -> None:
+    """Swap the AtomicResult text (the part after the header line) of two rows, keeping their headers."""
+    with sqlite3.connect(directory / "cache.db") as db:
+        values = dict(
+            db.execute("SELECT key, value FROM Cache WHERE key IN (?, ?)", (first, second)).fetchall()
+        )
+        (head_1, text_1), (head_2, text_2) = (values[key].split("\n", 1) for key in (first, second))
+        db.execute("UPDATE Cache SET value = ? WHERE key = ?", (f"{head_1}\n{text_2}", first))
+        db.execute("UPDATE Cache SET value = ? WHERE key = ?", (f"{head_2}\n{text_1}", second))
+    db.close()
+
+
+def monomer_keys(directory: Path) -> list[str]:
+    """Keys of the two monomers in their own basis (3 atoms, no ghosts), in key order."""
+    with FragmentCache(directory) as cache:
+        return sorted(e.key for e in cache.entries() if (e.natom, e.nreal) == (3, 3))
+
+
+def test_an_edited_energy_is_refused_on_hit_and_dropped_by_verify(tmp_path, caplog):
+    """0.01 Eh added to properties.return_energy (what QCManyBody reads) of a stored monomer: the record's
+    text no longer has the digest its header holds."""
+    mbin = mbe_input(2, bsse_type=["nocp"])
+    first = run_sequential(mbin, tmp_path)
+    monomer = monomer_keys(tmp_path)[0]
+    rewrite(tmp_path, monomer, result=lambda r: r["properties"].__setitem__(
+        "return_energy", r["properties"]["return_energy"] + 0.01), forge_digest=False)
+    with caplog.at_level(logging.WARNING, logger="qcmb_parsl.cache"):
+        second = run_sequential(mbin, tmp_path)
+    assert counts(second) == (3, 2, 1)
+    assert f"fragment cache entry {monomer[:16]} is not used (its result text is not the one stored" in caplog.text
+    assert second.return_result == pytest.approx(first.return_result, abs=1e-12)
+
+    rewrite(tmp_path, monomer, result=lambda r: r["properties"].__setitem__("return_energy", 0.0),
+            forge_digest=False)
+    with FragmentCache(tmp_path) as cache:
+        assert (cache.verify().dropped, len(cache)) == (1, 2)
+
+
+def test_swapped_monomer_results_under_their_own_headers_are_refused(tmp_path, caplog):
+    """The AtomicResult texts of the two no-CP monomers swapped, each header kept: same atoms, same ghosts,
+    same model; only the text digest and the result's own geometry tell them apart. A gradient, where a
+    swap moves the numbers most."""
+    mbin = mbe_input(2, bsse_type=["nocp"], driver="gradient")
+    first = run_sequential(mbin, tmp_path)
+    monomers = monomer_keys(tmp_path)
+    swap_result_texts(tmp_path, *monomers)
+    with caplog.at_level(logging.WARNING, logger="qcmb_parsl.cache"):
+        second = run_sequential(mbin, tmp_path)
+    assert counts(second) == (3, 1, 2)
+    for key in monomers:
+        assert f"fragment cache entry {key[:16]} is not used" in caplog.text
+    np.testing.assert_allclose(second.return_result, upstream(mbin).return_result, atol=1e-8, rtol=0)
+    np.testing.assert_allclose(second.return_result, first.return_result, atol=1e-12, rtol=0)
+
+    swap_result_texts(tmp_path, *monomers)
+    with FragmentCache(tmp_path) as cache:
+        outcome = cache.verify()
+        assert (outcome.checked, outcome.dropped, len(cache)) == (3, 2, 1)
+
+
+def test_a_result_whose_own_molecule_is_elsewhere_is_a_miss_even_with_a_fresh_digest(tmp_path, caplog):
+    """Whoever rewrites a record whole can give its text a digest that fits: the result's own geometry
+    must still be the request's."""
+    near, far = water(), water(shift=0.2)
+    with FragmentCache(tmp_path / "c") as cache:
+        key = put(cache, near, compute(near))
+        far_result = compute(far)
+        rewrite(cache.directory, key, result=lambda r: r.update(far_result))
+        with caplog.at_level(logging.WARNING, logger="qcmb_parsl.cache"):
+            assert cache.get_many({key: near}) == {}
+    assert "the result's geometry is not the request's" in caplog.text
 
 
 @pytest.mark.parametrize(

@@ -204,14 +204,15 @@ def test_progress_callback_counts_every_fragment_cache_hits_included(tmp_path):
 
 def test_failed_input_is_reported_and_the_others_are_written(tmp_path, capsys):
     inputs = write_inputs(tmp_path / "inputs", ("b_dimer_nocp",))
-    (inputs / "bad_method.json").write_text(json.dumps(mbe_input(2, method="no-such-functional")))
+    # valid, but no fragment converges in one SCF cycle
+    (inputs / "unconverged.json").write_text(json.dumps(mbe_input(2, keywords={"max_cycle": 1})))
     argv = ["campaign", str(inputs), "--preset", "threads", "--out-dir", str(tmp_path / "out"), "--quiet"]
     assert main(argv) == 1
     err = capsys.readouterr().err.strip().splitlines()
-    assert err[-1].startswith("qcmb-parsl: error: 1 of 2 inputs failed") and "bad_method.json" in err[-1]
+    assert err[-1].startswith("qcmb-parsl: error: 1 of 2 inputs failed") and "unconverged.json" in err[-1]
     rows = read_summary(tmp_path / "out" / "campaign_summary.csv")
-    assert rows["bad_method"]["status"] == "failed" and "fragments failed" in rows["bad_method"]["error"]
-    assert rows["bad_method"]["result_file"] == "" and rows["bad_method"]["n_failed"] == "3"
+    assert rows["unconverged"]["status"] == "failed" and "fragments failed" in rows["unconverged"]["error"]
+    assert rows["unconverged"]["result_file"] == "" and rows["unconverged"]["n_failed"] == "3"
     assert rows["b_dimer_nocp"]["status"] == "computed"
     assert sorted(p.name for p in (tmp_path / "out").glob("*.result.json")) == ["b_dimer_nocp.result.json"]
 

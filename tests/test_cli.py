@@ -263,12 +263,13 @@ def test_result_that_cannot_be_written_says_where_the_work_is(dimer_run, tmp_pat
 
 
 def test_failed_fragments_exit_1(tmp_path, capsys):
-    (tmp_path / "bad_method.json").write_text(json.dumps(mbe_input(2, method="no-such-functional")))
-    assert main(["run", str(tmp_path / "bad_method.json"), "--preset", "threads", "--quiet"]) == 1
+    """An SCF that cannot converge in one cycle: valid input, every fragment fails in the engine."""
+    (tmp_path / "unconverged.json").write_text(json.dumps(mbe_input(2, keywords={"max_cycle": 1})))
+    assert main(["run", str(tmp_path / "unconverged.json"), "--preset", "threads", "--quiet"]) == 1
     err = capsys.readouterr().err
     assert_one_line_error(err)
-    assert "fragments failed" in err and "no-such-functional" in err.lower()
-    assert not (tmp_path / "bad_method.result.json").exists()
+    assert "fragments failed" in err and "did not converge" in err
+    assert not (tmp_path / "unconverged.result.json").exists()
 
 
 def test_v2_input_is_detected_and_gives_a_v2_result(tmp_path, capsys):

@@ -119,3 +119,13 @@ def test_upstream_assembles_through_the_method_the_screened_core_replaces():
     assert set(ours) == set(upstream)
     for name, value in upstream.items():
         assert ours[name] == pytest.approx(value, abs=1e-9), name
+
+
+@pytest.mark.fast
+def test_geometric_keywords_are_read_from_its_own_code():
+    """optimize refuses a keyword geomeTRIC does not read by reading geomeTRIC's source for the names it
+    reads: a release that reads them another way would shrink the list and refuse good keywords."""
+    from qcmb_parsl.optimization.geometric_driver import known_keywords
+
+    documented = {"coordsys", "constraints", "rigid", "convergence_set", "maxiter", "trust", "converge", "tmax"}
+    assert documented <= set(known_keywords())

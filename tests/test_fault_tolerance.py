@@ -24,6 +24,8 @@ from qcmb_parsl import (
     ManyBodyComputer,
     ParslExecutor,
     RunReport,
+    plan_tasks,
+    specifications_from_input,
 )
 from qcmb_parsl.cache import FragmentCache
 from qcmb_parsl.execution.progress import check_progress
@@ -105,25 +107,33 @@ def test_deterministic_engine_error_is_not_retried_and_names_the_fragment(tmp_pa
 
 
 def test_failures_raised_after_the_rest_finished_and_were_cached(tmp_path):
+    """An input error only the engine finds (the driver refuses a basis it knows is bad before anything
+    starts, so the bad basis goes into the plan below that check) fails its model chemistry's fragments
+    and cancels the rest of them; every other fragment finishes and is cached."""
     specs = {
         "good": {"program": "pyscf", "driver": "energy", "model": {"method": "hf", "basis": "sto-3g"}},
-        "bad": {"program": "pyscf", "driver": "energy", "model": {"method": "hf", "basis": "no-such-basis"}},
+        "bad": {"program": "pyscf", "driver": "energy", "model": {"method": "hf", "basis": "sto-3g"}},
     }
-    mbin = mbe_input(3, bsse_type=["nocp"], levels={1: "good", 2: "bad"}, specifications=specs)
+    computer = ManyBodyComputer.prepare(
+        mbe_input(3, bsse_type=["nocp"], levels={1: "good", 2: "bad"}, specifications=specs)
+    )
+    planned = specifications_from_input(computer)
+    planned["bad"]["specification"]["model"]["basis"] = "no-such-basis"
+    tasks = plan_tasks(computer.qcmb_core, planned, computer.schema_version)
     with ParslExecutor("threads", max_workers=2, cache_dir=tmp_path, progress=False) as executor:
-        with pytest.raises(FragmentsFailedError) as excinfo:
-            ManyBodyComputer.from_manybodyinput(mbin, executor=executor)
-        report = ManyBodyComputer.from_manybodyinput(mbin, executor=executor, on_failure="return")
-    message = one_line(excinfo)
-    assert message.startswith("6 of 9 fragments failed: ")
+        report = executor.run(tasks)
+        again = executor.run(tasks)
+    error = FragmentsFailedError(report.failures, len(tasks), report)
+    message = str(error)
+    assert "\n" not in message and message.startswith("6 of 9 fragments failed: ")
     # Two workers: the first two "bad" fragments run and fail; the other four are never submitted.
     assert "2 input [pyscf] PySCF cannot build the molecule with basis 'no-such-basis'" in message
     assert "4 cancelled [pyscf] not run: model chemistry 'bad' has an input error" in message
     assert len(message) <= 300
-    succeeded = [label for label, result in excinfo.value.report.results.items() if result.success]
+    succeeded = [label for label, result in report.results.items() if result.success]
     assert len(succeeded) == 3 and len(FragmentCache(tmp_path)) == 3
-    assert isinstance(report, RunReport)
-    assert report.summary.n_cached == 3 and report.summary.n_failed == len(report.failures) == 6
+    assert isinstance(again, RunReport)
+    assert again.summary.n_cached == 3 and again.summary.n_failed == len(again.failures) == 6
 
 
 def _kill_worker_pool(done: threading.Event) -> None:
@@ -280,12 +290,10 @@ def test_inconsistent_levels_and_vmfc_with_supersystem():
 
 
 @pytest.mark.fast
-def test_engine_rejecting_the_method_names_the_fragment():
-    with pytest.raises(FragmentsFailedError) as excinfo:
+def test_a_method_the_engine_does_not_know_is_refused_before_any_fragment():
+    with pytest.raises(InputError) as excinfo:
         ManyBodyComputer.from_manybodyinput(mbe_input(2, method="no-such-method"))
-    message = one_line(excinfo)
-    assert message.startswith("3 of 3 fragments failed: 1 input [pyscf] Method 'no-such-method' is not supported")
-    assert "2 cancelled" not in message[:60], "the cause comes first, the fragments it cancelled after"
+    assert one_line(excinfo).startswith("method 'no-such-method' is not known to PySCF")
 
 
 @pytest.mark.fast

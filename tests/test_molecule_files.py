@@ -8,7 +8,6 @@ hand-written ManyBodyInput of the same cluster.
 from __future__ import annotations
 
 import json
-import subprocess
 from pathlib import Path
 
 import numpy as np
@@ -16,7 +15,7 @@ import pytest
 import qcelemental
 import qcmanybody.models.v2
 import qcmanybody.v2
-from drivers import run_cli
+from drivers import assert_refused, run_cli
 
 import qcmb_parsl  # noqa: F401 - registers the PySCF harness for upstream's computer
 from qcmb_parsl.clusters import water_cluster
@@ -96,14 +95,6 @@ def hand_written(atoms, fragments, charges, multiplicities, *, method, basis, bs
             "protocols": {"cluster_results": "all"},
         },
     }
-
-
-def assert_one_line_error(proc: subprocess.CompletedProcess, *expected: str) -> None:
-    lines = [line for line in proc.stderr.splitlines() if line.strip()]
-    assert proc.returncode == 2, proc.stderr
-    assert len(lines) == 1 and lines[0].startswith("qcmb-parsl: error: "), proc.stderr
-    for text in expected:
-        assert text in lines[0], lines[0]
 
 
 def assert_same_energies(result, reference) -> None:
@@ -239,6 +230,76 @@ def test_what_cannot_be_fragmented_is_refused_with_one_line(tmp_path: Path, atom
         assert text in message, message
 
 
+def interleaved_dimer() -> list[tuple[str, tuple[float, ...]]]:
+    """The water dimer with the second water's atoms between the first's: atoms 0, 1, 5 and 2, 3, 4."""
+    first, second = water_atoms(2)[:3], water_atoms(2)[3:]
+    return [first[0], first[1], *second, first[2]]
+
+
+@pytest.mark.fast
+def test_interleaved_fragments_are_reordered_fragment_by_fragment(tmp_path: Path, capsys) -> None:
+    """``+`` joins the parts of a fragment; QCSchema wants each fragment's atoms together, so the built
+    input lists the atoms fragment by fragment (the dimer as written by hand) and says in which order
+    they came from the file."""
+    path = write_xyz(tmp_path / "mixed.xyz", interleaved_dimer())
+    built = manybody_input_from_molecule_file(
+        path, ExpansionRecipe("hf", "sto-3g", fragments=parse_fragments("0-1+5,2-4"))
+    )
+    molecule = built["molecule"]
+    expected = hand_written(
+        water_atoms(2), [[0, 1, 2], [3, 4, 5]], [0.0, 0.0], [1, 1],
+        method="hf", basis="sto-3g", bsse_type=["cp"], max_nbody=None,
+    )["molecule"]
+    assert molecule["symbols"] == expected["symbols"] and molecule["fragments"] == expected["fragments"]
+    np.testing.assert_allclose(molecule["geometry"], expected["geometry"], atol=1e-8, rtol=0)
+    assert molecule["extras"] == {"file_atom_order": [0, 1, 5, 2, 3, 4]}
+    assert "Warning" not in capsys.readouterr().out  # QCElemental never had to reorder anything
+    qcmanybody.models.v2.ManyBodyInput(**built)
+
+
+@pytest.mark.fast
+def test_interleaved_molecules_without_fragments_are_refused_with_the_option_that_works(tmp_path) -> None:
+    path = write_xyz(tmp_path / "mixed.xyz", interleaved_dimer())
+    with pytest.raises(InputError) as info:
+        manybody_input_from_molecule_file(path, ExpansionRecipe("hf", "sto-3g"))
+    message = str(info.value)
+    assert "\n" not in message and "--fragments 0-1+5,2-4" in message and "interleave" in message
+
+
+@pytest.mark.fast
+@pytest.mark.parametrize("count", [9, 7, 5, 0])
+def test_an_xyz_count_line_must_count_the_atoms(tmp_path: Path, count: int) -> None:
+    """A truncated (or padded) file is another molecule: the count line says which one was meant."""
+    path = write_xyz(tmp_path / "dimer.xyz", water_atoms(2))
+    lines = path.read_text().splitlines()
+    path.write_text("\n".join([str(count), *lines[1:]]) + "\n")
+    with pytest.raises(InputError) as info:
+        manybody_input_from_molecule_file(path, ExpansionRecipe("hf", "sto-3g"))
+    assert f"count line says {count} atoms" in str(info.value) and "6 atom lines" in str(info.value)
+
+
+@pytest.mark.fast
+@pytest.mark.parametrize(
+    ("text", "expected"),
+    [
+        ("", "is empty"),
+        ("\n  \n", "is empty"),
+        ("0\nnothing\n", "holds no atoms"),
+        ("3\nrepeated\nO 0 0 0\nO 0 0 0\nH 1 0 0\n", "atoms 0 and 1 (counted from 0) are only 0 apart"),
+        ("1\nalone\nO 0 0 0\n", "holds one atom"),
+    ],
+    ids=["empty", "blank", "no-atoms", "repeated-atom", "lone-atom"],
+)
+def test_files_that_hold_no_cluster_say_what_they_hold(tmp_path: Path, text: str, expected: str) -> None:
+    path = tmp_path / "bad.xyz"
+    path.write_text(text)
+    with pytest.raises(InputError) as info:
+        manybody_input_from_molecule_file(path, ExpansionRecipe("hf", "sto-3g"))
+    message = str(info.value)
+    assert expected in message and "np." not in message and "'qm'" not in message, message
+    assert "covalent" not in message and "\n" not in message
+
+
 # -- real runs through the command line -----------------------------------------------------------
 
 
@@ -269,13 +330,13 @@ def test_refusals_are_one_line_exit_2(tmp_path: Path) -> None:
     write_xyz(tmp_path / "cyclopropane.xyz", CYCLOPROPANE)
     write_xyz(tmp_path / "fw2.xyz", FLUORIDE_DIHYDRATE)
     model = ("--method", "hf", "--basis", "sto-3g")
-    assert_one_line_error(
+    assert_refused(
         run_cli("run", "cyclopropane.xyz", *model, cwd=tmp_path), "one covalently bonded fragment", "--fragments"
     )
-    assert_one_line_error(
+    assert_refused(
         run_cli("run", "fw2.xyz", *model, cwd=tmp_path), "9 electrons", "--fragment-multiplicities 2,1,1"
     )
-    assert_one_line_error(run_cli("run", "fw2.xyz", cwd=tmp_path), "molecule file", "--method")
+    assert_refused(run_cli("run", "fw2.xyz", cwd=tmp_path), "molecule file", "--method")
     assert not list(tmp_path.glob("*.json")), "nothing is written for an input that is refused"
 
 

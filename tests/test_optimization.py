@@ -260,6 +260,14 @@ def _with_keywords(**keywords: Any) -> Any:
     return change
 
 
+def _with_model(**model: Any) -> Any:
+    def change(data: dict[str, Any]) -> dict[str, Any]:
+        data["specification"]["specification"]["specification"]["model"].update(model)
+        return data
+
+    return change
+
+
 def _atomic(data: dict[str, Any]) -> dict[str, Any]:
     data["specification"]["specification"] = {
         "schema_name": "qcschema_atomic_specification", "program": "pyscf", "driver": "gradient",
@@ -296,6 +304,14 @@ OPTKING_MESSAGE = (
          "optimizer keyword constraints: Expected constraint of type 'distance' to have length '2'"),
         ("geometric", _with_keywords(convergence_set="nonsense"), InputError,
          "optimizer keywords rejected by geomeTRIC: NONSENSE"),
+        ("geometric", _with_keywords(maxiter=0), InputError, "optimizer keyword maxiter must be at least 1, got 0"),
+        ("geometric", _with_keywords(maxiter=-5), InputError, "optimizer keyword maxiter must be at least 1, got -5"),
+        ("geometric", _with_keywords(maxiter="ten"), InputError,
+         "optimizer keyword maxiter must be a whole number, got 'ten'"),
+        ("geometric", _with_keywords(maxiters=10), InputError,
+         "optimizer keyword 'maxiters' is not one geomeTRIC knows; did you mean maxiter? (geomeTRIC's keywords: "),
+        ("geometric", _with_model(basis="6-31gg"), InputError,
+         "basis '6-31gg' is not known to PySCF; did you mean 6-31g"),
     ],
 )
 def test_bad_input_is_one_line_before_anything_is_submitted(optimizer, change, error, message, tmp_path) -> None:

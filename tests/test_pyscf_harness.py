@@ -225,11 +225,11 @@ def test_unconverged_scf_is_a_failure_not_a_number() -> None:
 @pytest.mark.parametrize(
     "method,driver,keywords,fragment",
     [
-        ("nonsense", "energy", {}, "Supported methods"),
+        ("nonsense", "energy", {}, "method 'nonsense' is not known to PySCF (methods: hf (or scf), mp2"),
         ("ccsd(t)", "gradient", {}, "no analytic gradient"),
         ("hf", "properties", {}, "energy, gradient or hessian"),
-        ("hf", "energy", {"basis__spherical": True}, "Supported keywords"),
-        ("hf", "energy", {"max_cycle": "ten"}, "must be of type int"),
+        ("hf", "energy", {"basis__spherical": True}, "(PySCF's keywords: conv_tol, conv_tol_grad"),
+        ("hf", "energy", {"max_cycle": "ten"}, "PySCF keyword 'max_cycle' must be an integer, got 'ten'"),
     ],
     ids=["method", "method-driver", "driver", "keyword", "keyword-type"],
 )

@@ -43,6 +43,11 @@ def _rounded_digest(values: Sequence[Any], decimals: int) -> str:
     return hashlib.sha256(array.tobytes()).hexdigest()
 
 
+def geometry_digest(geometry: Sequence[Any]) -> str:
+    """Digest of a geometry (Bohr, flat or nested) rounded to 1e-6 Bohr, as keys and summaries hold it."""
+    return _rounded_digest(geometry, 6)
+
+
 def _canonical_protocols(protocols: Mapping[str, Any] | None) -> dict[str, Any]:
     """Protocols minus those at their default value: absent, empty and explicit defaults agree."""
     canonical = {}
@@ -68,7 +73,7 @@ def _canonical_molecule(molecule: Mapping[str, Any]) -> dict[str, Any]:
     canonical = {
         "symbols": [str(symbol).capitalize() for symbol in molecule["symbols"]],
         "real": [bool(flag) for flag in molecule.get("real", [True] * natom)],
-        "geometry": _rounded_digest(molecule["geometry"], 6),
+        "geometry": geometry_digest(molecule["geometry"]),
         "fragments": [[int(i) for i in fragment] for fragment in molecule.get("fragments", [range(natom)])],
         "fragment_charges": None if charges is None else [float(c) for c in charges],
         "fragment_multiplicities": None if multiplicities is None else [float(m) for m in multiplicities],
@@ -152,7 +157,7 @@ def request_summary(program: str, atomic_input: Mapping[str, Any]) -> dict[str, 
     return {
         "symbols": symbols,
         "real": [bool(flag) for flag in molecule.get("real", [True] * len(symbols))],
-        "geometry": _rounded_digest(molecule["geometry"], 6),
+        "geometry": geometry_digest(molecule["geometry"]),
         "molecular_charge": _total_charge(molecule),
         "method": method,
         "basis": basis,

@@ -233,25 +233,36 @@ class FragmentCache:
         but a successful AtomicResult answering ``atomic_input``: a failure must be retried, never
         replayed from the cache.
         """
-        self.put_many(
+        refused = self.put_many(
             [FragmentEntry(key, program, program_version, atomic_input, result_json, wall_time, provenance)]
         )
+        if refused:
+            raise refused[0][1]
 
-    def put_many(self, entries: Sequence[FragmentEntry]) -> None:
+    def put_many(self, entries: Sequence[FragmentEntry]) -> list[tuple[FragmentEntry, ValueError]]:
         """:meth:`put` of several results in one transaction: one commit for a bundle's fragments
-        (a commit per fragment was most of what storing cost the driver, measured)."""
-        records = [(entry.key, make_record(**entry.record_fields())) for entry in entries]
-        with self._database("write to"), self._cache.transact(retry=True):
-            for key, record in records:
-                self._cache.set(key, record)
+        (a commit per fragment was most of what storing cost the driver, measured). Returns the entries
+        refused (not a successful AtomicResult answering its input), each with why; the rest are stored."""
+        records, refused = [], []
+        for entry in entries:
+            try:
+                records.append((entry.key, make_record(**entry.record_fields())))
+            except ValueError as exc:
+                refused.append((entry, exc))
+        if records:
+            with self._database("write to"), self._cache.transact(retry=True):
+                for key, record in records:
+                    self._cache.set(key, record)
+        return refused
 
     def get_many(self, requests: Mapping[str, Mapping[str, Any]]) -> dict[str, CachedFragment]:
         """The stored results that answer ``requests`` (key -> the task's AtomicInput, QCSchema v1 or v2).
 
-        A stored entry is served only if it was stored for its key, for a request with the same digest
-        as the one given (atoms, ghost flags, geometry, charge, model, driver, keywords), and holds a
-        successful AtomicResult of that request's atoms, driver and return_result shape. Any other is
-        a miss, logged as a WARNING and deleted, to be computed again and overwritten.
+        A stored entry is served only if it was stored for its key, its result text has the digest stored
+        with it, it was stored for a request with the same digest as the one given (atoms, ghost flags,
+        geometry, charge, model, driver, keywords), and it holds a successful AtomicResult of that
+        request's atoms, ghost flags, geometry, driver and return_result shape. Any other is a miss,
+        logged as a WARNING and deleted, to be computed again and overwritten.
         """
         if not isinstance(requests, Mapping):
             raise TypeError(f"get_many takes a mapping of key -> AtomicInput, not {type(requests).__name__}")
@@ -267,9 +278,10 @@ class FragmentCache:
                 rejected.append(_rejected(row, exc))
                 continue
             # The request is the caller's: an error in it is raised, never blamed on the record.
-            summary = request_summary(record["program"], requests[key])
+            request = requests[key]
+            summary = request_summary(record["program"], request)
             try:
-                check_hit(record, result, summary)
+                check_hit(record, result, summary, request["molecule"]["geometry"])
             except ValueError as exc:
                 rejected.append(_rejected(row, exc))
                 continue
@@ -294,9 +306,10 @@ class FragmentCache:
 
     def verify(self) -> CacheVerification:
         """Check every entry and drop the bad ones: SQLite's quick check of the database, then per entry
-        a text key, a record that parses and was stored under its key, a request digest that matches
-        its request summary, and a result that validates as a QCSchema v1/v2 AtomicResult and fits
-        that request (atoms, ghost flags, model, driver, return_result shape).
+        a text key, a record that parses and was stored under its key, a result text with the digest
+        stored with it, a request digest that matches its request summary, and a result that validates
+        as a QCSchema v1/v2 AtomicResult and fits that request (atoms, ghost flags, geometry, model,
+        driver, return_result shape).
 
         A database SQLite finds damaged is a CacheError saying how to recover; each dropped entry is
         logged as a WARNING.

@@ -22,6 +22,7 @@ from qcengine.exceptions import InputError as QCEngineInputError
 from qcengine.programs.model import ProgramHarness
 
 from ..errors import InputError
+from ..spelling import did_you_mean
 
 logger = logging.getLogger(__name__)
 
@@ -36,7 +37,10 @@ def check_programs(programs: Iterable[str]) -> None:
     known = qcengine.list_all_programs()
     for program in programs:
         if program not in known:
-            raise InputError(f"unknown program {program!r}; QCEngine finds: {', '.join(_available())}")
+            raise InputError(
+                f"unknown program {program!r}{did_you_mean(program, sorted(known))} "
+                f"(QCEngine finds: {', '.join(_available())})"
+            )
         if not qcengine.get_program(program, check=False).found():
             raise InputError(
                 f"program {program!r} is not installed where the driver runs; "

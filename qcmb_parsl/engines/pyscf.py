@@ -66,10 +66,13 @@ from __future__ import annotations
 import importlib.metadata
 import io
 import logging
+import os
 import tempfile
-from collections.abc import Iterator, Mapping, Sequence
+import warnings
+from collections.abc import Iterable, Iterator, Mapping, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass
+from functools import cache
 from typing import TYPE_CHECKING, Any, ClassVar
 
 import numpy as np
@@ -80,12 +83,13 @@ from qcengine.config import TaskConfig
 from qcengine.exceptions import ConvergenceError, InputError
 from qcengine.programs.model import ProgramHarness
 
+from ..spelling import did_you_mean, squeeze
 from .programs import keywords_without_defaults
 
 if TYPE_CHECKING:
     from pyscf import gto, scf
 
-__all__ = ["PySCFHarness", "register_pyscf_harness"]
+__all__ = ["PySCFHarness", "check_request", "register_pyscf_harness"]
 
 logger = logging.getLogger(__name__)
 
@@ -115,8 +119,23 @@ SUPPORTED_DISPERSION = ", ".join(
 
 SUPPORTED_METHODS = (
     "hf (or scf), mp2, ccsd, ccsd(t), or a PySCF/libxc DFT functional (b3lyp, pbe0, wb97x-v, ...), "
-    f"optionally with a dispersion correction: {SUPPORTED_DISPERSION}"
+    "optionally with a dispersion correction "
+    f"({', '.join('-' + suffixes[0] for _, suffixes in DISPERSION_CORRECTIONS.values())})"
 )
+
+#: The methods that are not DFT functionals, as users write them.
+WAVEFUNCTION_METHODS = ("hf", "scf", "mp2", "ccsd", "ccsd(t)")
+
+#: Elements whose functions nearly every basis set of PySCF's library has: a name none of them loads
+#: for is not a basis set PySCF knows, rather than one that lacks an element of the molecule.
+_PROBE_ELEMENTS = ("H", "C", "O")
+
+#: What PySCF's basis loader raises for a name it cannot read (a Pople name it cannot split is a
+#: KeyError, a malformed ``@`` contraction an AssertionError).
+_BASIS_ERRORS = (RuntimeError, KeyError, ValueError, IndexError, AssertionError, OSError, AttributeError)
+
+#: A keyword's type in words, for messages.
+_TYPE_WORDS = {float: "a number", int: "an integer", bool: "true or false"}
 
 # Analytic derivatives PySCF provides, per method family.
 _DRIVERS: dict[str, tuple[str, ...]] = {
@@ -143,7 +162,8 @@ def _parse_keywords(keywords: Mapping[str, Any]) -> dict[str, Any]:
         name = key.lower()
         if name not in KEYWORD_DEFAULTS:
             raise InputError(
-                f"Unknown PySCF keyword {key!r}. Supported keywords: {', '.join(KEYWORD_DEFAULTS)}."
+                f"PySCF keyword {key!r} is not known{did_you_mean(name, KEYWORD_DEFAULTS, squeeze)} "
+                f"(PySCF's keywords: {', '.join(KEYWORD_DEFAULTS)})"
             )
         if name in given:
             raise InputError(
@@ -153,7 +173,7 @@ def _parse_keywords(keywords: Mapping[str, Any]) -> dict[str, Any]:
         value = _coerce(name, value)
         expected = type(KEYWORD_DEFAULTS[name])
         if type(value) is not expected:
-            raise InputError(f"PySCF keyword {key!r} must be of type {expected.__name__}, got {value!r}.")
+            raise InputError(f"PySCF keyword {key!r} must be {_TYPE_WORDS[expected]}, got {value!r}")
         options[name] = value
     return options
 
@@ -184,15 +204,15 @@ def _functional(method: str) -> Functional:
     try:
         xc, nlc, dispersion = parse_dft(method)
     except NotImplementedError as err:
-        raise InputError(f"Method {method!r} is not supported by the PySCF harness ({err}).") from err
+        raise InputError(f"method {method!r} is not known to PySCF ({err})") from err
     if dispersion is None:
         return Functional(xc, nlc, None)
     version, colon, parameters = dispersion.partition(":")
     if version not in _DISPERSION_SUFFIXES or ":" in method:
         suffix = method[len(xc) :] if method.startswith(xc) else dispersion
         raise InputError(
-            f"Unknown dispersion correction {suffix!r} in method {method!r}; "
-            f"supported suffixes: {SUPPORTED_DISPERSION}."
+            f"dispersion correction {suffix!r} of method {method!r} is not one the PySCF harness knows; "
+            f"supported suffixes: {SUPPORTED_DISPERSION}"
         )
     if not which_import("pyscf.dispersion", return_bool=True):
         raise InputError(
@@ -209,17 +229,126 @@ def _classify_method(method: str) -> tuple[str, Functional | None]:
         return "hf", None
     if method in ("mp2", "ccsd", "ccsd(t)"):
         return method, None
-    from pyscf.dft import libxc
 
     functional = _functional(method)
-    try:
-        libxc.parse_xc(functional.xc)
-    except (KeyError, ValueError, NotImplementedError) as err:
-        raise InputError(
-            f"Method {method!r} is not supported by the PySCF harness ({err}). "
-            f"Supported methods: {SUPPORTED_METHODS}."
-        ) from err
+    if not _is_functional(functional.xc):
+        raise InputError(_unknown_functional(method, functional.xc))
     return "dft", functional
+
+
+def _is_functional(xc: str) -> bool:
+    """Whether libxc, through PySCF, reads ``xc`` as an exchange-correlation functional."""
+    from pyscf.dft import libxc
+
+    try:
+        libxc.parse_xc(xc)
+    except (KeyError, ValueError, NotImplementedError):
+        return False
+    return True
+
+
+def _unknown_functional(method: str, xc: str) -> str:
+    """What is wrong with a method whose functional libxc does not read: a suffix after a functional it
+    reads is a dispersion correction this harness does not know; else the nearest methods it runs."""
+    base, dash, suffix = method.rpartition("-")
+    if xc == method and dash and _is_functional(base):
+        return (
+            f"dispersion correction {dash + suffix!r} of method {method!r} is not one the PySCF harness "
+            f"knows; supported suffixes: {SUPPORTED_DISPERSION}"
+        )
+    what = f"method {method!r}" if xc == method else f"functional {xc!r} of method {method!r}"
+    hint = did_you_mean(xc, _method_names(), squeeze)
+    return f"{what} is not known to PySCF{hint or f' (methods: {SUPPORTED_METHODS})'}"
+
+
+@cache
+def _method_names() -> tuple[str, ...]:
+    """Every method name the harness takes without a dispersion suffix: offered for a mistyped one."""
+    from pyscf.dft import libxc
+
+    functionals = {name.lower() for name in (*libxc.XC_ALIAS, *libxc.XC_CODES)}
+    return (*WAVEFUNCTION_METHODS, *sorted(functionals))
+
+
+def check_basis(basis: Any, elements: Iterable[str]) -> None:
+    """InputError unless ``basis`` names a basis set PySCF loads for every element in ``elements`` (with
+    no elements: for some element at all, so that a mistyped name is refused before a molecule is read).
+
+    The loading is PySCF's own (``pyscf.gto.basis.load``, what building the molecule does), so a name
+    refused here is one every fragment would fail on; ghost atoms take their element's functions.
+    """
+    if basis is None or basis == "":
+        raise InputError("no basis set given: PySCF's methods need one, e.g. cc-pvdz")
+    if not isinstance(basis, str):
+        raise InputError(f"The PySCF harness needs a basis-set name (e.g. 'cc-pvdz'), got {basis!r}.")
+    present = sorted(set(elements))
+    missing = [element for element in present if not _loads(basis, element)]
+    if present and not missing:
+        return
+    if len(missing) == len(present) and not any(_loads(basis, element) for element in _PROBE_ELEMENTS):
+        hint = did_you_mean(basis, _basis_names(), squeeze)
+        raise InputError(f"basis {basis!r} is not known to PySCF{hint or ' (nor to its basis-set library)'}")
+    if missing:
+        raise InputError(
+            f"basis {basis!r} has no functions for {', '.join(missing)} in PySCF's library: "
+            "choose a basis set that covers every element"
+        )
+
+
+@cache
+def _loads(basis: str, element: str) -> bool:
+    """Whether PySCF loads ``basis`` for ``element`` (its own warnings, such as the suggestion to install
+    basis-set-exchange, kept quiet: the refusal says what is wrong)."""
+    from pyscf.gto import basis as library
+
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        try:
+            library.load(basis, element)
+        except _BASIS_ERRORS:
+            return False
+    return True
+
+
+@cache
+def _basis_names() -> tuple[str, ...]:
+    """The names of PySCF's library, spelled as its files are where they match (``6-31g``, ``cc-pvdz``)."""
+    from pyscf.gto.basis import ALIAS
+
+    names = []
+    for name, target in ALIAS.items():
+        stem = os.path.basename(target)[: -len(".dat")] if isinstance(target, str) else ""
+        names.append(stem.lower() if stem and squeeze(stem) == name else name)
+    return tuple(names)
+
+
+def check_request(
+    method: str, basis: Any, driver: str, keywords: Mapping[str, Any], elements: Iterable[str]
+) -> None:
+    """Raise the InputError a fragment of this model chemistry would fail with, without computing.
+
+    Method, driver and keywords as :meth:`PySCFHarness.compute` reads them, the basis set for every
+    element present as building the molecule loads it: a check on the driver before anything starts.
+    """
+    _method_driver_options(method.lower(), driver, keywords)
+    check_basis(basis, elements)
+
+
+def _method_driver_options(
+    method: str, driver: str, keywords: Mapping[str, Any]
+) -> tuple[str, Functional | None, dict[str, Any]]:
+    """The method's family and functional and the keywords over their defaults; InputError for a
+    method, a driver or keywords the harness cannot run."""
+    if driver not in ("energy", "gradient", "hessian"):
+        raise InputError(
+            f"driver {driver!r} is not supported by the PySCF harness; use energy, gradient or hessian"
+        )
+    family, functional = _classify_method(method)
+    if driver not in _DRIVERS[family]:
+        raise InputError(
+            f"PySCF has no analytic {driver} for {method!r}; drivers it has: {', '.join(_DRIVERS[family])}"
+        )
+    return family, functional, _parse_keywords(keywords)
 
 
 def _integer(value: float, what: str) -> int:
@@ -533,18 +662,8 @@ class PySCFHarness(ProgramHarness):
         self.found(raise_error=True)
         spec = input_data.specification
         driver = spec.driver.value
-        if driver not in ("energy", "gradient", "hessian"):
-            raise InputError(
-                f"Driver {driver!r} is not supported by the PySCF harness; use energy, gradient or hessian."
-            )
         method = spec.model.method.lower()
-        family, functional = _classify_method(method)
-        if driver not in _DRIVERS[family]:
-            raise InputError(
-                f"PySCF has no analytic {driver} for {method!r}; "
-                f"available drivers: {', '.join(_DRIVERS[family])}."
-            )
-        options = _parse_keywords(spec.keywords)
+        family, functional, options = _method_driver_options(method, driver, spec.keywords)
         logger.debug("PySCF %s/%s %s with %s", method, spec.model.basis, driver, options)
 
         log = io.StringIO()

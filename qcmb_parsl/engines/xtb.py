@@ -25,7 +25,8 @@ electronic_temperature  300.0    electronic temperature (K) of the Fermi smearin
 
 Any other keyword is an input error, never silently ignored. xtb has no ghost atoms: an atom marked
 ``real=False`` would be computed as real, so counterpoise (``cp``) and ``vmfc`` expansions are refused
-before anything runs (:func:`check_xtb_model`), and a ghost atom in a single input is an input error.
+before anything runs (:func:`check_xtb_model`, in :mod:`qcmb_parsl.engines.checks`), and a ghost atom
+in a single input is an input error.
 """
 
 from __future__ import annotations
@@ -69,6 +70,9 @@ KEYWORD_DEFAULTS: dict[str, float | int] = {
 #: electronic temperature in Hartree.
 _KELVIN_TO_HARTREE = 3.166811563e-6
 
+#: What tblite computes: energies and analytic gradients.
+DRIVERS = ("energy", "gradient")
+
 #: Many-body treatments that need ghost atoms, which xtb does not have.
 _GHOST_TREATMENTS = ("cp", "vmfc")
 
@@ -91,12 +95,16 @@ def _tblite_keywords(keywords: Mapping[str, Any]) -> dict[str, Any]:
     return translated
 
 
-def check_xtb_model(method: str, basis: str | None, keywords: Mapping[str, Any], bsse: Iterable[str]) -> None:
+def check_xtb_model(
+    method: str, basis: Any, driver: str, keywords: Mapping[str, Any], bsse: Iterable[str]
+) -> None:
     """One line naming what xtb cannot do with this model chemistry, before anything runs."""
     if method.lower() not in METHODS:
         raise InputError(f"method {method!r} is not known to xtb; use GFN2-xTB or GFN1-xTB")
     if basis:
         raise InputError(f"xtb takes no basis set (got {basis!r}): leave basis out for {method}")
+    if driver not in DRIVERS:
+        raise InputError(f"driver {driver!r} is not one xtb runs: {', '.join(DRIVERS)}")
     unknown = [name for name in keywords if name.lower() not in KEYWORD_DEFAULTS]
     if unknown:
         raise InputError(f"keyword {unknown[0]!r} is not known to xtb; known: {', '.join(KEYWORD_DEFAULTS)}")

@@ -362,32 +362,36 @@ class _Run:
         self, cache: FragmentCache, tasks: list[FragmentTask], outcomes: list[tuple[TaskResult, str | None]]
     ) -> None:
         """Keep the successes now; a cache that cannot be written costs reruns, never this run's results."""
-        done = [
-            (task, result, result_json)
+        done = {
+            self.keys[task.label]: (task, result, result_json)
             for task, (result, result_json) in zip(tasks, outcomes, strict=True)
             if result.success and result_json is not None
-        ]
+        }
         if not done:
             return
-        try:
-            cache.put_many(
-                [
-                    FragmentEntry(
-                        self.keys[task.label],
-                        task.program,
-                        self.versions.get(task.program),
-                        task.atomic_input,
-                        result_json,
-                        result.wall_time,
-                        result.provenance,
-                        result.result,
-                    )
-                    for task, result, result_json in done
-                ]
+        entries = [
+            FragmentEntry(
+                key,
+                task.program,
+                self.versions.get(task.program),
+                task.atomic_input,
+                result_json,
+                result.wall_time,
+                result.provenance,
+                result.result,
             )
+            for key, (task, result, result_json) in done.items()
+        ]
+        try:
+            refused = cache.put_many(entries)
         except CacheError as exc:
             more = f" and {len(done) - 1} more of its call" if len(done) > 1 else ""
-            logger.error("fragment %s%s not cached: %s", done[0][0].label, more, exc)
+            logger.error("fragment %s%s not cached: %s", done[entries[0].key][0].label, more, exc)
+            return
+        # The cache keeps only a result that answers its request (records.py).
+        for entry, reason in refused:
+            label = done[entry.key][0].label
+            logger.error("fragment %s not cached: its result does not fit its request (%s)", label, reason)
 
     def report(self, summary: RunSummary, start: float, cpu_start: float) -> RunReport:
         ordered = {task.label: self.results[task.label] for task in self.tasks if task.label in self.results}

@@ -42,6 +42,7 @@ from .files import (
     SUMMARY_NAME,
     InputFile,
     check_output_dir,
+    check_outputs_spare_inputs,
     collect_inputs,
     finished_result,
     input_stem,
@@ -155,6 +156,9 @@ def run_campaign(
     names = [f"{input_file.input_id}{RESULT_SUFFIX}" for input_file in files]
     names += [f"{input_file.input_id}{INPUT_SUFFIX}" for input_file in files if input_file.source is not None]
     out_dir = check_output_dir(out_dir, [SUMMARY_NAME, *names])
+    check_outputs_spare_inputs(
+        [out_dir / name for name in (SUMMARY_NAME, *names)], paths, f"output directory {str(out_dir)!r}"
+    )
 
     entries: dict[str, CampaignEntry] = {}
     pending: list[tuple[InputFile, Any]] = []

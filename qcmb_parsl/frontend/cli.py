@@ -13,10 +13,12 @@ Commands::
     qcmb-parsl report RESULT.json... [--out-dir D]
     qcmb-parsl --version
 
-Exit status: 0 on success, 1 when fragments failed (or on an unexpected error), 2 for a bad input,
-configuration, cache directory (unsafe permissions, a damaged database), output path or command line.
-A failure prints one line, ``qcmb-parsl: error: ...``, on stderr; ``--debug`` adds the traceback. A run
-stopped by SIGINT or SIGTERM exits 130 or 143 with one line saying what was kept.
+Exit status, one meaning each: 0 done; 1 the computation failed (fragments failed, or an optimization
+did not converge); 2 bad input or environment (an input, model chemistry, configuration, cache directory,
+output path or command line), refused before anything is computed; 130 or 143 stopped by SIGINT or
+SIGTERM, with one line saying what was kept; 70 (sysexits' EX_SOFTWARE) anything unexpected, a fault of
+this program. A failure prints one line, ``qcmb-parsl: error: ...``, on stderr; ``--debug`` adds the
+traceback.
 """
 
 from __future__ import annotations
@@ -34,6 +36,8 @@ from datetime import datetime
 from typing import Any
 
 PROG = "qcmb-parsl"
+#: Exit status of an unexpected error (a fault of this program, not of the input): sysexits' EX_SOFTWARE.
+EXIT_UNEXPECTED = 70
 DEFAULT_PRESET = "local"
 DEFAULT_CAMPAIGN_DIR = "campaign-results"
 CACHE_DIR_HELP = (
@@ -250,8 +254,9 @@ def build_parser() -> argparse.ArgumentParser:
         parents=[common],
         description="Run QCManyBody many-body expansions with fragments in parallel through Parsl, "
         "with a persistent fragment cache.",
-        epilog=f"`{PROG} COMMAND --help` describes each command. Exit status: 0 success, 1 failed fragments, "
-        "2 bad input, configuration, cache directory or command line.",
+        epilog=f"`{PROG} COMMAND --help` describes each command. Exit status: 0 done, 1 failed fragments "
+        "(or an optimization that did not converge), 2 bad input or environment, 130/143 stopped by "
+        f"SIGINT/SIGTERM, {EXIT_UNEXPECTED} an unexpected error.",
     )
     parser.add_argument(
         "--version", action=_Version, help="print the versions of qcmb_parsl and the packages it runs on"
@@ -426,7 +431,7 @@ def _progress(args: argparse.Namespace) -> Any:
 def _option_value(text: str) -> Any:
     try:
         return json.loads(text)
-    except json.JSONDecodeError:
+    except (json.JSONDecodeError, RecursionError):
         return text
 
 
@@ -521,6 +526,12 @@ def _open_cache(args: argparse.Namespace) -> Any:
     return FragmentCache(args.cache_dir)
 
 
+def _specifications(computer: Any) -> dict[str, dict[str, Any]]:
+    from ..planning.plan import specifications_from_input
+
+    return specifications_from_input(computer)
+
+
 def _input_keys(path: str) -> list[str]:
     """Cache keys of every fragment of an input, as the executor computes them."""
     from .files import read_input
@@ -544,6 +555,7 @@ def _fmt(value: Any, spec: str) -> str:
 
 
 def cmd_run(args: argparse.Namespace) -> int:
+    from ..engines.programs import check_programs
     from .files import (
         check_result_path,
         default_result_path,
@@ -552,13 +564,13 @@ def cmd_run(args: argparse.Namespace) -> int:
         save_result,
         write_built_input,
     )
-    from .tables import energy_table
 
     start = time.perf_counter()
     screening = _screening(args)
-    out = check_result_path(args.out or default_result_path(args.input))
+    out = check_result_path(args.out or default_result_path(args.input), inputs=[args.input], option="--out")
     input_file = open_input(args.input, expansion_recipe(args), out)
     computer = input_file.prepare(screening)
+    check_programs(sorted({spec["program"] for spec in _specifications(computer).values()}))
     built = write_built_input(input_file)
     executor = make_executor(args)
     try:
@@ -566,6 +578,8 @@ def cmd_run(args: argparse.Namespace) -> int:
     finally:
         executor.close()
     out = save_result(mark_input(result, input_file), out)
+
+    from .tables import energy_table
 
     console = _console()
     console.print(energy_table(result))
@@ -582,7 +596,7 @@ def cmd_optimize(args: argparse.Namespace) -> int:
     from .optimization import history_table, optimize_file, summary_line
 
     screening = _screening(args)
-    out = check_result_path(args.out or default_result_path(args.input))
+    out = check_result_path(args.out or default_result_path(args.input), inputs=[args.input], option="--out")
     data = read_json_object(args.input, "OptimizationInput")
     executor = make_executor(args)
     try:
@@ -769,11 +783,22 @@ def configure_logging(verbose: int, quiet: bool) -> None:
 
 
 def _exit_status(exc: BaseException) -> int:
-    from ..errors import CacheError, ConfigurationError, InputError, OutputError
+    """2 for what the user can fix (input, environment), 1 for a computation that failed, else
+    :data:`EXIT_UNEXPECTED`."""
+    from ..errors import (
+        CacheError,
+        ConfigurationError,
+        FragmentsFailedError,
+        InputError,
+        OptimizationFailed,
+        OutputError,
+    )
 
     if isinstance(exc, (UsageError, InputError, ConfigurationError, CacheError, OutputError)):
         return 2
-    return 1
+    if isinstance(exc, (FragmentsFailedError, OptimizationFailed, CampaignFailedError)):
+        return 1
+    return EXIT_UNEXPECTED
 
 
 def _one_line(exc: BaseException) -> str:

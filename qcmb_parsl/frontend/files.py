@@ -105,11 +105,12 @@ class InputFile:
 
     def prepare(self, screening: Screening | None = None) -> Any:
         """The validated computer of this input (screened by ``screening``, a
-        :class:`~qcmb_parsl.screening.Screening`); InputError naming the file when it is invalid."""
+        :class:`~qcmb_parsl.screening.Screening`); InputError naming the file the user named (the molecule
+        file of a built input, which is written only once it is valid) when it is invalid."""
         try:
             return self.computer_class.prepare(self.data, screening)
         except InputError as exc:
-            raise InputError(f"{self.path}: {exc}") from None
+            raise InputError(f"{self.shown}: {exc}") from None
 
 
 def read_input(
@@ -137,6 +138,8 @@ def read_json_object(path: str | os.PathLike, what: str) -> dict[str, Any]:
         raise InputError(f"cannot read input file {str(path)!r}: {exc}") from None
     except json.JSONDecodeError as exc:
         raise InputError(f"input file {str(path)!r} is not valid JSON: {exc}") from None
+    except RecursionError:
+        raise InputError(f"input file {str(path)!r} is nested too deeply to read: no {what} is") from None
     if not isinstance(data, dict):
         article = "an" if what[0] in "AEIOU" else "a"
         raise InputError(
@@ -180,6 +183,12 @@ def open_input(
     if recipe is None:
         raise InputError(f"{path} is a molecule file: say what to compute with --method (and --basis)")
     written = _check_file_place(built_input_path(result_path))
+    if same_file(written, Path(result_path)):
+        raise OutputError(
+            f"result file {result_path}: the input built from {path} would be written there too: name "
+            f"another result file, e.g. {default_result_path(path)}"
+        )
+    check_outputs_spare_inputs([written], [path], f"input built from {path}")
     data = manybody_input_from_molecule_file(path, recipe)
     return _input_file(written, data, True, input_stem(path), source=path)
 
@@ -279,6 +288,8 @@ def load_result(path: str | os.PathLike) -> Any:
         data = json.loads(path.read_text())
     except (OSError, UnicodeDecodeError, json.JSONDecodeError) as exc:
         raise InputError(f"result file {str(path)!r} is not valid JSON: {exc}") from None
+    except RecursionError:
+        raise InputError(f"result file {str(path)!r} is nested too deeply to read: no result is") from None
     if not isinstance(data, dict):
         raise InputError(f"result file {str(path)!r} holds no ManyBodyResult object")
     try:
@@ -395,11 +406,40 @@ def write_summary_csv(rows: Iterable[Mapping[str, Any]], path: str | os.PathLike
 # -- checks before computing, and the one way to write --------------------------------------------
 
 
-def check_result_path(path: str | os.PathLike) -> Path:
-    """``path`` when a result can be written there; OutputError before anything is computed if not."""
+def check_result_path(
+    path: str | os.PathLike, *, inputs: Iterable[str | os.PathLike] = (), option: str = "result file"
+) -> Path:
+    """``path`` when a result can be written there; OutputError before anything is computed if not: a
+    directory, a place that cannot be written, or one of ``inputs`` (named ``option`` in the message)."""
+    shown = os.fspath(path)
     path = _check_file_place(Path(path))
+    for source in inputs:
+        if same_file(path, Path(source)):
+            raise OutputError(
+                f"{option} {shown} is the input {os.fspath(source)}: name another result file, e.g. "
+                f"{default_result_path(source)}"
+            )
     _check_writable_directory(path.parent, f"result file {str(path)!r}")
     return path
+
+
+def same_file(first: Path, second: Path) -> bool:
+    """Whether two paths name one file (through links, ``..`` and the like), existing or not."""
+    if first.exists() and second.exists():
+        return os.path.samefile(first, second)
+    return first.resolve() == second.resolve()
+
+
+def check_outputs_spare_inputs(outputs: Iterable[Path], inputs: Iterable[Path], where: str) -> None:
+    """OutputError, before anything is computed, when a file to be written is one of the inputs."""
+    sources = list(inputs)
+    for output in outputs:
+        for source in sources:
+            if same_file(output, source):
+                raise OutputError(
+                    f"{where}: {output} would be written over the input {source}: choose another output "
+                    "directory"
+                )
 
 
 def check_output_dir(directory: str | os.PathLike, names: Iterable[str] = ()) -> Path:

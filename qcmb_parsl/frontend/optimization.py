@@ -43,7 +43,7 @@ def load_optimization_result(path: str | os.PathLike) -> qcel_v2.OptimizationRes
     """The OptimizationResult in ``path``, or None when the file holds something else (a ManyBodyResult)."""
     try:
         data = json.loads(Path(path).read_text())
-    except (OSError, UnicodeDecodeError, json.JSONDecodeError):
+    except (OSError, UnicodeDecodeError, json.JSONDecodeError, RecursionError):
         return None  # the ManyBodyResult reader says what is wrong with the file
     if not isinstance(data, dict) or data.get("schema_name") != OPTIMIZATION_RESULT:
         return None

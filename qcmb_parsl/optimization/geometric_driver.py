@@ -11,10 +11,13 @@ executor. Everything geomeTRIC logs is kept as the optimization's ``stdout``.
 from __future__ import annotations
 
 import copy
+import inspect
 import io
+import re
 import tempfile
 from collections.abc import Callable, Iterator, Mapping
 from contextlib import contextmanager
+from functools import cache
 from typing import Any
 
 import geometric
@@ -24,12 +27,15 @@ import geometric.internal
 import geometric.molecule
 import geometric.nifty
 import geometric.optimize
+import geometric.params
 import geometric.prepare
 import geometric.run_json
 import numpy as np
 from qcelemental.models import v2 as qcel_v2
 
 from ..errors import InputError, OptimizationFailed
+from ..planning.inputs import as_written
+from ..spelling import did_you_mean
 
 #: (energy, gradient) of a geometry, all in atomic units: the flat (3 N) coordinates in, an (N, 3)
 #: gradient out.
@@ -46,6 +52,50 @@ COORDINATE_SYSTEMS = {
 
 NAME = "geomeTRIC"
 VERSION = geometric.__version__
+
+#: How geomeTRIC reads a keyword, in its own code: ``kwargs.get('maxiter', 300)`` in its parameters,
+#: ``input_opts.get('coordsys', 'tric')`` or ``input_opts["program"]`` in its QCSchema JSON interface.
+_KEYWORD_READ = re.compile(r"""(?:kwargs\.get\(|input_opts\.get\(|input_opts\[)\s*['"](\w+)['"]""")
+
+#: A keyword's type, as its default in geomeTRIC's parameters has it, in words.
+_TYPE_WORDS = {int: "a whole number", float: "a number", bool: "true or false", str: "text"}
+
+
+@cache
+def known_keywords() -> tuple[str, ...]:
+    """Every keyword geomeTRIC reads: its optimization parameters' (``OptParams``) and those of its QCSchema
+    JSON interface (``coordsys``, ``constraints``, ``rigid``, ``program``), read from geomeTRIC's own
+    code, so that a release that adds one is known here at once."""
+    sources = inspect.getsource(geometric.params.OptParams) + inspect.getsource(geometric.run_json)
+    return tuple(sorted(set(_KEYWORD_READ.findall(sources))))
+
+
+def check_keywords(keywords: Mapping[str, Any]) -> None:
+    """InputError, one line, for a keyword geomeTRIC does not read (a misspelt one would be ignored), a
+    value of another type than its default's (``maxiter: "ten"``), or ``maxiter`` below 1."""
+    known = known_keywords()
+    defaults = vars(geometric.params.OptParams())
+    for name, value in keywords.items():
+        if name not in known:
+            raise InputError(
+                f"optimizer keyword {name!r} is not one {NAME} knows{did_you_mean(name, known)} "
+                f"({NAME}'s keywords: {', '.join(known)})"
+            )
+        default = defaults.get(name, defaults.get(name.capitalize()))
+        if default is None or value is None:
+            continue
+        kind = type(default)
+        fits = {
+            bool: type(value) in (bool, int),  # geomeTRIC's own command line reads verbose as a number
+            int: type(value) is int,
+            float: type(value) in (int, float),
+            str: type(value) is str,
+        }.get(kind, True)
+        if not fits:
+            raise InputError(f"optimizer keyword {name} must be {_TYPE_WORDS[kind]}, got {as_written(value)}")
+    maxiter = keywords.get("maxiter")
+    if maxiter is not None and maxiter < 1:
+        raise InputError(f"optimizer keyword maxiter must be at least 1, got {maxiter}")
 
 
 def geometric_molecule(molecule: qcel_v2.Molecule) -> geometric.molecule.Molecule:
@@ -87,6 +137,7 @@ class GeometricOptimizer:
         # The exact input geometry in Bohr, not the Angstrom copy in geomeTRIC's molecule: the first
         # step's fragments then have the input's own cache keys.
         self.start = np.asarray(molecule.geometry, dtype=float).ravel()
+        check_keywords(keywords)
         keywords = copy.deepcopy(dict(keywords))  # geomeTRIC edits some in place ('converge')
         coordsys = str(keywords.get("coordsys", "tric")).lower()
         if coordsys not in COORDINATE_SYSTEMS:

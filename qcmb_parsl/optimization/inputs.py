@@ -13,7 +13,6 @@ input with upstream's and our planner's checks before the optimizer or any execu
 from __future__ import annotations
 
 import importlib.util
-import json
 from typing import Any
 
 import numpy as np
@@ -22,7 +21,7 @@ from qcelemental.models import v2 as qcel_v2
 from qcmanybody.models.v2 import ManyBodySpecification
 
 from ..errors import ConfigurationError, InputError
-from ..planning.inputs import check_fragments, fill_fragment_charges, one_line_validation_error
+from ..planning.inputs import check_fragments, fill_fragment_charges, one_line_validation_error, parse_json
 
 #: Optimizers by name: (module that must import, how to install it).
 OPTIMIZERS = {
@@ -64,10 +63,7 @@ def optimization_input(data: Any, optimizer: str) -> qcel_v2.OptimizationInput:
     optimizer needs the total gradient), or a specification ``program`` naming another optimizer.
     """
     if isinstance(data, (str, bytes)):
-        try:
-            data = json.loads(data)
-        except json.JSONDecodeError as exc:
-            raise InputError(f"OptimizationInput JSON does not parse: {exc}") from None
+        data = parse_json(data, "OptimizationInput JSON")
     if isinstance(data, qcel_v1.OptimizationInput):
         raise InputError(_V1_LAYOUT)
     if isinstance(data, dict):

@@ -1,5 +1,8 @@
 """Accept a ManyBodyInput as a model, a dict or JSON text, and make the input cheap to validate.
 
+A dict (or JSON) is checked as the user wrote it before pydantic coerces it: ``max_nbody: 1.5`` would run
+as 1, ``"2"`` as 2 and a ``bsse_type`` of ``"cp"`` (QCSchema v1) as the letters ``c`` and ``p``.
+
 qcelemental infers fragment charges and multiplicities combinatorially when they are missing: at 24
 water fragments that takes tens of seconds and gigabytes, at 32 it runs out of memory. Where the
 answer is unambiguous (a neutral singlet made of closed-shell fragments) it is filled in here and
@@ -11,12 +14,12 @@ from __future__ import annotations
 import json
 import logging
 import re
+import sys
 from typing import Any
 
 import numpy as np
 from qcelemental import periodictable
 
-from ..engines.xtb import check_xtb_model
 from ..errors import InputError
 from ..schema import manybody_input_model
 
@@ -30,11 +33,9 @@ def normalize_input(input_model: Any, schema_version: int) -> Any:
     """The ManyBodyInput model of ``schema_version`` for a model, a dict, or JSON text."""
     model_class = manybody_input_model(schema_version)
     if isinstance(input_model, (str, bytes)):
-        try:
-            input_model = json.loads(input_model)
-        except json.JSONDecodeError as exc:
-            raise InputError(f"ManyBodyInput JSON does not parse: {exc}") from None
+        input_model = parse_json(input_model, "ManyBodyInput JSON")
     if isinstance(input_model, dict):
+        input_model = check_keyword_types(input_model)
         molecule = input_model.get("molecule")
         if isinstance(molecule, dict) and "symbols" in molecule:
             check_fragments(len(molecule["symbols"]), molecule.get("fragments"))
@@ -51,6 +52,54 @@ def normalize_input(input_model: Any, schema_version: int) -> Any:
     raise InputError(
         f"ManyBodyInput must be a ManyBodyInput model, a dict or JSON text, not {type(input_model).__name__}"
     )
+
+
+def parse_json(text: str | bytes, what: str) -> Any:
+    """The JSON value of ``text``; InputError (one line) for text that is not JSON or is nested deeper
+    than Python's parser goes."""
+    try:
+        return json.loads(text)
+    except json.JSONDecodeError as exc:
+        raise InputError(f"{what} does not parse: {exc}") from None
+    except RecursionError:
+        raise InputError(
+            f"{what} is nested too deeply to read (more than {sys.getrecursionlimit()} levels)"
+        ) from None
+
+
+#: ManyBodyInput keywords (``specification.keywords``) whose type pydantic would coerce, and the type.
+_KEYWORD_TYPES: dict[str, tuple[type, str]] = {
+    "max_nbody": (int, "a whole number"),
+    "return_total_data": (bool, "true or false"),
+    "supersystem_ie_only": (bool, "true or false"),
+}
+
+
+def check_keyword_types(data: dict[str, Any]) -> dict[str, Any]:
+    """``data`` (a ManyBodyInput dict) with a ``bsse_type`` given as one name made a list of it, as
+    QCSchema v2 reads it; InputError for a keyword of another type than its own, named as written."""
+    specification = data.get("specification")
+    if not isinstance(specification, dict) or not isinstance(specification.get("keywords"), dict):
+        return data
+    keywords = specification["keywords"]
+    for name, (kind, words) in _KEYWORD_TYPES.items():
+        value = keywords.get(name)
+        if value is not None and (type(value) is not kind):
+            raise InputError(f"specification.keywords.{name} must be {words}, got {as_written(value)}")
+    if isinstance(keywords.get("bsse_type"), str):
+        keywords = {**keywords, "bsse_type": [keywords["bsse_type"]]}
+        data = {**data, "specification": {**specification, "keywords": keywords}}
+    return data
+
+
+def as_written(value: Any) -> str:
+    """A value as it is written in a JSON file (``true``, ``1.5``), text quoted: for messages."""
+    if isinstance(value, str):
+        return repr(value)
+    try:
+        return json.dumps(value)
+    except (TypeError, ValueError):
+        return repr(value)
 
 
 def validate_model(model_class: type, data: dict[str, Any]) -> Any:
@@ -96,6 +145,8 @@ def _enum_values(error: dict[str, Any]) -> list[str]:
 def _value_at(data: Any, loc: tuple[Any, ...]) -> Any:
     """The value at pydantic's error location in the input, or None where it cannot be followed."""
     for part in loc:
+        if isinstance(data, str):  # a single name where a list was meant: the name, not its letters
+            return data
         try:
             data = data[part]
         except (KeyError, IndexError, TypeError):
@@ -174,11 +225,23 @@ def check_geometry(geometry: Any) -> None:
         )
 
 
+def check_charges(charges: Any) -> None:
+    """Whole numbers only: a fragment's charge counts the electrons it lacks, and every engine refuses a
+    fraction of one, fragment by fragment, after the run has started."""
+    for index, charge in enumerate(charges or (), start=1):
+        if float(charge) != round(float(charge)):
+            raise InputError(
+                f"molecule.fragment_charges: fragment {index} has charge {float(charge):g}: a charge is a "
+                "whole number of electrons"
+            )
+
+
 def check_manybody_input(model: Any) -> None:
     """Catch, with one line each, the input mistakes upstream reports obscurely or only mid-run."""
     molecule = model.molecule
     check_geometry(molecule.geometry)
     check_fragments(len(molecule.symbols), molecule.fragments)
+    check_charges(molecule.fragment_charges)
 
     keywords = model.specification.keywords
     nfr = len(molecule.fragments)
@@ -197,17 +260,9 @@ def check_manybody_input(model: Any) -> None:
     if "supersystem" in levels and "vmfc" in bsse:
         raise InputError("bsse_type vmfc cannot be combined with a supersystem level: use cp or nocp")
     specs = model.specification.specification
-    check_models(specs.values() if isinstance(specs, dict) else [specs], bsse)
     if levels and isinstance(specs, dict):
         unknown = sorted(set(levels.values()) - set(specs))
         if unknown:
             raise InputError(
                 f"levels name model chemistry {unknown[0]!r}, not among specifications {sorted(specs)}"
             )
-
-
-def check_models(specifications: Any, bsse: list[str]) -> None:
-    """What a program's harness is known to refuse, said before anything runs (xtb's for now)."""
-    for spec in specifications:
-        if spec.program == "xtb":
-            check_xtb_model(spec.model.method, spec.model.basis, spec.keywords, bsse)

@@ -12,21 +12,31 @@ multiplicity, is refused with one line naming the fragments and what to add; so 
 atoms are all bonded into one fragment. The input built is QCSchema v2 with every charge and
 multiplicity written out and the geometry kept where the file puts it (``fix_com``,
 ``fix_orientation``): written to disk, it repeats the run exactly.
+
+A file means what it says or is refused: an XYZ count line that is not the number of atom lines (a
+truncated or padded file is another molecule), an empty file, two atoms at one place. QCSchema keeps
+each fragment's atoms together; a file whose molecules interleave is built with its atoms listed
+fragment by fragment when the fragments are given (``0-1+5,2-4``), the file's order of them kept in
+``molecule.extras["file_atom_order"]``, and refused with that option spelled out when they are not.
+The model chemistry is checked (:mod:`qcmb_parsl.engines.checks`) before the file is read (a mistyped
+name costs no parsing) and again with the file's elements (a basis set must cover each of them), before
+its fragments are looked for.
 """
 
 from __future__ import annotations
 
 import os
+import re
 from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-import networkx as nx
 import numpy as np
 from qcelemental import periodictable
 from qcelemental.molutil import guess_connectivity, molecular_formula_from_symbols
 
+from ..engines.checks import ModelChemistry, check_model_chemistry
 from ..errors import InputError
 from .inputs import check_fragments
 
@@ -92,7 +102,10 @@ def manybody_input_from_molecule_file(path: str | os.PathLike, recipe: Expansion
     fragments unambiguously, or a charge or multiplicity is missing or inconsistent.
     """
     path = Path(path)
-    molecule = _fragmented_molecule(path, recipe)
+    _check_recipe(path, recipe, ())  # a mistyped name costs no reading of the file
+    parsed = _read_molecule(path)
+    _check_recipe(path, recipe, tuple(str(symbol) for symbol in parsed.symbols))
+    molecule = _fragmented_molecule(path, recipe, parsed)
     keywords: dict[str, Any] = {"bsse_type": list(recipe.bsse_type)}
     if recipe.max_nbody is not None:
         keywords["max_nbody"] = recipe.max_nbody
@@ -118,12 +131,24 @@ def manybody_input_from_molecule_file(path: str | os.PathLike, recipe: Expansion
     }
 
 
+def _check_recipe(path: Path, recipe: ExpansionRecipe, elements: tuple[str, ...]) -> None:
+    """The recipe's model chemistry as its program would run it, for ``elements`` (none: the names)."""
+    try:
+        check_model_chemistry(
+            ModelChemistry(recipe.program, recipe.method, recipe.basis, recipe.driver, {}, elements)
+        )
+    except InputError as exc:
+        raise InputError(f"{path}: {exc}") from None
+
+
 def find_fragments(symbols: Sequence[str], geometry: Any) -> list[list[int]]:
     """Atom indices of each covalently bonded molecule, in the order of their first atom.
 
     ``geometry`` in Bohr. Bonds are QCElemental's guess (covalent radii times 1.2); fragments are the
     connected components of the bond graph.
     """
+    import networkx as nx  # here, not with the module: the command line reads this module's names to start
+
     graph = nx.Graph()
     graph.add_nodes_from(range(len(symbols)))
     graph.add_edges_from(bond[:2] for bond in guess_connectivity(np.asarray(symbols), np.asarray(geometry)))
@@ -182,8 +207,15 @@ def format_atoms(atoms: Sequence[int]) -> str:
 # -- building the molecule ------------------------------------------------------------------------
 
 
+#: QCElemental's words for two atoms at one place: ``[(i, j, distance), ...]``, numbers in numpy's reprs.
+_TOO_CLOSE = re.compile(r"too close: \[\((\d+), (\d+), ([^)]*)\)")
+#: A numpy scalar's repr, ``np.float64(0.05)``: its value is what the user wrote.
+_NUMPY_REPR = re.compile(r"np\.\w+\(([^()]*)\)")
+
+
 def _read_molecule(path: Path) -> Any:
-    """QCElemental's (v2) Molecule of the file, its geometry as the file gives it."""
+    """QCElemental's (v2) Molecule of the file, its geometry as the file gives it; InputError, naming the
+    file, for a file that is missing, empty, atomless, or whose XYZ count line counts other atoms."""
     from qcelemental.models.v2 import Molecule
 
     if not path.is_file():
@@ -191,23 +223,60 @@ def _read_molecule(path: Path) -> Any:
             f"molecule file {str(path)!r} {'is not a file' if path.exists() else 'does not exist'}"
         )
     try:
-        return Molecule.from_file(str(path), dtype=MOLECULE_SUFFIXES[path.suffix.lower()])
+        text = path.read_text()
+    except (OSError, UnicodeDecodeError) as exc:
+        raise InputError(f"cannot read molecule file {str(path)!r}: {exc}") from None
+    if not text.strip():
+        raise InputError(f"molecule file {str(path)!r} is empty")
+    dtype = MOLECULE_SUFFIXES[path.suffix.lower()]
+    count = _count_line(text) if dtype == "xyz" else None
+    try:
+        parsed = Molecule.from_data(text, dtype=dtype)
+    except KeyError:  # QCElemental's parse found no atom line: it has no "qm" atoms to look up
+        raise InputError(f"molecule file {str(path)!r} holds no atoms") from None
     except Exception as exc:  # noqa: BLE001 - QCElemental's parse and validation errors alike: one line
-        message = getattr(exc, "message", None) or str(exc)
-        raise InputError(f"molecule file {str(path)!r} cannot be read: {' '.join(message.split())}") from None
+        raise InputError(f"molecule file {str(path)!r} cannot be read: {_qcelemental_words(exc)}") from None
+    if count is not None and count != len(parsed.symbols):
+        raise InputError(
+            f"molecule file {str(path)!r}: its count line says {count} atoms but it has "
+            f"{len(parsed.symbols)} atom lines: a truncated or padded file is another molecule; correct one"
+        )
+    return parsed
 
 
-def _fragmented_molecule(path: Path, recipe: ExpansionRecipe) -> dict[str, Any]:
-    """The molecule dict of the file with fragments, charges and multiplicities, checked by QCElemental."""
+def _count_line(text: str) -> int | None:
+    """The number on an XYZ file's first line, or None when it holds no number (QCElemental refuses it)."""
+    first = text.lstrip("\n").partition("\n")[0].strip()
+    return int(first) if first.isdigit() else None
+
+
+def _qcelemental_words(exc: BaseException) -> str:
+    """QCElemental's message on one line, its numbers as written and two atoms at one place said so."""
+    message = " ".join((getattr(exc, "message", None) or str(exc)).split())
+    message = _NUMPY_REPR.sub(r"\1", message.removeprefix("Input Error: "))
+    close = _TOO_CLOSE.search(message)
+    if close:
+        first, second, distance = close.groups()
+        return (
+            f"atoms {first} and {second} (counted from 0) are only {float(distance):g} apart in the "
+            "file's units: is an atom written twice?"
+        )
+    return message
+
+
+def _fragmented_molecule(path: Path, recipe: ExpansionRecipe, parsed: Any) -> dict[str, Any]:
+    """The molecule dict of the file with fragments, charges and multiplicities, checked by QCElemental;
+    its atoms fragment by fragment (see the module's docstring)."""
     from qcelemental.models.v2 import Molecule
 
-    parsed = _read_molecule(path)
     if not all(parsed.real):
         raise InputError(
             f"{path}: holds ghost atoms: the expansion places ghost atoms itself (bsse_type cp, vmfc), "
             "so write every atom as real"
         )
     symbols = [str(symbol) for symbol in parsed.symbols]
+    if len(symbols) < 2:
+        raise InputError(f"{path}: holds one atom: a many-body expansion needs two or more fragments")
     geometry = np.asarray(parsed.geometry, dtype=float).reshape(-1, 3)
     from_file = len(parsed.fragments) > 1 and recipe.fragments is None
     if recipe.fragments is not None:
@@ -226,27 +295,41 @@ def _fragmented_molecule(path: Path, recipe: ExpansionRecipe) -> dict[str, Any]:
         check_fragments(len(symbols), fragments)
     except InputError as exc:
         raise InputError(f"{path}: {exc}") from None
+    order = [atom for atoms in fragments for atom in atoms]
+    interleaved = order != list(range(len(symbols)))
+    if interleaved and recipe.fragments is None:
+        first = next(atoms for atoms in fragments if atoms != list(range(atoms[0], atoms[0] + len(atoms))))
+        spelled = ",".join(format_atoms(atoms) for atoms in fragments)
+        raise InputError(
+            f"{path}: its molecules interleave (one is atoms {format_atoms(first)}): give the fragments, "
+            f"--fragments {spelled}, and the atoms are listed fragment by fragment"
+        )
 
     cluster = _Cluster(path, symbols, fragments)
     charges = _fragment_charges(cluster, recipe, parsed if from_file else None)
     multiplicities = _fragment_multiplicities(cluster, recipe, charges, parsed if from_file else None)
+    contiguous, start = [], 0
+    for atoms in fragments:
+        contiguous.append(list(range(start, start + len(atoms))))
+        start += len(atoms)
     molecule: dict[str, Any] = {
-        "symbols": symbols,
-        "geometry": geometry.ravel().tolist(),
-        "fragments": fragments,
+        "symbols": [symbols[atom] for atom in order],
+        "geometry": geometry[order].ravel().tolist(),
+        "fragments": contiguous,
         "fragment_charges": list(charges),
         "fragment_multiplicities": list(multiplicities),
         "molecular_charge": sum(charges) if recipe.charge is None else recipe.charge,
         "fix_com": True,
         "fix_orientation": True,
     }
+    if interleaved:
+        molecule["extras"] = {"file_atom_order": order}
     if recipe.multiplicity is not None:
         molecule["molecular_multiplicity"] = recipe.multiplicity
     try:
         checked = Molecule(**molecule)
     except Exception as exc:  # noqa: BLE001 - QCElemental's and pydantic's validation errors alike
-        message = getattr(exc, "message", None) or str(exc)
-        raise InputError(f"{path}: {' '.join(message.removeprefix('Input Error: ').split())}") from None
+        raise InputError(f"{path}: {_qcelemental_words(exc)}") from None
     molecule["molecular_multiplicity"] = int(checked.molecular_multiplicity)
     return molecule
 
