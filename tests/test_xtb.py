@@ -74,11 +74,12 @@ def test_stock_keywords_reach_tblite_in_its_units():
         ({"model": {"method": "GFN0-xTB"}}, "method 'GFN0-xTB' is not known to xtb; use GFN2-xTB or GFN1-xTB"),
         ({"model": {"method": "GFN2-xTB", "basis": "sto-3g"}}, "xtb takes no basis set (got 'sto-3g')"),
         ({"keywords": {"solvent": "water"}}, "keyword 'solvent' is not known to xtb"),
+        ({"driver": "hessian"}, "driver 'hessian' is not one xtb runs: energy, gradient"),
     ],
 )
 def test_what_xtb_cannot_do_is_one_line_before_anything_runs(tmp_path, capsys, change, reason):
-    bsse = change.pop("bsse", "nocp")
-    data = xtb_input(2, bsse=bsse, **change)
+    change = dict(change)
+    data = xtb_input(2, change.pop("driver", "gradient"), change.pop("bsse", "nocp"), **change)
     with pytest.raises(InputError) as refused:
         ManyBodyComputer.prepare(data)
     assert str(refused.value) == reason or str(refused.value).startswith(reason)
