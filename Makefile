@@ -12,7 +12,7 @@ venv: $(VENV)/.installed
 $(VENV)/.installed: pyproject.toml
 	$(PYTHON) -m venv $(VENV)
 	$(PY) -m pip install $(PIP_QUIET) --upgrade pip
-	$(PY) -m pip install $(PIP_QUIET) -e ".[test,mpi]"
+	$(PY) -m pip install $(PIP_QUIET) -e ".[test,mpi,xtb]"
 	touch $@
 
 # Engines, scheduler and MPI for the tests, from Debian's packages (only where we are root with apt).

@@ -6,6 +6,7 @@ benchmark itself; its numbers are not the benchmark's.
 
 from __future__ import annotations
 
+import math
 from dataclasses import dataclass
 from typing import Any
 
@@ -150,3 +151,59 @@ class OptimizationCase:
 def optimization_case(quick: bool = False) -> OptimizationCase:
     """Item 7: (H2O)3 MBE(2) CP, 12 fragments a step."""
     return OptimizationCase(3, "6-31g" if quick else "cc-pvdz", "cp")
+
+
+@dataclass(frozen=True)
+class FloodCase:
+    """Item 10: a cluster of many small fragments (helium atoms or waters), energy, no-CP."""
+
+    atoms: str  # "He" or "H2O"
+    count: int
+    program: str
+    method: str
+    basis: str | None
+    max_nbody: int
+
+    def input(self) -> dict[str, Any]:
+        """ManyBodyInput (QCSchema v1) as a dict, accepted alike by upstream and qcmb_parsl."""
+        molecule = helium_cluster(self.count) if self.atoms == "He" else water_cluster(self.count)
+        model = {"method": self.method} if self.basis is None else {"method": self.method, "basis": self.basis}
+        return {
+            "molecule": molecule,
+            "specification": {
+                "specification": {"program": self.program, "driver": "energy", "model": model},
+                "keywords": {"bsse_type": ["nocp"], "max_nbody": self.max_nbody},
+                "driver": "energy",
+            },
+        }
+
+    def describe(self) -> str:
+        model = self.method if self.basis is None else f"{self.method.upper()}/{self.basis.upper()}"
+        name = f"He{self.count}" if self.atoms == "He" else f"(H2O){self.count}"
+        return f"{name} MBE({self.max_nbody}) no-CP {model}"
+
+
+def helium_cluster(n: int, spacing_angstrom: float = 3.0) -> dict[str, Any]:
+    """QCSchema molecule dict (Bohr) of ``n`` helium atoms on a cubic lattice, one fragment each."""
+    side = math.ceil(round(n ** (1 / 3), 9))
+    bohr = spacing_angstrom / 0.52917721067
+    geometry = [bohr * float(c) for i in range(n) for c in (i % side, (i // side) % side, i // (side * side))]
+    return {
+        "symbols": ["He"] * n,
+        "geometry": geometry,
+        "fragments": [[i] for i in range(n)],
+        "molecular_charge": 0.0,
+        "molecular_multiplicity": 1,
+        "fragment_charges": [0.0] * n,
+        "fragment_multiplicities": [1] * n,
+    }
+
+
+def flood_cases(quick: bool = False) -> dict[str, FloodCase]:
+    """Item 10: He30 MBE(2) HF/STO-3G (465 fragments), (H2O)40 MBE(3) GFN2-xTB (10,700) and
+    (H2O)85 MBE(3) GFN2-xTB (102,425); smaller clusters with ``quick``."""
+    return {
+        "he30": FloodCase("He", 12 if quick else 30, "pyscf", "hf", "sto-3g", 2),
+        "xtb": FloodCase("H2O", 10 if quick else 40, "xtb", "GFN2-xTB", None, 3),
+        "xtb-1e5": FloodCase("H2O", 16 if quick else 85, "xtb", "GFN2-xTB", None, 3),
+    }

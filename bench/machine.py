@@ -13,7 +13,7 @@ import psutil
 
 from common import REPO_DIR, load_average
 
-PACKAGES = ("qcmb_parsl", "qcmanybody", "qcengine", "qcelemental", "parsl", "pyscf", "numpy", "diskcache")
+PACKAGES = ("qcmb_parsl", "qcmanybody", "qcengine", "qcelemental", "parsl", "pyscf", "tblite", "numpy", "diskcache")
 
 
 def cpu_model() -> str:

@@ -2,8 +2,9 @@
 
 Order matters on a shared machine: the parallel-ceiling probe brackets item 1, whose speedups depend
 on it; item 3 reuses item 1's filled caches; the simulation (item 6) needs items 1, 2 and 4; item 7 (a
-geometry optimization), item 8 (screened expansions) and item 9 (a refused typo from the shell) stand
-alone. Writes
+geometry optimization), item 10 (recovering from a killed interchange), item 12 (screened expansions)
+and item 13 (a refused typo from the shell) stand alone; item 11 (floods of fast fragments, 10^5 of them
+at the end) comes last, as the longest. Writes
 ``bench/results/latest.json`` (raw numbers, every fragment's provenance included) and ``docs/bench.md``.
 """
 
@@ -20,6 +21,7 @@ import measure_cache
 import measure_ceiling
 import measure_cost_model
 import measure_driver
+import measure_floods
 import measure_optimization
 import measure_overhead
 import measure_planning
@@ -62,6 +64,7 @@ def run(quick: bool) -> dict[str, Any]:
         step("screening", measure_screening.measure, quick, workdir)
         step("refusal", measure_refusal.measure, quick)
         step("recovery", measure_recovery.measure, quick)
+        step("floods", measure_floods.measure, quick)
     finally:
         shutil.rmtree(workdir, ignore_errors=True)
     results["load_average_end"] = load_average()

@@ -27,6 +27,7 @@ config = Config(
             encrypted=True,  # CurveZMQ: only this run's workers get tasks
             heartbeat_period=2,  # a lost block is noticed in ~10 s, not Parsl's default 120 s
             heartbeat_threshold=10,
+            poll_period=100,  # ms between idle looks at sockets: Parsl's 10 costs the driver CPU
             block_error_handler=False,  # a dead block's tasks are retried on a new one
             cores_per_worker=1,  # site: cores of each fragment (QCEngine's ncores)
             provider=TorqueProvider(

@@ -15,10 +15,13 @@ the n-body sums run over the kept ones. Without it nothing differs from upstream
 from __future__ import annotations
 
 import logging
+import math
 import time
+from collections.abc import Mapping
 from dataclasses import replace
 from typing import TYPE_CHECKING, Any, ClassVar, Literal
 
+import numpy as np
 import qcmanybody
 import qcmanybody.v2
 
@@ -28,7 +31,7 @@ from .errors import FragmentsFailedError, InputError
 from .planning._qcmanybody import ScreenedCore
 from .planning.inputs import check_manybody_input, normalize_input, one_line_validation_error
 from .planning.plan import FragmentTask, iterate_labels, plan_tasks, specifications_from_input
-from .schema import SchemaVersion, atomic_result_model
+from .schema import SchemaVersion, atomic_result_model, keeps_fragment_results
 from .screening.cutoffs import Screening, ScreeningSpec, as_screening
 from .screening.subsystems import Selection
 
@@ -53,6 +56,7 @@ class ParallelComputerMixin:
         # here for type checkers only, as upstream's pydantic models would make annotations fields
         plan_time: float
         qcmb_core: Any
+        input_data: Any
 
         def get_results(self, external_results: dict[str, Any], component_results: dict[str, Any]) -> Any: ...
 
@@ -132,7 +136,11 @@ class ParallelComputerMixin:
             raise InputError(one_line_validation_error(exc, "ManyBodyInput")) from None
         if screen is not None:
             computer.qcmb_core = screened_core(computer.qcmb_core, screen)
-        check_specifications(specifications_from_input(computer), input_model.molecule.symbols)
+        check_specifications(
+            specifications_from_input(computer),
+            input_model.molecule.symbols,
+            input_model.specification.keywords.bsse_type,
+        )
         computer.plan_time = time.perf_counter() - start
         return computer
 
@@ -181,21 +189,21 @@ class ParallelComputerMixin:
         """Upstream's analyze and get_results over the fragments' AtomicResults, in upstream's order.
 
         The run's summary goes into ``extras["qcmb_parsl"]``, with ``wall_time`` from input to result.
+        Each fragment's AtomicResult is validated only where the input's protocol keeps them: otherwise
+        upstream's result drops them, and only their properties are read (at 10^5 fragments the
+        AtomicResults took most of the assembly).
         """
         component_results = {}
         component_properties = {}
+        keep = keeps_fragment_results(self.input_data, self.schema_version)
         atomic_model = atomic_result_model(self.schema_version)
         for _, label, _, _ in iterate_labels(self.qcmb_core):
             task_result = report.results[label]
             data = dict(task_result.result or {})
-            data["extras"] = {**(data.get("extras") or {}), "qcmb_parsl": task_result.provenance}
-            atomic = atomic_model(**data)
-            component_results[label] = atomic
-            component_properties[label] = {
-                name: value
-                for name in ("energy", "gradient", "hessian")
-                if (value := getattr(atomic.properties, f"return_{name}", None)) is not None
-            }
+            if keep:
+                data["extras"] = {**(data.get("extras") or {}), "qcmb_parsl": task_result.provenance}
+                component_results[label] = atomic_model(**data)
+            component_properties[label] = return_properties(data.get("properties") or {})
         analyzed = self.qcmb_core.analyze(component_properties)
         analyzed["nbody_number"] = len(component_properties)
         result = self.get_results(external_results=analyzed, component_results=component_results)
@@ -206,6 +214,22 @@ class ParallelComputerMixin:
             summary["screening"] = self.qcmb_core.selection.record()
         result.extras["qcmb_parsl"] = summary
         return result
+
+
+def return_properties(properties: Mapping[str, Any]) -> dict[str, Any]:
+    """A fragment's energy, gradient and Hessian for upstream's ``analyze``, from its AtomicResult's
+    ``properties`` dict, as QCElemental's properties model gives them (a float, an (natom, 3) and a
+    (3 natom, 3 natom) float array) without validating a model per fragment."""
+    values: dict[str, Any] = {}
+    if (energy := properties.get("return_energy")) is not None:
+        values["energy"] = float(energy)
+    if (gradient := properties.get("return_gradient")) is not None:
+        values["gradient"] = np.asarray(gradient, dtype=float).reshape(-1, 3)
+    if (hessian := properties.get("return_hessian")) is not None:
+        hessian = np.asarray(hessian, dtype=float)
+        side = math.isqrt(hessian.size)
+        values["hessian"] = hessian.reshape(side, side)
+    return values
 
 
 def screened_core(core: Any, screen: Screening | Selection) -> ScreenedCore:

@@ -166,6 +166,13 @@ def fragment_results(result: Any) -> dict[str, Any]:
     return dict(getattr(result, FRAGMENT_RESULTS_FIELD[model_version(result)], None) or {})
 
 
+def keeps_fragment_results(input_model: Any, version: int) -> bool:
+    """Whether a ManyBodyInput's protocol keeps every fragment's AtomicResult in the ManyBodyResult
+    (otherwise upstream's result model drops whatever it is given)."""
+    protocol = getattr(input_model.specification.protocols, FRAGMENT_RESULTS_FIELD[version])
+    return getattr(protocol, "value", protocol) == "all"
+
+
 def keep_fragment_results(data: dict[str, Any], version: int) -> dict[str, Any]:
     """A copy of a ManyBodyInput dict whose protocol keeps every fragment's AtomicResult, unless set.
 

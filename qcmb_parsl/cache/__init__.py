@@ -7,6 +7,7 @@ from .store import (
     CacheStats,
     CacheVerification,
     FragmentCache,
+    FragmentEntry,
     default_cache_dir,
 )
 
@@ -16,6 +17,7 @@ __all__ = [
     "CacheVerification",
     "CachedFragment",
     "FragmentCache",
+    "FragmentEntry",
     "default_cache_dir",
     "fragment_key",
     "task_keys",

@@ -67,11 +67,13 @@ def make_record(
     result_json: str,
     wall_time: float,
     provenance: dict[str, Any],
+    result: Mapping[str, Any] | None = None,
 ) -> str:
     """The record's text; ValueError unless ``result_json`` is a successful AtomicResult answering
-    ``atomic_input``."""
+    ``atomic_input``. ``result``: ``result_json`` already parsed by the caller, not parsed again."""
     summary = request_summary(program, atomic_input)
-    check_answers(parse_result(result_json), summary, atomic_input["molecule"]["geometry"])
+    parsed = parse_result(result_json) if result is None else check_result(result)
+    check_answers(parsed, summary, atomic_input["molecule"]["geometry"])
     record = {
         "key": key,
         "program": program.lower(),
@@ -95,7 +97,11 @@ def parse_result(result_json: Any) -> dict[str, Any]:
     """The parsed result, or ValueError unless it is the JSON of a successful AtomicResult."""
     if not isinstance(result_json, str):
         raise TypeError(f"result_json is {type(result_json).__name__}, not JSON text")
-    result = json.loads(result_json)
+    return check_result(json.loads(result_json))
+
+
+def check_result(result: Any) -> dict[str, Any]:
+    """``result`` if it is a successful AtomicResult's dict, else ValueError."""
     if not isinstance(result, dict) or result.get("success") is not True:
         raise ValueError("not a successful result (success is not true)")
     if result.get("schema_name") not in RESULT_SCHEMAS or not isinstance(result.get("properties"), dict):

@@ -144,6 +144,24 @@ def _rejected(row: Row, exc: BaseException) -> Row:
     return row
 
 
+@dataclass(frozen=True)
+class FragmentEntry:
+    """One successful result to store (see :meth:`FragmentCache.put`); ``result``, when given, is
+    ``result_json`` already parsed, so that it is not parsed again."""
+
+    key: str
+    program: str
+    program_version: str | None
+    atomic_input: Mapping[str, Any]
+    result_json: str
+    wall_time: float
+    provenance: dict[str, Any]
+    result: Mapping[str, Any] | None = None
+
+    def record_fields(self) -> dict[str, Any]:
+        return {name: getattr(self, name) for name in self.__dataclass_fields__}
+
+
 class FragmentCache:
     """The fragment-result cache in ``directory`` (default :func:`default_cache_dir`).
 
@@ -215,17 +233,27 @@ class FragmentCache:
         but a successful AtomicResult answering ``atomic_input``: a failure must be retried, never
         replayed from the cache.
         """
-        record = make_record(
-            key,
-            program=program,
-            program_version=program_version,
-            atomic_input=atomic_input,
-            result_json=result_json,
-            wall_time=wall_time,
-            provenance=provenance,
+        refused = self.put_many(
+            [FragmentEntry(key, program, program_version, atomic_input, result_json, wall_time, provenance)]
         )
-        with self._database("write to"):
-            self._cache.set(key, record)
+        if refused:
+            raise refused[0][1]
+
+    def put_many(self, entries: Sequence[FragmentEntry]) -> list[tuple[FragmentEntry, ValueError]]:
+        """:meth:`put` of several results in one transaction: one commit for a bundle's fragments
+        (a commit per fragment was most of what storing cost the driver, measured). Returns the entries
+        refused (not a successful AtomicResult answering its input), each with why; the rest are stored."""
+        records, refused = [], []
+        for entry in entries:
+            try:
+                records.append((entry.key, make_record(**entry.record_fields())))
+            except ValueError as exc:
+                refused.append((entry, exc))
+        if records:
+            with self._database("write to"), self._cache.transact(retry=True):
+                for key, record in records:
+                    self._cache.set(key, record)
+        return refused
 
     def get_many(self, requests: Mapping[str, Mapping[str, Any]]) -> dict[str, CachedFragment]:
         """The stored results that answer ``requests`` (key -> the task's AtomicInput, QCSchema v1 or v2).

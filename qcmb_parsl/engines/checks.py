@@ -15,6 +15,8 @@ pyscf      method (HF, MP2, CCSD, CCSD(T), a PySCF/libxc functional with or with
 nwchem     method and driver through QCEngine's own translation into NWChem's input
            (``muster_modelchem``); a basis-set name is given
 psi4       the driver; a basis set is given unless the method is a ``-3c`` composite
+xtb        method (GFN2-xTB, GFN1-xTB), no basis set, the driver, the keywords, and no ``cp`` or
+           ``vmfc`` treatment: xtb has no ghost atoms (:func:`qcmb_parsl.engines.xtb.check_xtb_model`)
 =========  ===================================================================================
 
 :data:`PROGRAM_CHECKS` maps a program's name (lower case) to its check, a function of a
@@ -43,7 +45,8 @@ class ModelChemistry:
     """One model chemistry of an input as its program gets it: what every fragment of it runs.
 
     ``elements`` are the element symbols of the whole molecule (a fragment's ghost atoms carry their
-    element's basis functions, so every element present needs them).
+    element's basis functions, so every element present needs them); ``bsse_types`` the expansion's
+    treatments (``cp``, ``nocp``, ``vmfc``: the first and the last need ghost atoms).
     """
 
     program: str
@@ -52,6 +55,7 @@ class ModelChemistry:
     driver: str
     keywords: Mapping[str, Any] = field(default_factory=dict)
     elements: tuple[str, ...] = ()
+    bsse_types: tuple[str, ...] = ()
 
 
 ProgramCheck = Callable[[ModelChemistry], None]
@@ -113,11 +117,18 @@ def _check_psi4(model: ModelChemistry) -> None:
         raise InputError(f"no basis set given: Psi4's method {model.method!r} needs one, e.g. cc-pvdz")
 
 
+def _check_xtb(model: ModelChemistry) -> None:
+    from .xtb import check_xtb_model
+
+    check_xtb_model(model.method, model.basis, model.driver, model.keywords, model.bsse_types)
+
+
 #: The check of each program, by its QCEngine name in lower case.
 PROGRAM_CHECKS: dict[str, ProgramCheck] = {
     "pyscf": _check_pyscf,
     "nwchem": _check_nwchem,
     "psi4": _check_psi4,
+    "xtb": _check_xtb,
 }
 
 
@@ -133,13 +144,16 @@ def check_model_chemistry(model: ModelChemistry) -> None:
         raise InputError(" ".join(str(exc.raw_message).split()).rstrip(".")) from None
 
 
-def check_specifications(specifications: Mapping[str, Mapping[str, Any]], symbols: Iterable[str]) -> None:
+def check_specifications(
+    specifications: Mapping[str, Mapping[str, Any]], symbols: Iterable[str], bsse_types: Iterable[str] = ()
+) -> None:
     """Check every model chemistry of an input before anything is planned or started.
 
     ``specifications`` maps each model chemistry's name to ``{"program": ..., "specification": {...}}``
     as :func:`~qcmb_parsl.planning.plan.specifications_from_input` gives them (the many-body driver
-    imposed); ``symbols`` are the molecule's. A message names the model chemistry when there are several
-    (a single one's name is QCManyBody's internal label, which nobody wrote).
+    imposed); ``symbols`` are the molecule's, ``bsse_types`` the expansion's. A message names the model
+    chemistry when there are several (a single one's name is QCManyBody's internal label, which nobody
+    wrote).
     """
     elements = tuple(sorted({str(symbol).capitalize() for symbol in symbols}))
     for name, entry in specifications.items():
@@ -152,6 +166,7 @@ def check_specifications(specifications: Mapping[str, Mapping[str, Any]], symbol
             driver=str(spec.get("driver", "energy")),
             keywords=spec.get("keywords") or {},
             elements=elements,
+            bsse_types=tuple(getattr(bsse, "value", bsse) for bsse in bsse_types),
         )
         try:
             check_model_chemistry(chemistry)

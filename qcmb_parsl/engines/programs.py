@@ -117,6 +117,24 @@ def _fold_case(keywords: Mapping[str, Any]) -> dict[str, Any]:
     return folded if len(folded) == len(keywords) else dict(keywords)
 
 
+def keywords_without_defaults(keywords: Mapping[str, Any], defaults: Mapping[str, Any]) -> dict[str, Any]:
+    """A harness's ``canonical_keywords`` from its ``defaults``: names lowercased, an int where the
+    default is a float made that float, and values equal to their default and of its type left out
+    (leaving them out gives the same calculation). Names that differ only in case are kept as given: the
+    harness refuses them, so they never share a key with an input that runs."""
+    names = [name.lower() for name in keywords]
+    if len(set(names)) != len(names):
+        return dict(keywords)
+    canonical: dict[str, Any] = {}
+    for name, value in zip(names, keywords.values(), strict=True):
+        if type(defaults.get(name)) is float and type(value) is int:
+            value = float(value)
+        if name in defaults and type(value) is type(defaults[name]) and value == defaults[name]:
+            continue
+        canonical[name] = value
+    return canonical
+
+
 def canonical_keywords(program: str, keywords: Mapping[str, Any]) -> dict[str, Any]:
     """The keywords as ``program``'s harness reads them: equal exactly when the engine sees the same.
 

@@ -84,6 +84,7 @@ from qcengine.exceptions import ConvergenceError, InputError
 from qcengine.programs.model import ProgramHarness
 
 from ..spelling import did_you_mean, squeeze
+from .programs import keywords_without_defaults
 
 if TYPE_CHECKING:
     from pyscf import gto, scf
@@ -630,20 +631,7 @@ class PySCFHarness(ProgramHarness):
         out, since leaving them out gives the same calculation. Names that differ only in case are
         refused by the harness; they stay as given, so they never share a key with an input that runs.
         """
-        names = [key.lower() for key in keywords]
-        if len(set(names)) != len(names):
-            return dict(keywords)
-        canonical: dict[str, Any] = {}
-        for name, value in zip(names, keywords.values(), strict=True):
-            value = _coerce(name, value)
-            if (
-                name in KEYWORD_DEFAULTS
-                and type(value) is type(KEYWORD_DEFAULTS[name])
-                and value == KEYWORD_DEFAULTS[name]
-            ):
-                continue
-            canonical[name] = value
-        return canonical
+        return keywords_without_defaults(keywords, KEYWORD_DEFAULTS)
 
     @staticmethod
     def model_identity(method: str) -> str | None:

@@ -109,11 +109,11 @@ def _in_process(job: EngineJob) -> ChildOutcome:
     """Without isolation (an option for floods of tiny fragments): the engine shares this process."""
     import qcengine
 
-    from ..engines.pyscf import register_pyscf_harness
+    from ..engines import register_harnesses
 
     os.environ.update(job.environment)
     os.environ.update(_open_mpi_directory())
-    register_pyscf_harness()
+    register_harnesses()
     started = time.time()
     result = qcengine.compute(job.atomic_input, job.program, raise_error=False, task_config=job.task_config)
     return ChildOutcome(result.model_dump_json(), started, time.time() - started, os.getpid(), exit_status=0)

@@ -30,7 +30,7 @@ from concurrent.futures import Future
 from dataclasses import dataclass, replace
 from typing import TYPE_CHECKING, Any
 
-from ..cache import task_keys
+from ..cache import FragmentEntry, task_keys
 from ..engines.programs import check_programs, program_versions
 from ..errors import CacheError, InputError, RunInterrupted
 from ..planning.plan import FragmentTask
@@ -246,7 +246,7 @@ class _Run:
         priority = 0
         while pending or in_flight:
             while pending and len(in_flight) < window:
-                bundle = self._next(pending)
+                bundle = self._next(pending, len(in_flight))
                 if not bundle:
                     continue
                 began = time.perf_counter()
@@ -275,8 +275,7 @@ class _Run:
             bundle = in_flight.pop(done)
             self.runner.cold = False
             self.display.returned(len(bundle))
-            for task, (result, result_json) in zip(bundle, self._collect(bundle, done), strict=True):
-                self._finish(task, result, result_json)
+            self._finish_call(bundle, self._collect(bundle, done))
 
     def _look(self, pending: deque[FragmentTask], in_flight: dict[Future, list[FragmentTask]]) -> None:
         """Recover from machinery the back-end has lost: a fresh start and the calls in flight again,
@@ -322,9 +321,10 @@ class _Run:
             return f"; {self.backend.label} could not be started afresh: {exc}"
         return None
 
-    def _next(self, pending: deque[FragmentTask]) -> list[FragmentTask]:
+    def _next(self, pending: deque[FragmentTask], in_flight: int) -> list[FragmentTask]:
         """The next call to submit: one fragment, or consecutive tiny ones packed to about
-        ``bundle_seconds``. Cancelled fragments are finished on the way and never submitted."""
+        ``bundle_seconds``, no more than their share of the workers without a call (``in_flight``
+        calls occupy the others). Cancelled fragments are finished on the way and never submitted."""
         task = pending.popleft()
         if task.mc in self.doomed:
             self._finish(task, _cancelled(task, self.doomed[task.mc]), None)
@@ -333,8 +333,9 @@ class _Run:
         expected = self.calibration.seconds(task)
         if expected is None or expected >= target / 2:
             return bundle
-        total = expected
-        while pending and len(bundle) < MAX_BUNDLE:
+        free = self.backend.capacity - in_flight
+        total, limit = expected, min(MAX_BUNDLE, fair_share(len(pending) + 1, free))
+        while pending and len(bundle) < limit:
             following = pending[0]
             seconds = self.calibration.seconds(following)
             if following.mc in self.doomed or seconds is None or total + seconds > target:
@@ -350,15 +351,21 @@ class _Run:
 
     def _finish(self, task: FragmentTask, result: TaskResult, result_json: str | None) -> None:
         """Store, then record the fragment and its twins: a stop waits until this is done."""
+        self._finish_call([task], [(result, result_json)])
+
+    def _finish_call(self, tasks: list[FragmentTask], outcomes: list[tuple[TaskResult, str | None]]) -> None:
+        """Store the successes of one call in one transaction, then record each fragment and its twins;
+        a stop waits until this is done."""
         with signals_deferred():
-            key = self.keys[task.label]
-            if self.runner.cache is not None and result.success and result_json is not None:
-                self._store(self.runner.cache, task, result, result_json, key)
-            self.record(result)
-            for twin in self.groups[key][1:]:
-                self.record(_shared_result(twin, result))
-            if result.failure is not None and result.failure.kind is FailureKind.INPUT:
-                self.doomed.setdefault(task.mc, result.failure)
+            if self.runner.cache is not None:
+                self._store(self.runner.cache, tasks, outcomes)
+            for task, (result, _) in zip(tasks, outcomes, strict=True):
+                key = self.keys[task.label]
+                self.record(result)
+                for twin in self.groups[key][1:]:
+                    self.record(_shared_result(twin, result))
+                if result.failure is not None and result.failure.kind is FailureKind.INPUT:
+                    self.doomed.setdefault(task.mc, result.failure)
 
     def _collect(self, bundle: list[FragmentTask], future: Future) -> list[tuple[TaskResult, str | None]]:
         """TaskResult of each fragment of a finished call, and each result's JSON text for the cache."""
@@ -421,23 +428,39 @@ class _Run:
         return task_result, result_json if failure is None else None
 
     def _store(
-        self, cache: FragmentCache, task: FragmentTask, result: TaskResult, result_json: str, key: str
+        self, cache: FragmentCache, tasks: list[FragmentTask], outcomes: list[tuple[TaskResult, str | None]]
     ) -> None:
-        """Keep ``result`` now; a cache that cannot be written costs reruns, never this run's results."""
-        try:
-            cache.put(
+        """Keep the successes now; a cache that cannot be written costs reruns, never this run's results."""
+        done = {
+            self.keys[task.label]: (task, result, result_json)
+            for task, (result, result_json) in zip(tasks, outcomes, strict=True)
+            if result.success and result_json is not None
+        }
+        if not done:
+            return
+        entries = [
+            FragmentEntry(
                 key,
-                program=task.program,
-                program_version=self.versions.get(task.program),
-                atomic_input=task.atomic_input,
-                result_json=result_json,
-                wall_time=result.wall_time,
-                provenance=result.provenance,
+                task.program,
+                self.versions.get(task.program),
+                task.atomic_input,
+                result_json,
+                result.wall_time,
+                result.provenance,
+                result.result,
             )
+            for key, (task, result, result_json) in done.items()
+        ]
+        try:
+            refused = cache.put_many(entries)
         except CacheError as exc:
-            logger.error("fragment %s not cached: %s", task.label, exc)
-        except ValueError as exc:  # the cache keeps only a result that answers its request (records.py)
-            logger.error("fragment %s not cached: its result does not fit its request (%s)", task.label, exc)
+            more = f" and {len(done) - 1} more of its call" if len(done) > 1 else ""
+            logger.error("fragment %s%s not cached: %s", done[entries[0].key][0].label, more, exc)
+            return
+        # The cache keeps only a result that answers its request (records.py).
+        for entry, reason in refused:
+            label = done[entry.key][0].label
+            logger.error("fragment %s not cached: its result does not fit its request (%s)", label, reason)
 
     def report(self, summary: RunSummary, start: float, cpu_start: float) -> RunReport:
         ordered = {task.label: self.results[task.label] for task in self.tasks if task.label in self.results}
@@ -465,6 +488,13 @@ def bundle_target(bundle_seconds: float, capacity: int, dispatch_seconds: float,
     if not bundle_seconds or pending < 2 * capacity:
         return bundle_seconds
     return max(bundle_seconds, FEED_MARGIN * capacity * dispatch_seconds)
+
+
+def fair_share(remaining: int, free_workers: int) -> int:
+    """Most fragments one call may take of the ``remaining`` ones: a call for every worker without one
+    while there are fragments to share, so that a small run uses every worker (six tiny fragments on
+    two idle workers travel in two calls of three, never in one of six)."""
+    return max(-(-remaining // max(free_workers, 1)), 1)
 
 
 def _check_unique_labels(tasks: list[FragmentTask]) -> None:

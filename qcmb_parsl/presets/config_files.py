@@ -56,6 +56,7 @@ SITE_NOTES = {
 NOTES = {
     "encrypted": "CurveZMQ: only this run's workers get tasks",
     "heartbeat_period": "a lost block is noticed in ~10 s, not Parsl's default 120 s",
+    "poll_period": "ms between idle looks at sockets: Parsl's 10 costs the driver CPU",
     "block_error_handler": "a dead block's tasks are retried on a new one",
     "bsub_redirection": "'bsub < script', so that the #BSUB lines are read",
     "SrunLauncher.overrides": "since Slurm 22.05 a step does not inherit --cpus-per-task",

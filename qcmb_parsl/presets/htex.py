@@ -23,6 +23,10 @@ HEARTBEAT_PERIOD = 2
 HEARTBEAT_THRESHOLD = 10
 #: Seconds between Parsl's scaling decisions: the first block is submitted ~4 s sooner than at 5 s.
 STRATEGY_PERIOD = 0.5
+#: Milliseconds between the idle looks of the executor's result thread and the interchange at their
+#: sockets (a message wakes them at once, whatever this is). Parsl's 10 ms cost the driver 1.3 ms of CPU
+#: per tiny fragment on a busy machine, 100 ms 0.2 ms (measured: 1,000 He fragments on local).
+POLL_PERIOD = 100
 
 
 class HtexOptions(PresetOptions):
@@ -60,6 +64,7 @@ def htex(
         "encrypted": True,
         "heartbeat_period": HEARTBEAT_PERIOD,
         "heartbeat_threshold": HEARTBEAT_THRESHOLD,
+        "poll_period": POLL_PERIOD,
         "block_error_handler": False,
     }
     arguments = {"label": label, "address": address, **shared, **settings, "provider": provider}

@@ -106,7 +106,7 @@ class _Template:
     def submit(self, directory: Path, program: str) -> _Waiter:
         waiter = _Waiter()
         with self._lock:
-            proc = self._running()
+            proc = self._running(program)
             request_id = next(self._ids)
             waiter.template = proc.pid
             self._waiters[request_id] = waiter
@@ -154,13 +154,14 @@ class _Template:
             proc.kill()
             proc.wait()
 
-    def _running(self) -> subprocess.Popen[bytes]:
+    def _running(self, program: str) -> subprocess.Popen[bytes]:
+        """The template, started (and ``program`` warmed in it) if it is not running."""
         if self._proc is not None and self._proc.poll() is None:
             return self._proc
         # Thread caps of one: the template must never start BLAS/OpenMP pools it would fork.
         environment = {**os.environ, **thread_environment(1)}
         proc = subprocess.Popen(
-            [sys.executable, "-m", "qcmb_parsl.execution.isolation.template"],
+            [sys.executable, "-m", "qcmb_parsl.execution.isolation.template", program],
             stdin=subprocess.PIPE,
             stdout=subprocess.PIPE,
             env=environment,

@@ -1,8 +1,8 @@
 """The warm template: a process that has the engines imported and forks one child per fragment.
 
 Started by :mod:`qcmb_parsl.execution.isolation.client` as ``python -m
-qcmb_parsl.execution.isolation.template``, it speaks JSON lines: requests on stdin
-(``{"id", "dir", "program"}``), answers on stdout (``{"ready"}`` once, then
+qcmb_parsl.execution.isolation.template PROGRAM`` (the program of its first fragment), it speaks JSON
+lines: requests on stdin (``{"id", "dir", "program"}``), answers on stdout (``{"ready"}`` once, then
 ``{"id", "pid"}`` when a child starts and ``{"id", "status", "maxrss_kib"}`` when it ends). It never
 computes: forking is safe for BLAS and OpenMP only before their thread pools exist, so the template
 imports and probes, and its children do the work.
@@ -16,6 +16,7 @@ their own group when it goes.
 from __future__ import annotations
 
 import contextlib
+import importlib
 import json
 import logging
 import os
@@ -33,45 +34,49 @@ from .child import run_child
 
 logger = logging.getLogger(__name__)
 
-#: Python modules of the embedded engine, imported once here instead of once per fragment.
-PRELOAD = ("pyscf.scf", "pyscf.dft", "pyscf.mp", "pyscf.cc", "pyscf.grad")
-
-#: A helium atom at HF/STO-3G: the cheapest calculation that walks QCEngine's and PySCF's whole path.
-_WARM_UP_INPUT = {
-    "molecule": {"symbols": ["He"], "geometry": [0.0, 0.0, 0.0]},
-    "driver": "energy",
-    "model": {"method": "hf", "basis": "sto-3g"},
+#: Per in-process engine: its Python modules, imported once here instead of once per fragment, and
+#: the cheapest calculation that walks QCEngine's and the engine's whole path (a helium atom at
+#: HF/STO-3G; a hydrogen molecule at GFN2-xTB). Loaded for the programs the template is asked for,
+#: not for every engine installed: a template without PySCF forks from 70 MB instead of 185 MB.
+WARM_UPS: dict[str, tuple[tuple[str, ...], dict[str, Any]]] = {
+    "pyscf": (
+        ("pyscf.scf", "pyscf.dft", "pyscf.mp", "pyscf.cc", "pyscf.grad"),
+        {
+            "molecule": {"symbols": ["He"], "geometry": [0.0, 0.0, 0.0]},
+            "driver": "energy",
+            "model": {"method": "hf", "basis": "sto-3g"},
+        },
+    ),
+    "xtb": (
+        ("tblite.interface", "tblite.qcschema"),
+        {
+            "molecule": {"symbols": ["H", "H"], "geometry": [0.0, 0.0, 0.0, 0.0, 0.0, 1.4]},
+            "driver": "gradient",
+            "model": {"method": "GFN2-xTB"},
+        },
+    ),
 }
 
 
 def warm_up() -> None:
-    """Import what every fragment needs, and walk one tiny calculation through it, once.
-
-    QCEngine's host probe (1 s+) and the first-use costs of QCEngine, qcelemental and PySCF (about
-    15 ms per fragment, measured) are then paid here instead of in every child. The template runs
-    with every BLAS/OpenMP cap at one thread, so this starts no thread pool that a fork would break.
-    """
-    import importlib
-
+    """The project's harnesses and QCEngine's host probe (1 s+), once, instead of in every child."""
     import qcengine.config
 
-    from ...engines.pyscf import register_pyscf_harness
+    from ...engines import register_harnesses
 
-    register_pyscf_harness()
+    register_harnesses()
     qcengine.config.get_global()
-    for module in PRELOAD:
-        with contextlib.suppress(ImportError):
-            importlib.import_module(module)
-    if qcengine.get_program("pyscf", check=False).found():
-        qcengine.compute(_WARM_UP_INPUT, "pyscf", task_config={"ncores": 1, "memory": 0.5, "retries": 0})
 
 
 def warm_program(program: str, warmed: set[str]) -> None:
-    """Probe a program's version once (NWChem's probe runs the program: 1.5 s), so children inherit it.
+    """Warm a program once, before its first child: import its modules and walk one tiny calculation
+    through it (an in-process engine's first-use costs, about 15 ms per PySCF fragment, measured), or
+    probe its version (NWChem's probe runs the program: 1.5 s), so that children inherit all of it.
 
-    The probe runs the program as a fragment would, with temporary files and an Open MPI session
-    directory of its own: in the node's shared one it could collide with other runs (issue 18), and
-    then every fragment of this template would run the program twice, probing again.
+    The template runs with every BLAS/OpenMP cap at one thread, so this starts no thread pool that a
+    fork would break. Whatever runs, runs as a fragment would, with temporary files and an Open MPI
+    session directory of its own: in the node's shared one it could collide with other runs (issue
+    18), and then every fragment of this template would run the program twice, probing again.
     """
     if program in warmed:
         return
@@ -80,9 +85,15 @@ def warm_program(program: str, warmed: set[str]) -> None:
 
     try:
         harness = qcengine.get_program(program, check=False)
-        if harness.found():
-            with _private_temporary_files():
-                harness.get_version()
+        if not harness.found():
+            return
+        modules, calculation = WARM_UPS.get(program, ((), None))
+        for module in modules:
+            importlib.import_module(module)
+        with _private_temporary_files():
+            harness.get_version()
+            if calculation is not None:
+                qcengine.compute(calculation, program, task_config={"ncores": 1, "memory": 0.5, "retries": 0})
     except Exception as exc:  # noqa: BLE001 - the child will meet the same problem and report it
         logger.debug("could not warm %s: %s", program, exc)
 
@@ -110,8 +121,12 @@ class Template:
     """The fork loop: one select over requests and child exits, one thread (so forking stays safe)."""
 
     def __init__(self) -> None:
+        from threadpoolctl import ThreadpoolController
+
         self.children: dict[int, int] = {}  # pid -> request id
         self.directories: dict[int, Path] = {}  # pid -> the child's private directory
+        #: The BLAS/OpenMP libraries loaded so far: found again after a program is warmed.
+        self.thread_pools = ThreadpoolController()
         self.warmed: set[str] = set()
         self.lifeline_r, self.lifeline_w = os.pipe()
         self.wake_r, self.wake_w = os.pipe()
@@ -149,14 +164,22 @@ class Template:
                         self.start(json.loads(line))
         self.kill_all()
 
+    def warm(self, program: str) -> None:
+        """:func:`warm_program`, then the thread pools found again (the program may have loaded some)."""
+        if program not in self.warmed:
+            from threadpoolctl import ThreadpoolController
+
+            warm_program(program, self.warmed)
+            self.thread_pools = ThreadpoolController()
+
     def start(self, request: dict[str, Any]) -> None:
-        warm_program(request["program"], self.warmed)
+        self.warm(request["program"])
         sys.stdout.flush()
         sys.stderr.flush()
         pid = os.fork()
         if pid == 0:
             inherited = [self.lifeline_w, self.wake_r, self.wake_w]
-            run_child(Path(request["dir"]), self.lifeline_r, inherited)
+            run_child(Path(request["dir"]), self.lifeline_r, inherited, self.thread_pools)
         self.children[pid] = request["id"]
         self.directories[pid] = Path(request["dir"])
         self.send({"id": request["id"], "pid": pid})
@@ -197,8 +220,13 @@ def _kept(directory: Path) -> bool:
 
 
 def main() -> None:
+    """``python -m qcmb_parsl.execution.isolation.template [PROGRAM ...]``: the programs named are
+    warmed before the template says it is ready (others when their first fragment comes)."""
     warm_up()
-    Template().serve()
+    template = Template()
+    for program in sys.argv[1:]:
+        template.warm(program)
+    template.serve()
 
 
 if __name__ == "__main__":
