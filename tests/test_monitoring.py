@@ -13,7 +13,8 @@ from molecules import mbe_input
 from parsl.monitoring import MonitoringHub
 
 from qcmb_parsl import ManyBodyComputer, ParslExecutor
-from qcmb_parsl.frontend.cli import build_parser, make_executor
+from qcmb_parsl.frontend.arguments import make_executor
+from qcmb_parsl.frontend.cli import build_parser
 from qcmb_parsl.presets import PRESETS, parse_options
 
 ROOT = Path(__file__).resolve().parents[1]

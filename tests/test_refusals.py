@@ -21,7 +21,7 @@ from molecules import mbe_input, water_xyz
 
 from qcmb_parsl import InputError, ManyBodyComputer, ParslExecutor, v2
 from qcmb_parsl.engines.checks import PROGRAM_CHECKS, ModelChemistry, check_model_chemistry
-from qcmb_parsl.frontend import cli
+from qcmb_parsl.frontend import cli, exits, parser
 from qcmb_parsl.presets.loader import resolve_config
 
 WATER = ("H", "O")
@@ -314,8 +314,8 @@ def test_an_unexpected_error_has_an_exit_status_of_its_own(monkeypatch, capsys):
     def broken(args):
         raise ZeroDivisionError("division by zero")
 
-    monkeypatch.setattr(cli, "cmd_presets", broken)
-    assert cli.main(["presets"]) == cli.EXIT_UNEXPECTED != 1
+    monkeypatch.setattr(parser, "cmd_presets", broken)
+    assert cli.main(["presets"]) == exits.EXIT_UNEXPECTED != 1
     err = capsys.readouterr().err
     assert err == (
         "qcmb-parsl: error: unexpected ZeroDivisionError: division by zero "

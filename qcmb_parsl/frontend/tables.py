@@ -86,3 +86,36 @@ def screened_levels(result: Any) -> dict[int, str]:
             total = kept["n_kept"] + kept["n_dropped"]
             marks[int(level)] = f"≤ {kept['cutoff']:g} Å: {kept['n_kept']} of {total}"
     return marks
+
+
+def console() -> Any:
+    """The console commands print on: a terminal's width, or 160 columns into a file or a pipe."""
+    from rich.console import Console
+
+    shown = Console()
+    return shown if shown.is_terminal else Console(width=160)
+
+
+def run_line(run: dict[str, Any]) -> str:
+    """``7 fragments: 7 computed, 0 from the cache, ...; wall time 9.7 s (local)``, and where the time
+    went (:func:`where_time_went`), from a run summary (``extras["qcmb_parsl"]``)."""
+    return (
+        f"{run['n_tasks']} fragments: {run['n_executed']} computed, {run['n_cached']} from the cache, "
+        f"{run['n_shared']} shared, {run['n_failed']} failed; wall time {run['wall_time']:.1f} s "
+        f"({run['executor']}){where_time_went(run)}"
+    )
+
+
+def where_time_went(run: dict[str, Any]) -> str:
+    """A second line: ``6.1 s start-up (...), 2.1 s computing fragments (0.9 s of engine time), 1.5 s
+    the rest (...)``; nothing when no fragment was computed (every answer came from the cache)."""
+    if not run.get("engine_time"):
+        return ""
+    workers = run.get("workers") or 0
+    startup, computing = run.get("startup_time", 0.0), run.get("fragments_time", 0.0)
+    rest = max(run["wall_time"] - startup - computing, 0.0)
+    return (
+        f"\n  {startup:.1f} s start-up (Parsl, {workers} worker{'' if workers == 1 else 's'} and their "
+        f"engine templates), {computing:.1f} s computing fragments ({run['engine_time']:.1f} s of engine "
+        f"time), {rest:.1f} s the rest (planning, cache, shut-down)"
+    )
