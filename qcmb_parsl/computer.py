@@ -28,6 +28,7 @@ import qcmanybody.v2
 from .engines.checks import check_specifications
 from .engines.programs import program_versions
 from .errors import FragmentsFailedError, InputError
+from .execution.stops import stop_before_run
 from .planning._qcmanybody import ScreenedCore
 from .planning.inputs import check_manybody_input, normalize_input, one_line_validation_error
 from .planning.plan import FragmentTask, iterate_labels, plan_tasks, specifications_from_input
@@ -100,21 +101,28 @@ class ParallelComputerMixin:
             interatomic distance); levels without one take the next lower level's. ``None`` (default):
             the complete expansion, exactly upstream's. The result says what was kept in
             ``extras["qcmb_parsl"]["screening"]``.
+
+        Raises
+        ------
+        RunInterrupted
+            On SIGINT (and an unhandled SIGTERM or SIGHUP) in the main thread, from the moment the call
+            begins: before the run loop (``report`` None, nothing computed) as during it.
         """
         start = time.perf_counter()
-        computer = cls.prepare(input_model, screening)
-        if not build_tasks:
-            return computer
+        with stop_before_run():
+            computer = cls.prepare(input_model, screening)
+            if not build_tasks:
+                return computer
 
-        # Parsl is imported here, when something is to run: a refused input never pays for it.
-        from .execution.shortcuts import choose_executor
+            # Parsl is imported here, when something is to run: a refused input never pays for it.
+            from .execution.shortcuts import choose_executor
 
-        chosen, owned = choose_executor(executor, parallel, n_workers, executor_config)
-        try:
-            return computer.run(chosen, progress_callback, on_failure=on_failure, start=start)
-        finally:
-            if owned:
-                chosen.close()
+            chosen, owned = choose_executor(executor, parallel, n_workers, executor_config)
+            try:
+                return computer.run(chosen, progress_callback, on_failure=on_failure, start=start)
+            finally:
+                if owned:
+                    chosen.close()
 
     @classmethod
     def prepare(cls, input_model: Any, screening: ScreeningSpec = None) -> Any:
@@ -158,8 +166,9 @@ class ParallelComputerMixin:
         reading) is when the calculation began, for the result's ``wall_time``: by default, now.
         """
         start = time.perf_counter() if start is None else start
-        tasks = self.fragment_tasks()
-        report = executor.run(tasks, progress_callback)
+        with stop_before_run():  # planning 10^5 fragments takes half a minute: a stop then is a stop too
+            tasks = self.fragment_tasks()
+            report = executor.run(tasks, progress_callback)
         report = replace(report, summary=replace(report.summary, plan_time=self.plan_time))
         if report.failures:
             if on_failure == "return":

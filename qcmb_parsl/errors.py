@@ -92,6 +92,8 @@ class RunInterrupted(KeyboardInterrupt):
 
     A ``KeyboardInterrupt``, so that code which handles Ctrl-C keeps working; ``exit_status`` is what a
     shell expects of a process ended by ``signum`` (130 for SIGINT, 143 for SIGTERM, 129 for SIGHUP).
+    ``report`` is None for a stop before the run loop began (while importing, reading or planning):
+    nothing was computed then.
     """
 
     def __init__(self, signum: int, kept: int = 0, total: int = 0, report: Any = None, cached: bool = True):
@@ -110,6 +112,11 @@ class RunInterrupted(KeyboardInterrupt):
         import signal
 
         name = signal.Signals(self.signum).name
+        if self.report is None:  # before any run loop began: importing, reading or planning
+            return (
+                f"stopped by {name}: nothing was computed yet and nothing was written; running the same "
+                "command again starts from the beginning"
+            )
         if not self.cached:
             return (
                 f"stopped by {name}: {self.kept} of {self.total} fragments were done, but with no cache "

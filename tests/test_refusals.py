@@ -243,12 +243,18 @@ def test_cli_refuses_a_typo_before_any_file_or_worker(tmp_path, options, expecte
 
 
 @pytest.mark.fast
-def test_the_refusal_path_imports_neither_parsl_nor_the_executors(tmp_path):
-    """What keeps a refusal under two seconds: the command line reaches it without importing Parsl."""
+@pytest.mark.parametrize(
+    "command",
+    [["run", "dimer.json"], ["campaign", "dimer.json", "--out-dir", "out"]],
+    ids=["run", "campaign"],
+)
+def test_the_refusal_path_imports_neither_parsl_nor_the_executors(tmp_path, command):
+    """What keeps a refusal under two seconds: the command line reaches it without importing Parsl, and
+    a campaign writes nothing (not even its output directory)."""
     (tmp_path / "dimer.json").write_text(json.dumps(mbe_input(2, method="hff")))
     script = (
         "import sys\nfrom qcmb_parsl.frontend.cli import main\n"
-        "status = main(['run', 'dimer.json', '--preset', 'local'])\n"
+        f"status = main({[*command, '--preset', 'local']!r})\n"
         "heavy = ('parsl', 'qcmb_parsl.execution.executors', 'networkx')\n"
         "print(status, sorted(m for m in heavy if m in sys.modules))"
     )
@@ -256,6 +262,7 @@ def test_the_refusal_path_imports_neither_parsl_nor_the_executors(tmp_path):
         [sys.executable, "-c", script], cwd=tmp_path, capture_output=True, text=True, timeout=120
     )
     assert proc.stdout.split() == ["2", "[]"], proc.stdout + proc.stderr
+    assert sorted(path.name for path in tmp_path.iterdir()) == ["dimer.json"]
 
 
 @pytest.mark.fast

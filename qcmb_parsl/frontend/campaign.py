@@ -1,14 +1,17 @@
 """Campaigns: many ManyBodyInput files run in one Parsl session, identical fragments computed once.
 
-Every input is read and validated before anything is submitted. The fragments of all inputs still to
-be computed are planned together, each label prefixed with its input's id (``"dimer::<label>"``), and
-handed to one :meth:`~qcmb_parsl.execution.executors.FragmentExecutor.run`: the executor answers cached
-fragments from the cache and computes each distinct fragment once, however many inputs contain it.
+Every input is read and checked (:func:`prepare_campaign`: files, model chemistries, output paths)
+before anything is written or submitted, and before a command line builds its executor. The fragments
+of all inputs still to be computed are planned together, each label prefixed with its input's id
+(``"dimer::<label>"``), and handed to one :meth:`~qcmb_parsl.execution.executors.FragmentExecutor.run`:
+the executor answers cached fragments from the cache and computes each distinct fragment once, however
+many inputs contain it.
 The results are then split back per input, each input's ManyBodyResult is assembled by upstream, and
 written next to a summary CSV the moment the run ends.
 
 Molecule files (XYZ, ...) take a recipe (:class:`~qcmb_parsl.planning.molecule_files.ExpansionRecipe`):
-each becomes a ManyBodyInput written into the output directory as ``NAME.input.json`` beside its result.
+each becomes a ManyBodyInput written into the output directory as ``NAME.input.json`` beside its result,
+once the run has begun (a campaign stopped or refused before it writes nothing).
 
 A campaign is resumable: an input whose result file exists, parses, and was computed from the same
 input (its digest is stored in the result) is skipped unless ``force``; everything else is recomputed,
@@ -26,12 +29,13 @@ import time
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field, replace
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from ..errors import FragmentsFailedError, InputError, OutputError, RunInterrupted
-from ..execution.executors import FragmentExecutor, ProgressCallback, RunReport, RunSummary
-from ..execution.outcomes import FragmentFailure, Source, TaskResult
+from ..execution.outcomes import FragmentFailure, RunReport, RunSummary, Source, TaskResult
+from ..execution.stops import stop_before_run
 from ..planning.molecule_files import ExpansionRecipe
+from ..planning.plan import specifications_from_input
 from ..schema import dump, fragment_results
 from ..screening import Screening
 from .files import (
@@ -53,6 +57,9 @@ from .files import (
     write_summary_csv,
 )
 from .tables import nbody_energies
+
+if TYPE_CHECKING:  # the executors import Parsl: a refused campaign never pays for it
+    from ..execution.executors import FragmentExecutor, ProgressCallback
 
 logger = logging.getLogger(__name__)
 
@@ -144,10 +151,33 @@ def run_campaign(
     Raises
     ------
     InputError
-        Naming the file, before anything is submitted, when an input is missing, malformed or
-        invalid, or when two inputs would write the same result file.
+        Naming the file, before anything is submitted or written, when an input is missing, malformed
+        or invalid (its model chemistry included), or when two inputs would write the same result file.
     OutputError
-        Also before anything is submitted, when ``out_dir`` or a result file in it cannot be written.
+        Also before anything is submitted or written, when ``out_dir`` or a result file in it cannot be
+        written.
+    RunInterrupted
+        On SIGINT (and an unhandled SIGTERM or SIGHUP): before the run, with nothing written; during
+        it, after the inputs whose fragments had all finished are written, with the summary.
+    """
+    with stop_before_run():
+        return prepare_campaign(inputs, out_dir, force=force, recipe=recipe, screening=screening).run(
+            executor, progress_callback
+        )
+
+
+def prepare_campaign(
+    inputs: Iterable[str | os.PathLike],
+    out_dir: str | os.PathLike,
+    *,
+    force: bool = False,
+    recipe: ExpansionRecipe | None = None,
+    screening: Screening | None = None,
+) -> Campaign:
+    """Read and check every input and every output path of a campaign; nothing is written or started.
+
+    The arguments and the errors are :func:`run_campaign`'s: a command line prepares its campaign
+    before it builds the executor, so that a refused input costs no executor.
     """
     start = time.perf_counter()
     paths = collect_inputs(inputs, molecules=recipe is not None)
@@ -155,59 +185,101 @@ def run_campaign(
     _check_unique_ids(files)
     names = [f"{input_file.input_id}{RESULT_SUFFIX}" for input_file in files]
     names += [f"{input_file.input_id}{INPUT_SUFFIX}" for input_file in files if input_file.source is not None]
-    out_dir = check_output_dir(out_dir, [SUMMARY_NAME, *names])
+    checked_dir = check_output_dir(out_dir, [SUMMARY_NAME, *names])
     check_outputs_spare_inputs(
-        [out_dir / name for name in (SUMMARY_NAME, *names)], paths, f"output directory {str(out_dir)!r}"
+        [checked_dir / name for name in (SUMMARY_NAME, *names)],
+        paths,
+        f"output directory {str(checked_dir)!r}",
     )
 
-    entries: dict[str, CampaignEntry] = {}
-    pending: list[tuple[InputFile, Any]] = []
+    campaign = Campaign(files, checked_dir, start)
     cutoffs = None if screening is None else screening.record()
     for input_file in files:  # every input is validated before anything is planned or submitted
-        result_path = out_dir / f"{input_file.input_id}{RESULT_SUFFIX}"
+        result_path = checked_dir / f"{input_file.input_id}{RESULT_SUFFIX}"
         done = None if force else finished_result(result_path, input_file.digest, cutoffs)
         if done is not None:
-            entries[input_file.input_id] = entry_from_result(input_file, result_path, done, "skipped")
+            campaign.entries[input_file.input_id] = entry_from_result(
+                input_file, result_path, done, "skipped"
+            )
             logger.info("%s: result %s is there, skipping", input_file.shown, result_path)
             continue
-        pending.append((input_file, input_file.prepare(screening)))
-    for input_file in files:  # every input is valid: those built from molecule files can be written
-        write_built_input(input_file)
+        campaign.pending.append((input_file, input_file.prepare(screening)))
+    return campaign
 
-    tasks, owner, counts = [], {}, {}
-    for input_file, computer in pending:
-        planned = computer.fragment_tasks()
-        counts[input_file.input_id] = len(planned)
-        for task in planned:
-            label = f"{input_file.input_id}{LABEL_SEPARATOR}{task.label}"
-            owner[label] = (input_file.input_id, task.label)
-            # The model chemistry too: an input error in one input says nothing about another's.
-            tasks.append(replace(task, label=label, mc=f"{input_file.input_id}{LABEL_SEPARATOR}{task.mc}"))
 
-    summary = None
-    stop: RunInterrupted | None = None
-    if tasks:
-        logger.info("campaign: %d inputs to compute, %d fragment tasks", len(pending), len(tasks))
-        try:
-            report = executor.run(tasks, progress_callback)
-        except RunInterrupted as interrupted:
-            stop, report = interrupted, interrupted.report
-        summary = replace(report.summary, plan_time=sum(computer.plan_time for _, computer in pending))
-        plan_times = {input_file.input_id: computer.plan_time for input_file, computer in pending}
-        reports = split_report(report, owner, plan_times)
-        for input_file, computer in pending:
-            part = reports.get(input_file.input_id)
-            if part is None or len(part.results) < counts[input_file.input_id]:
-                entries[input_file.input_id] = CampaignEntry(str(input_file.path), "stopped")
-                continue
-            entries[input_file.input_id] = _finish(input_file, computer, part, out_dir, summary, start)
+@dataclass
+class Campaign:
+    """The inputs of a campaign, read and checked: those to compute (with their validated computers)
+    and the entries of those whose result is there already."""
 
-    ordered = [entries[input_file.input_id] for input_file in files]
-    csv_path = write_summary_csv((entry.row() for entry in ordered), out_dir / SUMMARY_NAME)
-    if stop is not None:
-        # Inputs whose fragments had all finished are written; the rest resume from the cache.
-        raise stop
-    return CampaignOutcome(ordered, summary, csv_path)
+    files: list[InputFile]
+    out_dir: Path
+    start: float
+    pending: list[tuple[InputFile, Any]] = field(default_factory=list)
+    entries: dict[str, CampaignEntry] = field(default_factory=dict)
+
+    @property
+    def programs(self) -> list[str]:
+        """The programs the inputs still to compute run, sorted."""
+        return sorted(
+            {
+                spec["program"]
+                for _, computer in self.pending
+                for spec in specifications_from_input(computer).values()
+            }
+        )
+
+    def run(
+        self, executor: FragmentExecutor, progress_callback: ProgressCallback | None = None
+    ) -> CampaignOutcome:
+        """Plan the inputs still to compute together, run them in one ``executor.run``; write what
+        finished, and each input built from a molecule file once the run has begun."""
+        tasks, owner, counts = [], {}, {}
+        for input_file, computer in self.pending:
+            planned = computer.fragment_tasks()
+            counts[input_file.input_id] = len(planned)
+            for task in planned:
+                label = f"{input_file.input_id}{LABEL_SEPARATOR}{task.label}"
+                owner[label] = (input_file.input_id, task.label)
+                # The model chemistry too: an input error in one input says nothing about another's.
+                tasks.append(
+                    replace(task, label=label, mc=f"{input_file.input_id}{LABEL_SEPARATOR}{task.mc}")
+                )
+
+        summary = None
+        stop: RunInterrupted | None = None
+        report = None
+        if tasks:
+            logger.info("campaign: %d inputs to compute, %d fragment tasks", len(self.pending), len(tasks))
+            try:
+                report = executor.run(tasks, progress_callback)
+            except RunInterrupted as interrupted:
+                if interrupted.report is None:  # stopped before the run began: nothing to write
+                    raise
+                stop, report = interrupted, interrupted.report
+        for input_file in self.files:  # the run began: the inputs built from molecule files repeat it
+            write_built_input(input_file)
+        if report is not None:
+            summary = replace(
+                report.summary, plan_time=sum(computer.plan_time for _, computer in self.pending)
+            )
+            plan_times = {input_file.input_id: computer.plan_time for input_file, computer in self.pending}
+            reports = split_report(report, owner, plan_times)
+            for input_file, computer in self.pending:
+                part = reports.get(input_file.input_id)
+                if part is None or len(part.results) < counts[input_file.input_id]:
+                    self.entries[input_file.input_id] = CampaignEntry(str(input_file.path), "stopped")
+                    continue
+                self.entries[input_file.input_id] = _finish(
+                    input_file, computer, part, self.out_dir, summary, self.start
+                )
+
+        ordered = [self.entries[input_file.input_id] for input_file in self.files]
+        csv_path = write_summary_csv((entry.row() for entry in ordered), self.out_dir / SUMMARY_NAME)
+        if stop is not None:
+            # Inputs whose fragments had all finished are written; the rest resume from the cache.
+            raise stop
+        return CampaignOutcome(ordered, summary, csv_path)
 
 
 def _check_unique_ids(files: Sequence[InputFile]) -> None:

@@ -11,17 +11,20 @@ from .exits import CampaignFailedError
 def cmd_campaign(args: argparse.Namespace) -> int:
     from rich.table import Table
 
-    from .campaign import run_campaign
+    from ..engines.programs import check_programs
+    from .campaign import prepare_campaign
     from .tables import console, run_line
     from .units import format_energy
 
-    recipe = expansion_recipe(args)
-    screen = screening(args)
+    # Every input, model chemistry and output path is checked before the executor is built (Parsl's
+    # import alone is a second) and before anything is written.
+    campaign = prepare_campaign(
+        args.inputs, args.out_dir, force=args.force, recipe=expansion_recipe(args), screening=screening(args)
+    )
+    check_programs(campaign.programs)
     executor = make_executor(args)
     try:
-        outcome = run_campaign(
-            args.inputs, executor, args.out_dir, force=args.force, recipe=recipe, screening=screen
-        )
+        outcome = campaign.run(executor)
     finally:
         executor.close()
 

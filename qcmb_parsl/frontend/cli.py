@@ -53,19 +53,26 @@ def configure_logging(verbose: int, quiet: bool) -> None:
 def main(argv: Sequence[str] | None = None) -> int:
     """Run the command line ``argv`` (default ``sys.argv[1:]``); return the exit status."""
     from ..errors import RunInterrupted
+    from ..execution.stops import stop_before_run
 
     argv = list(sys.argv[1:] if argv is None else argv)
     debug = "--debug" in argv
     try:
-        try:
-            args = build_parser().parse_args(argv)
-        except SystemExit as exc:  # --help, or argparse's own exit
-            return int(exc.code or 0)
-        for name, default in (("verbose", 0), ("quiet", False), ("debug", False)):
-            if not hasattr(args, name):
-                setattr(args, name, default)
-        configure_logging(args.verbose, args.quiet)
-        return args.handler(args)
+        with contextlib.ExitStack() as before_run:
+            # Parsing imports what the options name (about a second): a stop then, and in a command that
+            # computes until its run loop begins, is one line like a stop during the run.
+            before_run.enter_context(stop_before_run())
+            try:
+                args = build_parser().parse_args(argv)
+            except SystemExit as exc:  # --help, or argparse's own exit
+                return int(exc.code or 0)
+            if not args.computes:
+                before_run.close()
+            for name, default in (("verbose", 0), ("quiet", False), ("debug", False)):
+                if not hasattr(args, name):
+                    setattr(args, name, default)
+            configure_logging(args.verbose, args.quiet)
+            return args.handler(args)
     except RunInterrupted as stop:
         with contextlib.suppress(OSError):  # after SIGHUP the terminal may be gone
             print(f"{PROG}: {stop}", file=sys.stderr)

@@ -233,6 +233,8 @@ def build_parser() -> argparse.ArgumentParser:
     parser.add_argument(
         "--version", action=_Version, help="print the versions of qcmb_parsl and the packages it runs on"
     )
+    # ``computes``: a stop before the command's run loop is a stop of a run (see stop_before_run).
+    parser.set_defaults(computes=False)
     commands = parser.add_subparsers(dest="command", metavar="COMMAND", required=True)
     cache_dir = _cache_dir_option()
 
@@ -257,7 +259,7 @@ def build_parser() -> argparse.ArgumentParser:
     _add_screen_option(run)
     _add_molecule_options(run)
     _add_executor_options(run)
-    run.set_defaults(handler=cmd_run)
+    run.set_defaults(handler=cmd_run, computes=True)
 
     optimize = commands.add_parser(
         "optimize",
@@ -276,7 +278,7 @@ def build_parser() -> argparse.ArgumentParser:
     )
     _add_screen_option(optimize)
     _add_executor_options(optimize)
-    optimize.set_defaults(handler=cmd_optimize)
+    optimize.set_defaults(handler=cmd_optimize, computes=True)
 
     campaign = commands.add_parser(
         "campaign",
@@ -305,7 +307,7 @@ def build_parser() -> argparse.ArgumentParser:
     _add_screen_option(campaign)
     _add_molecule_options(campaign)
     _add_executor_options(campaign)
-    campaign.set_defaults(handler=cmd_campaign)
+    campaign.set_defaults(handler=cmd_campaign, computes=True)
 
     cache = commands.add_parser(
         "cache",

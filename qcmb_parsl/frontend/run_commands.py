@@ -10,6 +10,7 @@ from .arguments import expansion_recipe, make_executor, screening
 
 def cmd_run(args: argparse.Namespace) -> int:
     from ..engines.programs import check_programs
+    from ..errors import FragmentsFailedError, RunInterrupted
     from ..planning.plan import specifications_from_input
     from .files import (
         check_result_path,
@@ -26,12 +27,16 @@ def cmd_run(args: argparse.Namespace) -> int:
     input_file = open_input(args.input, expansion_recipe(args), out)
     computer = input_file.prepare(screen)
     check_programs(sorted({spec["program"] for spec in specifications_from_input(computer).values()}))
-    built = write_built_input(input_file)
     executor = make_executor(args)
     try:
         result = computer.run(executor, start=start)
+    except (FragmentsFailedError, RunInterrupted) as ended:
+        if ended.report is not None:  # the run began: the input built from a molecule file repeats it
+            write_built_input(input_file)
+        raise
     finally:
         executor.close()
+    built = write_built_input(input_file)
     out = save_result(mark_input(result, input_file), out)
 
     from .tables import console, energy_table, run_line

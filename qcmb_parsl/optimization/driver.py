@@ -34,6 +34,7 @@ from ..execution.executors import FragmentExecutor
 from ..execution.outcomes import RunReport
 from ..execution.progress import logger as progress_log
 from ..execution.shortcuts import ExecutorConfig, choose_executor
+from ..execution.stops import stop_before_run
 from ..screening import Selection
 from ..screening.cutoffs import ScreeningSpec
 from .inputs import check_optimizer, gradient_specification, optimization_input, step_input
@@ -114,6 +115,19 @@ def optimize(
     :class:`~qcmb_parsl.errors.OptimizationFailed`. The run summary of every step is in
     ``extras["qcmb_parsl"]["steps"]``.
     """
+    with stop_before_run():  # a stop before the first step's run loop is a stop of the optimization
+        return _optimize(opt_input, optimizer, executor, parallel, n_workers, executor_config, screening)
+
+
+def _optimize(
+    opt_input: Any,
+    optimizer: str,
+    executor: FragmentExecutor | None,
+    parallel: bool,
+    n_workers: int | None,
+    executor_config: ExecutorConfig | None,
+    screening: ScreeningSpec,
+) -> qcel_v2.OptimizationResult:
     start, started = time.perf_counter(), time.time()
     optimizer = check_optimizer(optimizer)
     # Imported here, not with the package: geomeTRIC's imports take ~1.5 s, which every worker and
