@@ -307,6 +307,33 @@ def test_json_nested_too_deep_is_bad_input(tmp_path, capsys):
     assert "deep.json' is nested too deeply to read" in one_error_line(capsys)
 
 
+def interleaved_dimer() -> dict:
+    """The water dimer with a hydrogen of each water listed among the other's atoms."""
+    data = mbe_input(2)
+    molecule = data["molecule"]
+    order = [0, 1, 3, 2, 4, 5]
+    molecule["symbols"] = [molecule["symbols"][atom] for atom in order]
+    molecule["geometry"] = [molecule["geometry"][3 * atom + k] for atom in order for k in range(3)]
+    molecule["fragments"] = [[0, 1, 3], [2, 4, 5]]
+    return data
+
+
+@pytest.mark.fast
+@pytest.mark.parametrize("command", ["run", "optimize"])
+def test_qcelemental_prints_nothing_on_stdout_before_a_refusal(tmp_path, capsys, command):
+    """QCElemental prints "Warning: ... reordering atoms" on stdout before it refuses non-contiguous
+    fragments: stdout is a command's results, and the one error line says it already."""
+    dimer = interleaved_dimer()
+    if command == "optimize":
+        spec = {"specification": dimer["specification"], "keywords": {}}
+        dimer = {"initial_molecule": dimer["molecule"], "specification": spec}
+    path = write_json(tmp_path / "interleaved.json", dimer)
+    assert cli.main([command, str(path), "--preset", "threads"]) == 2
+    captured = capsys.readouterr()
+    assert captured.out == ""
+    assert "would need to reorder atoms" in captured.err and captured.err.count("\n") == 1
+
+
 @pytest.mark.fast
 def test_a_config_file_that_exits_is_a_one_line_error_naming_it(tmp_path, capsys):
     write_json(tmp_path / "dimer.json", mbe_input(2))

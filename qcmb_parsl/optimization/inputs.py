@@ -21,7 +21,7 @@ from qcelemental.models import v2 as qcel_v2
 from qcmanybody.models.v2 import ManyBodySpecification
 
 from ..errors import ConfigurationError, InputError
-from ..planning.inputs import check_fragments, fill_fragment_charges, one_line_validation_error, parse_json
+from ..planning.inputs import check_fragments, fill_fragment_charges, parse_json, validate_model
 
 #: Optimizers by name: (module that must import, how to install it).
 OPTIMIZERS = {
@@ -75,10 +75,7 @@ def optimization_input(data: Any, optimizer: str) -> qcel_v2.OptimizationInput:
             molecule = dict(molecule)  # filled in a copy: the caller's input stays as given
             fill_fragment_charges(molecule)
             data = {**data, "initial_molecule": molecule}
-        try:
-            data = qcel_v2.OptimizationInput(**data)
-        except Exception as exc:  # noqa: BLE001 - pydantic errors become one line
-            raise InputError(one_line_validation_error(exc, "OptimizationInput")) from None
+        data = validate_model(qcel_v2.OptimizationInput, data)
     if not isinstance(data, qcel_v2.OptimizationInput):
         raise InputError(f"expected an OptimizationInput (model, dict or JSON), got {type(data).__name__}")
 

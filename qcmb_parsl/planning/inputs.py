@@ -11,6 +11,8 @@ said in the log; otherwise the user is told which fields to add, at once.
 
 from __future__ import annotations
 
+import contextlib
+import io
 import json
 import logging
 import re
@@ -24,6 +26,8 @@ from ..errors import InputError
 from ..schema import manybody_input_model
 
 logger = logging.getLogger(__name__)
+#: Where what QCElemental prints while it validates goes.
+_qcelemental_log = logging.getLogger("qcelemental")
 
 #: Fragments above which missing charges/multiplicities are filled (or refused) instead of inferred.
 INFERENCE_LIMIT = 8
@@ -103,10 +107,27 @@ def as_written(value: Any) -> str:
 
 
 def validate_model(model_class: type, data: dict[str, Any]) -> Any:
+    """``model_class(**data)``; InputError (one line) when it is invalid.
+
+    QCElemental prints its warnings (non-contiguous fragments: "Warning: QCElemental is reordering
+    atoms", just before it refuses them) on stdout, where a command's results go. They are logged
+    instead: as warnings for a valid model, at debug level for a refused one, whose error says it.
+    """
+    printed = io.StringIO()
     try:
-        return model_class(**data)
+        with contextlib.redirect_stdout(printed):
+            model = model_class(**data)
     except Exception as exc:  # noqa: BLE001 - pydantic v1 and v2 errors alike become one line
+        _log_printed(printed.getvalue(), logging.DEBUG)
         raise InputError(one_line_validation_error(exc, model_class.__name__, data)) from None
+    _log_printed(printed.getvalue(), logging.WARNING)
+    return model
+
+
+def _log_printed(text: str, level: int) -> None:
+    for line in text.splitlines():
+        if line.strip():
+            _qcelemental_log.log(level, "%s", line.strip())
 
 
 def one_line_validation_error(exc: Exception, what: str, data: Any = None) -> str:
