@@ -125,6 +125,37 @@ def test_own_models_read_what_qcfractalcompute_reads(name: str) -> None:
 
 
 @pytest.mark.fast
+def test_parsl_run_dir_is_the_run_directory_where_the_manager_puts_it(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """``parsl_run_dir`` means what it means to qcfractalcompute's manager (compared with its own
+    ``read_configuration`` where it is installed); an option given next to the file wins."""
+    data = yaml.safe_load((CONFIGS / "local.yaml").read_text())
+    path = tmp_path / "site" / "manager.yaml"
+    path.parent.mkdir()
+    monkeypatch.delenv("QCF_COMPUTE_BASE_FOLDER", raising=False)
+    monkeypatch.setenv("SCRATCH", str(tmp_path / "scratch"))
+
+    def run_dir(options: dict | None = None, **fields) -> str | None:
+        path.write_text(yaml.safe_dump({**data, **fields}))
+        found = resolve_config(str(path), options or {}).options.run_dir
+        if fields and not options and importlib.util.find_spec("qcfractalcompute") is not None:
+            from qcfractalcompute.config import read_configuration
+
+            assert found == read_configuration([str(path)]).parsl_run_dir
+        return found
+
+    assert run_dir() is None  # not given: this package's runinfo/ where the driver runs
+    assert run_dir(parsl_run_dir="parsl") == str(path.parent / "parsl")
+    assert run_dir(parsl_run_dir="parsl", base_folder=str(tmp_path)) == str(tmp_path / "parsl")
+    assert run_dir(parsl_run_dir="$SCRATCH/parsl") == str(tmp_path / "scratch" / "parsl")
+    assert run_dir(parsl_run_dir="~/parsl") == str(Path.home() / "parsl")
+    monkeypatch.setenv("QCF_COMPUTE_BASE_FOLDER", str(tmp_path / "env"))
+    assert run_dir(parsl_run_dir="parsl", base_folder=str(tmp_path)) == str(tmp_path / "env" / "parsl")
+    assert run_dir({"run_dir": "elsewhere"}, parsl_run_dir="parsl") == "elsewhere"
+
+
+@pytest.mark.fast
 @pytest.mark.parametrize(
     ("edit", "expected"),
     [

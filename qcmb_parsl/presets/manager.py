@@ -8,6 +8,13 @@ the Parsl Config: a manager file is data for a preset, as a site file is. The se
 ``cluster``, heartbeats, logging) is about fetching tasks from a QCFractal server and is not used; an
 INFO line names what was left out.
 
+``parsl_run_dir``, when the file gives it, is the ``run_dir`` option, read as the manager reads it:
+``~`` and ``$VARIABLES`` expanded, and a relative path taken from the base folder
+(``$QCF_COMPUTE_BASE_FOLDER``, else the file's ``base_folder``, else the file's own directory). Left
+out, the run directory is this package's default (``runinfo/`` where the driver runs), not the
+manager's ``parsl_run_dir`` beside the file: a manager file brings its site's executors, not a
+directory to fill.
+
 The file is validated by qcfractalcompute's own models when that package is installed
 (``pip install "qcmb_parsl[qcfractal]"``), so what its manager accepts is accepted here, and otherwise
 by the models below, which mirror qcfractalcompute 0.71's ``config.py`` (fields, defaults,
@@ -56,6 +63,10 @@ RENAMED = {
 }
 #: Executor fields about the manager's own work (task routing, environments, QCEngine's memory).
 MANAGER_ONLY = ("compute_tags", "environments", "qcengine_memory_per_worker")
+#: The manager's own fields used here (``base_folder`` only to place ``parsl_run_dir``).
+USED = ("executors", "parsl_run_dir")
+#: qcfractalcompute's environment variable that names the base folder, over the file's ``base_folder``.
+BASE_FOLDER_ENV = "QCF_COMPUTE_BASE_FOLDER"
 
 
 def is_manager_config(data: Mapping[str, Any]) -> bool:
@@ -76,6 +87,8 @@ def load_manager_file(
     name = _choose(path, executors, overrides.pop("executor", None))
     fields = executors[name]
     preset, options = preset_options(path, name, fields)
+    if data.get("parsl_run_dir") is not None:
+        options["run_dir"] = manager_run_dir(path, data, data["parsl_run_dir"])
     where = f"manager file {str(path)!r}, executor {name!r}"
     validated = parse_options(preset.options, {**options, **overrides}, where)
     try:
@@ -83,7 +96,7 @@ def load_manager_file(
     except ConfigurationError as exc:
         raise ConfigurationError(f"{where}: {exc}") from None
     raw = data["executors"][name]
-    unused = [key for key in data if key != "executors"] + [key for key in raw if key in _unused(fields)]
+    unused = [key for key in data if key not in USED] + [key for key in raw if key in _unused(fields)]
     logger.info(
         "%s (%s) runs on the %r preset; not used here: %s",
         where,
@@ -92,6 +105,14 @@ def load_manager_file(
         ", ".join(unused) or "nothing",
     )
     return config, validated, preset
+
+
+def manager_run_dir(path: Path, data: Mapping[str, Any], run_dir: str) -> str:
+    """``parsl_run_dir`` as qcfractalcompute's manager reads it (``read_configuration`` and the config's
+    path check): expanded, and absolute from the base folder when relative."""
+    run_dir = os.path.expandvars(os.path.expanduser(run_dir))
+    base_folder = os.environ.get(BASE_FOLDER_ENV) or data.get("base_folder") or str(path.resolve().parent)
+    return os.path.abspath(os.path.join(base_folder, run_dir))
 
 
 def validated_executors(path: Path, data: Mapping[str, Any]) -> dict[str, dict[str, Any]]:
