@@ -106,14 +106,17 @@ def xyz_angstrom(path: Path) -> tuple[list[str], np.ndarray]:
 
 
 @pytest.mark.fast
-@pytest.mark.parametrize("name, n", [("water_dimer.xyz", 2), ("water_trimer.xyz", 3)])
+@pytest.mark.parametrize(
+    "name, n", [("water_dimer.xyz", 2), ("water_trimer.xyz", 3), ("water_tetramer_ice.xyz", 4)]
+)
 def test_molecule_files_are_the_clusters_and_cite_their_source(name, n):
     path = EXAMPLES / "molecules" / name
     symbols, xyz = xyz_angstrom(path)
     cluster = water_cluster(n)
     assert symbols == cluster["symbols"]
     assert np.allclose(xyz * BOHR_PER_ANGSTROM, np.reshape(cluster["geometry"], (-1, 3)), atol=1e-5)
-    assert "doi:" in path.read_text().splitlines()[1] or "qcmb-parsl optimize" in path.read_text()
+    source = path.read_text().splitlines()[1]
+    assert "doi:" in source or "qcmb-parsl optimize" in source or f"water_cluster({n})" in source
     molecule = qcel_v2.Molecule.from_file(str(path))
     assert len(molecule.symbols) == 3 * n
 
