@@ -17,7 +17,7 @@ import sys
 from pathlib import Path
 
 import pytest
-from molecules import mbe_input, water_cluster, water_xyz
+from molecules import mbe_input, water_xyz
 
 from qcmb_parsl import ManyBodyComputer, RunInterrupted
 from qcmb_parsl.execution.stops import stop_before_run, stop_on_signals
@@ -42,22 +42,9 @@ STOP_TIMEOUT = 60
 
 
 def optimization_input() -> dict:
-    return {
-        "initial_molecule": water_cluster(2),
-        "specification": {
-            "specification": {
-                "schema_name": "qcschema_many_body_specification",
-                "specification": {
-                    "program": "pyscf",
-                    "driver": "energy",
-                    "model": {"method": "hf", "basis": "sto-3g"},
-                },
-                "keywords": {"bsse_type": ["nocp"], "max_nbody": 2},
-                "driver": "energy",
-            },
-            "keywords": {},
-        },
-    }
+    """The water dimer's OptimizationInput: the many-body specification of its ManyBodyInput."""
+    dimer = mbe_input(2, bsse_type=["nocp"], max_nbody=2, schema_version=2)
+    return {"initial_molecule": dimer["molecule"], "specification": {"specification": dimer["specification"]}}
 
 
 def stop_at(step: str, signum: int, args: list[str], cwd: Path, cache: Path) -> subprocess.CompletedProcess:

@@ -309,7 +309,7 @@ def test_json_nested_too_deep_is_bad_input(tmp_path, capsys):
 
 def interleaved_dimer() -> dict:
     """The water dimer with a hydrogen of each water listed among the other's atoms."""
-    data = mbe_input(2)
+    data = mbe_input(2, schema_version=2)
     molecule = data["molecule"]
     order = [0, 1, 3, 2, 4, 5]
     molecule["symbols"] = [molecule["symbols"][atom] for atom in order]
@@ -325,8 +325,10 @@ def test_qcelemental_prints_nothing_on_stdout_before_a_refusal(tmp_path, capsys,
     fragments: stdout is a command's results, and the one error line says it already."""
     dimer = interleaved_dimer()
     if command == "optimize":
-        spec = {"specification": dimer["specification"], "keywords": {}}
-        dimer = {"initial_molecule": dimer["molecule"], "specification": spec}
+        dimer = {
+            "initial_molecule": dimer["molecule"],
+            "specification": {"specification": dimer["specification"]},
+        }
     path = write_json(tmp_path / "interleaved.json", dimer)
     assert cli.main([command, str(path), "--preset", "threads"]) == 2
     captured = capsys.readouterr()
