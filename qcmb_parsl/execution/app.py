@@ -30,6 +30,7 @@ from ..mpi_syntax import mpi_task_config
 from ..resources import node_task_config
 from .isolation import ChildOutcome, EngineJob, FragmentLimits, isolated_compute, isolated_compute_many
 from .isolation.files import private_temporary_files
+from .lanes import run_on_lanes, split
 from .outcomes import Evidence, FailureKind, engine_stamp
 
 #: Engine error types worth one more attempt on the same input (QCEngine's vocabulary):
@@ -77,6 +78,15 @@ def compute_bundle(
 
 
 def compute_fragments(jobs: list[dict[str, Any]]) -> list[dict[str, Any]]:
+    """Every job's envelope, in order: the call's groups side by side on the worker's lanes
+    (:mod:`.lanes`), or, without lanes, all of them as one group."""
+    lanes = int(jobs[0].get("lanes", 1))
+    if lanes > 1:
+        return run_on_lanes(split(jobs), lanes, _compute_group)
+    return _compute_group(jobs)
+
+
+def _compute_group(jobs: list[dict[str, Any]]) -> list[dict[str, Any]]:
     """First attempts of all ``jobs`` together (one engine process for all when isolated), then
     further attempts one by one for those whose failure may be transient."""
     first = jobs[0]
