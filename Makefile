@@ -27,8 +27,9 @@ system-deps:
 demo: venv
 	$(PY) examples/water_cluster_demo.py
 
+# One pytest worker per core; the tests of the one test Slurm stay together on one of them (tests/conftest.py).
 test: system-deps venv
-	$(PY) -m pytest
+	$(PY) -m pytest -n auto --dist loadgroup
 
 # Unit tests only (marker `fast`): no Parsl start-up, no Slurm, MPI or NWChem; under a minute.
 test-fast: venv

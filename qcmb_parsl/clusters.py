@@ -2,12 +2,14 @@
 
 Every cluster is one a chemist would recognise, and the same for a given ``n`` on every machine:
 
-- ``n = 2``: the water dimer of the S22 set (CCSD(T)/cc-pVQZ geometry; Jurečka, Šponer, Černý and
-  Hobza, Phys. Chem. Chem. Phys. 8, 1985 (2006)), ``examples/molecules/water_dimer.xyz``.
+- ``n = 2``: the water dimer of the S22 set, no. 2 (CCSD(T)/cc-pVQZ geometry; Jurečka, Šponer, Černý
+  and Hobza, Phys. Chem. Chem. Phys. 8, 1985 (2006), doi:10.1039/B600027D),
+  ``examples/molecules/water_dimer.xyz``.
 - ``n = 3``: the cyclic trimer, two free hydrogens on one side of the ring and one on the other,
   optimized at MP2/aug-cc-pVDZ with this package (``qcmb-parsl optimize``,
-  ``examples/molecules/water_trimer.optimization.json``); its O–O distances are the 2.80 Å Xantheas
-  and Dunning found (J. Chem. Phys. 98, 8037 (1993)); ``examples/molecules/water_trimer.xyz``.
+  ``examples/molecules/water_trimer.optimization.json``), not taken from a paper; its O–O distances
+  are the 2.80 Å Xantheas and Dunning found at MP2 (J. Chem. Phys. 98, 8037 (1993),
+  doi:10.1063/1.464558); ``examples/molecules/water_trimer.xyz``.
 - any other ``n``: the ``n`` waters nearest the centre of a hexagonal ring of cubic ice (ice Ic,
   O–O 2.76 Å, each water donating two and accepting two hydrogen bonds). The hydrogens are ordered
   antiferroelectrically, so that a large cluster carries no macroscopic dipole. Every cut (the tests

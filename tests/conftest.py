@@ -61,3 +61,11 @@ def mpi_install() -> MpiInstall:
     reason = mpi4py_missing()
     require(reason is None, reason or "")
     return install
+
+
+def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:
+    """With pytest-xdist (``make test`` runs one pytest worker per core), the tests of one Slurm stay on
+    one worker: a machine has one munged, so two test Slurms cannot run side by side."""
+    for item in items:
+        if "slurm_cluster" in getattr(item, "fixturenames", ()) or item.get_closest_marker("slurm"):
+            item.add_marker(pytest.mark.xdist_group("slurm"))

@@ -157,11 +157,14 @@ def test_page_runs_as_written(page, tmp_path, request):
 
 @pytest.mark.fast
 def test_readme_links_are_absolute_and_point_at_files_that_exist():
-    """The README is the package index's long description, where a relative link is broken."""
+    """The README is the package index's long description, where a relative link is broken; its links
+    into the docs site name pages of the site's nav."""
     from importlib.metadata import metadata
 
     urls = metadata("qcmb_parsl").get_all("Project-URL") or []
-    repository = dict(url.split(", ", 1) for url in urls)["Repository"]
+    project = dict(url.split(", ", 1) for url in urls)
+    repository, documentation = project["Repository"], project["Documentation"].rstrip("/") + "/"
+    site_pages = set(re.findall(r"([\w/.-]+\.md)\s*$", (ROOT / "mkdocs.yml").read_text(), re.MULTILINE))
     text = (ROOT / "README.md").read_text()
     links = re.findall(r"\]\(([^)\s]+)\)", text) + re.findall(r'src="([^"]+)"', text)
     assert links
@@ -171,3 +174,6 @@ def test_readme_links_are_absolute_and_point_at_files_that_exist():
             if link.startswith(prefix):
                 path = link.removeprefix(prefix).split("#")[0]
                 assert (ROOT / path).exists(), f"README.md links {link!r}: {path} is not in the checkout"
+        if link.startswith(documentation):
+            page = link.removeprefix(documentation).split("#")[0].strip("/")
+            assert {f"{page}.md", f"{page}/index.md"} & site_pages, f"README.md links {link!r}: no page {page}"

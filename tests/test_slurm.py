@@ -18,6 +18,8 @@ from qcmb_parsl import ManyBodyComputer, ParslExecutor
 pytestmark = pytest.mark.slurm
 
 ENERGY_TOL = 1e-9
+#: Dimers kept only within 3.1 Å (minimum interatomic distance): waters 1 and 3 are 3.16 Å apart.
+SCREEN = {2: 3.1}
 
 
 def test_batch_job_runs(slurm_cluster: SlurmCluster) -> None:
@@ -43,10 +45,12 @@ def test_water_trimer_on_slurm_matches_sequential(
     tmp_path,
     monkeypatch: pytest.MonkeyPatch,
 ) -> None:
-    """Every fragment runs inside a Slurm job that Parsl submitted; the energies are the sequential ones."""
+    """Every fragment runs inside a Slurm job that Parsl submitted; the energies are the sequential ones,
+    screened (the plan drops the dimer of waters 1 and 3, 3.16 Å apart) as well as not."""
     monkeypatch.chdir(tmp_path)  # Parsl's runinfo/ and the job scripts
     mbin = mbe_input(3, method="hf", basis="sto-3g", bsse_type=["cp"], max_nbody=2)
     reference = ManyBodyComputer.from_manybodyinput(mbin, executor=None)
+    screened_reference = ManyBodyComputer.from_manybodyinput(mbin, executor=None, screening=SCREEN)
 
     before = parsl_processes()
     with ParslExecutor(
@@ -61,6 +65,7 @@ def test_water_trimer_on_slurm_matches_sequential(
         progress=False,
     ) as executor:
         result = ManyBodyComputer.from_manybodyinput(mbin, executor=executor)
+        screened = ManyBodyComputer.from_manybodyinput(mbin, executor=executor, screening=SCREEN)
         submitted = set(executor.dfk.executors["slurm"].blocks_to_job_id.values())
         states = {job_id: slurm_cluster.job_state(job_id) for job_id in submitted}
         running = parsl_processes() - before
@@ -72,6 +77,12 @@ def test_water_trimer_on_slurm_matches_sequential(
                 getattr(result.properties, name), value, atol=ENERGY_TOL, rtol=0, err_msg=name
             )
     assert set(result.component_results) == set(reference.component_results)
+    kept = screened.extras["qcmb_parsl"]["screening"]["levels"]
+    assert kept == screened_reference.extras["qcmb_parsl"]["screening"]["levels"]
+    np.testing.assert_allclose(
+        screened.return_result, screened_reference.return_result, atol=ENERGY_TOL, rtol=0
+    )
+    assert abs(screened.return_result - result.return_result) > ENERGY_TOL, "the screen dropped nothing"
 
     assert submitted and all(states.values()), f"Parsl's blocks were not Slurm jobs: {states}"
     for label, component in result.component_results.items():
