@@ -90,7 +90,7 @@ def run_local(case_name: str, quick: bool) -> dict[str, Any]:
         rss_planned = _peak_rss_mib()
         executor = ParslExecutor(
             "local", max_workers=WORKERS, cores_per_worker=CORES_PER_WORKER, progress=False,
-            cache=directory if cached else False,
+            cache=cached, cache_dir=directory,  # ParslExecutor's cache is a switch: the directory is cache_dir
         )
         began = time.perf_counter()
         executor.start()

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import gc
 import json
 import logging
 import random
@@ -90,6 +91,19 @@ def test_large_cluster_plans_quickly_and_samples_match_upstream():
             [i - 1 for i in task.real_fragments], [i - 1 for i in ghost], orient=False, group_fragments=False
         ).copy(update={"fix_com": True, "fix_orientation": True})
         assert_same_fragment(task.atomic_input["molecule"], upstream, qcel_v1.Molecule)
+
+
+@pytest.mark.parametrize("enabled", [True, False])
+def test_planning_leaves_the_garbage_collector_as_it_found_it(enabled):
+    """Planning pauses the cyclic collector while it builds the tasks, then puts it back as it was."""
+    computer = ManyBodyComputer.prepare(mbin_for(3, ["nocp"]))
+    was = gc.isenabled()
+    (gc.enable if enabled else gc.disable)()
+    try:
+        assert len(computer.fragment_tasks()) == 7
+        assert gc.isenabled() is enabled
+    finally:
+        (gc.enable if was else gc.disable)()
 
 
 def test_cp_fragments_share_one_layout():

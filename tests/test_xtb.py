@@ -15,7 +15,10 @@ from molecules import mbe_input
 
 from qcmb_parsl import InputError, ManyBodyComputer, ParslExecutor, SequentialExecutor
 from qcmb_parsl.engines.xtb import XTBHarness
+from qcmb_parsl.execution.app import compute_bundle, job_text
+from qcmb_parsl.execution.jobs import JobSettings
 from qcmb_parsl.frontend.cli import main
+from qcmb_parsl.resources import WorkerResources
 
 require(XTBHarness.found(), "tblite is not installed (pip install 'qcmb_parsl[xtb]')")
 
@@ -40,6 +43,20 @@ def test_xtb_trimer_in_processes_of_their_own_equals_upstream_serial():
     assert_equal_to_upstream(result, data)
     provenance = next(iter(result.component_results.values())).provenance
     assert provenance.creator == "tblite"
+
+
+@pytest.mark.fast
+def test_jobs_cross_to_parsl_workers_as_json_text_and_are_answered_alike():
+    """The Parsl back-end sends a call's jobs as JSON text (Parsl's dill pickles a nested dict item by item,
+    in pure Python): the text holds the same jobs, and a worker answers it as it answers the dicts."""
+    tasks = ManyBodyComputer.prepare(xtb_input(2)).fragment_tasks()
+    jobs = [JobSettings(WorkerResources(), isolate=False).job(task) for task in tasks]
+    text = job_text(jobs)
+    assert json.loads(text) == jobs
+    answers = [[json.loads(e["result_json"]) for e in compute_bundle(call)] for call in (text, jobs)]
+    for from_text, from_dicts in zip(*answers, strict=True):
+        assert abs(from_text["properties"]["return_energy"] - from_dicts["properties"]["return_energy"]) < 1e-9
+        np.testing.assert_allclose(from_text["return_result"], from_dicts["return_result"], rtol=0, atol=1e-8)
 
 
 @pytest.mark.fast

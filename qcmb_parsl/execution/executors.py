@@ -213,6 +213,12 @@ class ParslExecutor(FragmentExecutor):
         half this many seconds are packed into one app call lasting about this long, run one after
         another in one engine process; each is still its own result, cached and judged alone. 0 turns
         bundling off.
+    lanes_per_worker
+        Fragments each worker runs side by side (default 1), each still in a process of its own with
+        its own result, limits, retries and cache entry: one call then carries work for every lane.
+        For thousands of cores, one worker per node (``max_workers=1``) with a lane per core makes one
+        call per node, which one driver can feed where it could not feed one call per core (see
+        :mod:`qcmb_parsl.execution.lanes`). Needs isolated fragments.
     resource_specification
         ``callable(task) -> dict``: Parsl's per-task resource specification, for a config file or
         Config whose executor needs one (MPIExecutor: ``num_ranks``, ``ranks_per_node``, ...).
@@ -249,6 +255,7 @@ class ParslExecutor(FragmentExecutor):
         check_programs: bool = True,
         order: Order = "cost",
         bundle_seconds: float = DEFAULT_BUNDLE_SECONDS,
+        lanes_per_worker: int = 1,
         resource_specification: Callable[[FragmentTask], dict[str, Any]] | None = None,
         **preset_options: Any,
     ):
@@ -283,7 +290,9 @@ class ParslExecutor(FragmentExecutor):
             memory_per_worker=self.options.memory_per_worker,
             scratch_directory=self.options.scratch_directory,
         )
-        settings = JobSettings(resources, self.max_workers, timeout_per_task, max_retries, isolate)
+        settings = JobSettings(
+            resources, self.max_workers, timeout_per_task, max_retries, isolate, lanes_per_worker
+        )
         super().__init__(
             backend,
             settings,

@@ -37,6 +37,10 @@ class JobSettings:
     isolate
         Run each engine in a process of its own (default). Off, engines share the worker's process:
         cheaper for floods of tiny fragments, but no timeout or memory limit can be enforced.
+    lanes_per_worker
+        Fragments one worker runs side by side, each in a process of its own: a call then carries
+        work for every lane (see :mod:`qcmb_parsl.execution.lanes`). One worker per node with a lane
+        per core makes one call per node.
     """
 
     resources: WorkerResources
@@ -44,6 +48,7 @@ class JobSettings:
     timeout: float | None = None
     max_retries: int = 2
     isolate: bool = True
+    lanes_per_worker: int = 1
 
     def __post_init__(self) -> None:
         if self.timeout is not None and self.timeout <= 0:
@@ -53,6 +58,14 @@ class JobSettings:
         if not self.isolate and self.timeout is not None:
             raise ConfigurationError(
                 "timeout_per_task needs isolated fragments: drop isolate=False or the timeout"
+            )
+        if type(self.lanes_per_worker) is not int or self.lanes_per_worker < 1:
+            raise ConfigurationError(
+                f"lanes_per_worker must be a positive integer, got {self.lanes_per_worker!r}"
+            )
+        if not self.isolate and self.lanes_per_worker > 1:
+            raise ConfigurationError(
+                "lanes_per_worker runs fragments side by side in processes of their own: drop isolate=False"
             )
         if not self.isolate and self.resources.memory_per_worker is not None:
             raise ConfigurationError(
@@ -79,9 +92,11 @@ class JobSettings:
             "atomic_input": task.atomic_input,
             "task_config": self.task_config(),
             "environment": thread_environment(self.resources.cores_per_worker),
-            "workers_per_node": self.workers_per_node,
+            # Every lane is a fragment side by side with the others on its node.
+            "workers_per_node": self.workers_per_node * self.lanes_per_worker,
             "timeout": self.timeout,
             "memory_bytes": self.memory_bytes,
             "max_retries": self.max_retries,
             "isolate": self.isolate,
+            "lanes": self.lanes_per_worker,
         }

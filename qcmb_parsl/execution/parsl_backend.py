@@ -44,7 +44,7 @@ from ._parsl import (
     try_count,
     user_executors,
 )
-from .app import bundle_app, fragment_app
+from .app import bundle_app, fragment_app, job_text
 from .backends import Backend, Loss
 from .isolation.client import allow_running, cancel_running
 from .lifeline import RUN_VARIABLE
@@ -170,7 +170,7 @@ class ParslBackend(Backend):
             spec.update(self._resource_specification(task))
         if self._prioritise:
             spec["priority"] = priority
-        return app(argument, parsl_resource_specification=spec)
+        return app(job_text(argument), parsl_resource_specification=spec)
 
     def attempts(self, future: Future) -> int:
         return try_count(future)

@@ -37,6 +37,7 @@ from ..planning.plan import FragmentTask
 from ..schema import convert_atomic_result
 from .backends import Backend, Loss
 from .jobs import JobSettings
+from .lanes import LANE_ROUNDS, annotate
 from .ordering import Calibration, Order, calibrate, estimate_seconds, log_plan, order_tasks
 from .outcomes import (
     Evidence,
@@ -246,11 +247,13 @@ class _Run:
         priority = 0
         while pending or in_flight:
             while pending and len(in_flight) < window:
-                bundle = self._next(pending, len(in_flight))
-                if not bundle:
+                groups = self._next_call(pending, len(in_flight))
+                if not groups:
                     continue
                 began = time.perf_counter()
-                jobs = [self.runner.settings.job(task) for task in bundle]
+                bundle = [task for group in groups for task in group]
+                job_groups = [[self.runner.settings.job(task) for task in group] for group in groups]
+                jobs = annotate(job_groups) if len(groups) > 1 else job_groups[0]
                 if len(bundle) == 1:
                     future = self.backend.submit(bundle[0], jobs[0], priority)
                 else:
@@ -321,10 +324,32 @@ class _Run:
             return f"; {self.backend.label} could not be started afresh: {exc}"
         return None
 
-    def _next(self, pending: deque[FragmentTask], in_flight: int) -> list[FragmentTask]:
-        """The next call to submit: one fragment, or consecutive tiny ones packed to about
-        ``bundle_seconds``, no more than their share of the workers without a call (``in_flight``
-        calls occupy the others). Cancelled fragments are finished on the way and never submitted."""
+    def _next_call(self, pending: deque[FragmentTask], in_flight: int) -> list[list[FragmentTask]]:
+        """The groups of the next call: one group (:meth:`_next`), or, on workers with several lanes,
+        up to ``LANE_ROUNDS`` groups per lane and no more fragments than the call's share of those
+        pending among the workers without a call."""
+        lanes = self.runner.settings.lanes_per_worker
+        if lanes == 1:
+            group = self._next(pending, in_flight)
+            return [group] if group else []
+        free = self.backend.capacity - in_flight
+        share = fair_share(len(pending), free)
+        groups: list[list[FragmentTask]] = []
+        taken = 0
+        while pending and taken < share and len(groups) < lanes * LANE_ROUNDS:
+            group = self._next(pending, in_flight, lanes, share - taken)
+            if group:
+                groups.append(group)
+                taken += len(group)
+        return groups
+
+    def _next(
+        self, pending: deque[FragmentTask], in_flight: int, lanes: int = 1, most: int = MAX_BUNDLE
+    ) -> list[FragmentTask]:
+        """The next group of a call: one fragment, or consecutive tiny ones packed to about
+        ``bundle_seconds``, no more than ``most`` nor their share of the lanes of the workers without
+        a call (``in_flight`` calls occupy the others). Cancelled fragments are finished on the way
+        and never submitted."""
         task = pending.popleft()
         if task.mc in self.doomed:
             self._finish(task, _cancelled(task, self.doomed[task.mc]), None)
@@ -333,8 +358,8 @@ class _Run:
         expected = self.calibration.seconds(task)
         if expected is None or expected >= target / 2:
             return bundle
-        free = self.backend.capacity - in_flight
-        total, limit = expected, min(MAX_BUNDLE, fair_share(len(pending) + 1, free))
+        free = (self.backend.capacity - in_flight) * lanes
+        total, limit = expected, min(MAX_BUNDLE, most, fair_share(len(pending) + 1, free))
         while pending and len(bundle) < limit:
             following = pending[0]
             seconds = self.calibration.seconds(following)

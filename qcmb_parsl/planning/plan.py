@@ -21,6 +21,7 @@ import numpy as np
 from qcmanybody import ManyBodyCore
 
 from ..errors import InputError
+from ..gc_pause import collector_paused
 from ..schema import (
     SchemaVersion,
     atomic_model,
@@ -209,15 +210,17 @@ def plan_tasks(
     builder = FragmentMoleculeBuilder(core.molecule)
     costs = FragmentCosts(builder, specifications)
     tasks = []
-    for mc, label, real, basis in iterate_labels(core):
-        program = specifications[mc]["program"]
-        spec = specifications[mc]["specification"]  # shared by the tasks of a level: never mutated
-        molecule = builder.build(real, basis)
-        if core.embedding_charges:
-            spec = copy.deepcopy(spec)
-            _attach_embedding_charges(core, builder, molecule, spec, basis, program)
-        atomic_input = make_atomic_input(molecule, spec, schema_version)
-        tasks.append(FragmentTask(label, mc, program, real, basis, atomic_input, costs.cost(mc, real, basis)))
+    with collector_paused():
+        for mc, label, real, basis in iterate_labels(core):
+            program = specifications[mc]["program"]
+            spec = specifications[mc]["specification"]  # shared by the tasks of a level: never mutated
+            molecule = builder.build(real, basis)
+            if core.embedding_charges:
+                spec = copy.deepcopy(spec)
+                _attach_embedding_charges(core, builder, molecule, spec, basis, program)
+            atomic_input = make_atomic_input(molecule, spec, schema_version)
+            cost = costs.cost(mc, real, basis)
+            tasks.append(FragmentTask(label, mc, program, real, basis, atomic_input, cost))
     logger.info("planned %d fragment tasks", len(tasks))
     return tasks
 
