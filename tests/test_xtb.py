@@ -4,6 +4,7 @@ anything runs; calls spread over every worker while fragments remain to share.""
 
 from __future__ import annotations
 
+import gc
 import json
 
 import numpy as np
@@ -43,6 +44,31 @@ def test_xtb_trimer_in_processes_of_their_own_equals_upstream_serial():
     assert_equal_to_upstream(result, data)
     provenance = next(iter(result.component_results.values())).provenance
     assert provenance.creator == "tblite"
+
+
+@pytest.mark.fast
+def test_a_run_leaves_the_garbage_collector_as_it_found_it():
+    """During a run, what was alive when it began (plan, keys) is frozen out of the collector's walks;
+    after it, thawed again. Objects someone else froze stay frozen, and a collector turned off stays off."""
+    data = xtb_input(2)
+    computer = ManyBodyComputer.prepare(data)
+    executor = SequentialExecutor(isolate=False)
+    thresholds = gc.get_threshold()
+    frozen_during: list[int] = []
+    report = executor.run(computer.fragment_tasks(), lambda *_: frozen_during.append(gc.get_freeze_count()))
+    assert min(frozen_during) > 0
+    assert gc.get_freeze_count() == 0 and gc.isenabled() and gc.get_threshold() == thresholds
+    assert_equal_to_upstream(computer.assemble(report), data)
+    theirs = [[]]  # frozen by someone else: the collector's generations no longer list it
+    gc.disable()
+    gc.freeze()
+    try:
+        executor.run(computer.fragment_tasks())
+        assert not gc.isenabled() and gc.get_freeze_count() > 0
+        assert all(obj is not theirs for obj in gc.get_objects())
+    finally:
+        gc.unfreeze()
+        gc.enable()
 
 
 @pytest.mark.fast

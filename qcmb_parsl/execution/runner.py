@@ -33,6 +33,7 @@ from typing import TYPE_CHECKING, Any
 from ..cache import FragmentEntry, task_keys
 from ..engines.programs import check_programs, program_versions
 from ..errors import CacheError, InputError, RunInterrupted
+from ..gc_pause import collector_frozen
 from ..planning.plan import FragmentTask
 from ..schema import convert_atomic_result
 from .backends import Backend, Loss
@@ -139,7 +140,8 @@ class Runner:
         )
         run.progress_callback = progress_callback
         try:
-            with stop_on_signals():
+            # The tasks, keys and hits live as long as the run: the collector's full walks skip them.
+            with collector_frozen(), stop_on_signals():
                 for key, hit in hits.items():
                     for task in groups[key]:
                         run.record(_cached_result(task, hit, self.backend.label))
