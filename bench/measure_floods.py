@@ -24,9 +24,13 @@ assembly.
 from __future__ import annotations
 
 import argparse
+import gc
 import resource
 import tempfile
+import threading
 import time
+from collections.abc import Iterator
+from contextlib import contextmanager
 from typing import Any
 
 from cases import CORES_PER_WORKER, WORKERS, flood_cases
@@ -37,6 +41,28 @@ CONFIGS = ("upstream", "local")
 
 def _peak_rss_mib() -> float:
     return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
+
+
+@contextmanager
+def collections_counted(counts: dict[str, float]) -> Iterator[None]:
+    """The garbage collections this thread runs inside the block: how many of each generation and their
+    CPU seconds (``gc.callbacks``; a collection runs in whichever thread allocates when it is due)."""
+    thread, began = threading.get_ident(), [0.0]
+
+    def callback(phase: str, info: dict[str, int]) -> None:
+        if threading.get_ident() != thread:
+            return
+        if phase == "start":
+            began[0] = time.thread_time()
+            return
+        counts[f"gen{info['generation']}"] = counts.get(f"gen{info['generation']}", 0) + 1
+        counts["cpu_s"] = counts.get("cpu_s", 0.0) + time.thread_time() - began[0]
+
+    gc.callbacks.append(callback)
+    try:
+        yield
+    finally:
+        gc.callbacks.remove(callback)
 
 
 def run_upstream(case_name: str, quick: bool) -> dict[str, Any]:
@@ -96,7 +122,9 @@ def run_local(case_name: str, quick: bool) -> dict[str, Any]:
         executor.start()
         startup_s = time.perf_counter() - began
         cpu1, began = time.process_time(), time.perf_counter()
-        report = executor.run(tasks)
+        run_collections: dict[str, float] = {}
+        with collections_counted(run_collections):
+            report = executor.run(tasks)
         run_s, run_cpu = time.perf_counter() - began, time.process_time() - cpu1
         cpu2, began = time.process_time(), time.perf_counter()
         result = computer.assemble(report)
@@ -129,6 +157,7 @@ def run_local(case_name: str, quick: bool) -> dict[str, Any]:
         "engine_s": engine_s, "overhead_ms": 1000 * (run_s - engine_s / WORKERS) / count,
         "driver_cpu_ms": {"plan": 1000 * plan_cpu / count, "run": 1000 * run_cpu / count,
                           "assemble": 1000 * assemble_cpu / count, "total": 1000 * driver_cpu / count},
+        "run_gc": {**run_collections, "ms_per_fragment": 1000 * run_collections.get("cpu_s", 0.0) / count},
         "peak_rss_mib": {"planned": rss_planned, "end": _peak_rss_mib()},
         "calls": len({r.provenance.get("parsl_task_id") for r in report.results.values()}),
         "rerun_from_cache_s": rerun_s, "energy": result.properties.return_energy,

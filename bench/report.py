@@ -45,6 +45,14 @@ def _load(result: dict[str, Any]) -> str:
     return f"{result['load_before'][0]:.2f} → {result['load_after'][0]:.2f}"
 
 
+def _run_gc(result: dict[str, Any]) -> str:
+    """The garbage collections of the driver's main thread during the run, when the result has them."""
+    collections = result.get("run_gc")
+    if collections is None:
+        return ""
+    return f" (of it, collector {collections['ms_per_fragment']:.3f} ms, {collections.get('gen2', 0)} full)"
+
+
 def ceiling(results: dict[str, Any]) -> float:
     """The lower of the two ceiling probes around item 1: the conservative bound for its speedups."""
     return min(results["ceiling_before"]["ceiling"], results["ceiling_after"]["ceiling"])
@@ -406,7 +414,7 @@ def targets(results: dict[str, Any]) -> Table:
     table.rows.append([
         f"driver ≤ {TARGETS['driver_ms']} ms/fragment at {r['fragments']} fragments ({r['case']})",
         f"{cpu['total']:.3f} ms", _verdict(cpu["total"] <= TARGETS["driver_ms"]),
-        f"plan {cpu['plan']:.3f} + run {cpu['run']:.3f} + assembly {cpu['assemble']:.3f} ms; peak RSS "
+        f"plan {cpu['plan']:.3f} + run {cpu['run']:.3f} + assembly {cpu['assemble']:.3f} ms{_run_gc(r)}; peak RSS "
         f"{r['peak_rss_mib']['end']:.0f} MiB; total {r['total_s'] / 60:.1f} min vs upstream "
         f"{r['upstream_extrapolated_s'] / 60:.1f} min (extrapolated); load {_load(r)}",
     ])
