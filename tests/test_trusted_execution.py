@@ -223,11 +223,7 @@ def test_stopped_driver_keeps_finished_fragments_and_a_rerun_does_the_rest(prese
     args = ["run", str(inp), "--preset", preset, "--workers", "1", "--progress", "log"]
     driver = start_cli(args, tmp_path, cache, TMPDIR=str(tmp))
     try:
-        # The first fragment cached is the trimer (longest first); the twelve left take several times
-        # as long, so the signal lands in the run even on a loaded machine. After three, the quick
-        # ones left could all finish first and the signal land in the shut-down, where a finished run
-        # ignores it.
-        wait_for_cached(cache, 1)
+        wait_for_cached(cache, 3)
         processes = descendants(driver.pid)
         sent = time.monotonic()
     finally:
