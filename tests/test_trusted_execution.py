@@ -19,6 +19,7 @@ from pathlib import Path
 import psutil
 import pytest
 from drivers import (
+    as_in_a_terminal,
     descendants,
     session_processes,
     start_cli,
@@ -322,7 +323,7 @@ def test_stop_on_sequential_path_is_prompt_and_loses_nothing(tmp_path):
     )
     driver = subprocess.Popen(
         [sys.executable, str(script)], cwd=tmp_path, stderr=subprocess.PIPE, text=True,
-        env={**os.environ, "OMP_NUM_THREADS": "1"},
+        env={**os.environ, "OMP_NUM_THREADS": "1"}, preexec_fn=as_in_a_terminal,
     )
     try:
         wait_for_cached(tmp_path / "cache", 2)
