@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+import signal
 import subprocess
 import sys
 import time
@@ -32,6 +33,17 @@ def session_processes(name: str) -> list[psutil.Process]:
     return found
 
 
+def as_in_a_terminal() -> None:
+    """Give a driver about to start the stop signals a terminal's foreground command has.
+
+    Signal dispositions are inherited: under ``nohup`` SIGHUP is ignored, and a command started in the
+    background by a shell without job control ignores SIGINT. A driver rightly leaves an ignored
+    signal ignored, so a test that stops one with it must not inherit how the test run was started.
+    """
+    for signum in (signal.SIGINT, signal.SIGTERM, signal.SIGHUP):
+        signal.signal(signum, signal.SIG_DFL)
+
+
 def start_cli(args: list[str], cwd: Path, cache: Path, **environment: str) -> subprocess.Popen:
     """``python -m qcmb_parsl ARGS`` in its own session, as a user's shell would start it (with
     ``environment`` added to this process's)."""
@@ -44,6 +56,7 @@ def start_cli(args: list[str], cwd: Path, cache: Path, **environment: str) -> su
         stderr=subprocess.PIPE,
         text=True,
         start_new_session=True,
+        preexec_fn=as_in_a_terminal,
     )
 
 

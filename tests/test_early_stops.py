@@ -17,6 +17,7 @@ import sys
 from pathlib import Path
 
 import pytest
+from drivers import as_in_a_terminal
 from molecules import mbe_input, water_xyz
 
 from qcmb_parsl import ManyBodyComputer, RunInterrupted
@@ -57,6 +58,7 @@ def stop_at(step: str, signum: int, args: list[str], cwd: Path, cache: Path) -> 
         stdout=subprocess.PIPE,
         stderr=subprocess.PIPE,
         text=True,
+        preexec_fn=as_in_a_terminal,
     )
     try:
         assert driver.stdout is not None

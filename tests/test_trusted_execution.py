@@ -19,6 +19,7 @@ from pathlib import Path
 import psutil
 import pytest
 from drivers import (
+    as_in_a_terminal,
     descendants,
     session_processes,
     start_cli,
@@ -223,11 +224,7 @@ def test_stopped_driver_keeps_finished_fragments_and_a_rerun_does_the_rest(prese
     args = ["run", str(inp), "--preset", preset, "--workers", "1", "--progress", "log"]
     driver = start_cli(args, tmp_path, cache, TMPDIR=str(tmp))
     try:
-        # The first fragment cached is the trimer (longest first); the twelve left take several times
-        # as long, so the signal lands in the run even on a loaded machine. After three, the quick
-        # ones left could all finish first and the signal land in the shut-down, where a finished run
-        # ignores it.
-        wait_for_cached(cache, 1)
+        wait_for_cached(cache, 3)
         processes = descendants(driver.pid)
         sent = time.monotonic()
     finally:
@@ -326,7 +323,7 @@ def test_stop_on_sequential_path_is_prompt_and_loses_nothing(tmp_path):
     )
     driver = subprocess.Popen(
         [sys.executable, str(script)], cwd=tmp_path, stderr=subprocess.PIPE, text=True,
-        env={**os.environ, "OMP_NUM_THREADS": "1"},
+        env={**os.environ, "OMP_NUM_THREADS": "1"}, preexec_fn=as_in_a_terminal,
     )
     try:
         wait_for_cached(tmp_path / "cache", 2)
