@@ -13,6 +13,7 @@ import os
 import signal
 import subprocess
 import sys
+import tempfile
 import threading
 import time
 from pathlib import Path
@@ -35,6 +36,8 @@ from molecules import mbe_input
 from qcmb_parsl import FailureKind, ManyBodyComputer, ParslExecutor
 from qcmb_parsl.cache import FragmentCache
 from qcmb_parsl.errors import ConfigurationError
+from qcmb_parsl.execution.lifeline import BLOCK_MARK, end_run
+from qcmb_parsl.execution.parsl_backend import block_init
 from qcmb_parsl.execution.rundirs import prune_run_dirs
 from qcmb_parsl.execution.teardown import STOP_SECONDS
 from qcmb_parsl.presets import build_preset
@@ -279,6 +282,22 @@ def test_runinfo_keeps_the_newest_sessions_and_what_is_not_a_session(tmp_path):
     assert sorted(entry.name for entry in run_dir.iterdir()) == ["003", "008", "009", "010", "011", "monitoring.db"]
     with pytest.raises(ConfigurationError, match="keep_runs"):
         ParslExecutor("threads", keep_runs=0)
+
+
+@pytest.mark.fast
+def test_a_block_script_killed_outright_leaves_no_directory_once_its_run_ends(private_tmpdir, monkeypatch):
+    """A bounded stop SIGKILLs a block's script when its grace is over, and its EXIT trap never runs:
+    the run's end removes the directory the script made, and leaves another run's alone. (A short
+    ``$TMPDIR``: below pytest's ``tmp_path`` there is no room for a block's directory.)"""
+    monkeypatch.setattr(tempfile, "tempdir", str(private_tmpdir))
+    environment = {**os.environ, "TMPDIR": str(private_tmpdir)}
+    for token in ("this-run", "another-run"):
+        script = f'{block_init(token)}\nmkdir "$TMPDIR/pymp-x"\nkill -KILL $$'
+        subprocess.run(["bash", "-c", script], env=environment, check=False, timeout=30)
+    left = {path.name: (path / BLOCK_MARK).read_text().strip() for path in private_tmpdir.iterdir()}
+    assert sorted(left.values()) == ["another-run", "this-run"], left
+    end_run("this-run", [])
+    assert [(path / BLOCK_MARK).read_text().strip() for path in private_tmpdir.iterdir()] == ["another-run"]
 
 
 def test_leaving_with_ends_the_fragment_template():

@@ -33,16 +33,21 @@ its blocks' ``worker_init``). A driver that stops cleanly ends the guard itself.
 from __future__ import annotations
 
 import contextlib
+import glob
 import os
 import select
+import shutil
 import signal
 import subprocess
 import sys
+import tempfile
 
 import psutil
 
 #: The environment variable that marks every process of a run's worker blocks on this machine.
 RUN_VARIABLE = "QCMB_PARSL_RUN"
+#: The file in a block's temporary directory that names the run it belongs to.
+BLOCK_MARK = ".qcmb-run"
 
 _PR_SET_PDEATHSIG = 1
 _BROADCAST = {signal.SIGTERM, signal.SIGINT, signal.SIGHUP}
@@ -156,12 +161,13 @@ def run_processes(token: str) -> list[psutil.Process]:
 
 def end_run(token: str, known: list[psutil.Process], grace: float = GRACE) -> None:
     """SIGTERM to ``known`` (each checked against pid reuse) and every process of the run, SIGKILL to
-    those still there after ``grace`` seconds; again for any that appeared meanwhile."""
+    those still there after ``grace`` seconds; again for any that appeared meanwhile. Then the run's
+    block directories left on this machine go too."""
     targets = [process for process in known if process.is_running()]
     for _ in range(_ROUNDS):
         targets += run_processes(token) if token else []
         if not targets:
-            return
+            break
         for process in targets:
             with contextlib.suppress(psutil.Error):
                 process.terminate()
@@ -171,6 +177,21 @@ def end_run(token: str, known: list[psutil.Process], grace: float = GRACE) -> No
                 process.kill()
         psutil.wait_procs(alive, timeout=grace)
         targets = []
+    if token:
+        _remove_block_directories(token)
+
+
+def _remove_block_directories(token: str) -> None:
+    """Remove the temporary directories of the run's blocks on this machine that their scripts, killed
+    outright, could not (each names its run in :data:`BLOCK_MARK`)."""
+    for directory in glob.glob(os.path.join(tempfile.gettempdir(), "qcmb-??????")):
+        try:
+            with open(os.path.join(directory, BLOCK_MARK)) as mark:
+                owner = mark.read().strip()
+        except OSError:
+            continue
+        if owner == token:
+            shutil.rmtree(directory, ignore_errors=True)
 
 
 def main(argv: list[str]) -> int:

@@ -47,7 +47,7 @@ from ._parsl import (
 from .app import bundle_app, fragment_app, job_text
 from .backends import Backend, Loss
 from .isolation.client import allow_running, cancel_running
-from .lifeline import RUN_VARIABLE
+from .lifeline import BLOCK_MARK, RUN_VARIABLE
 from .retry import retry_cost
 from .rundirs import KEEP_RUNS, prune_run_dirs
 from .teardown import end_session, end_start
@@ -186,6 +186,20 @@ class ParslBackend(Backend):
 _BLOCK_TMP_ROOM = 107 - len("/pymp-XXXXXXXX/listener-XXXXXXXX")
 
 
+def block_init(token: str) -> str:
+    """``worker_init`` lines of a session's blocks: the session's mark, and a temporary directory of the
+    block's own (where ``$TMPDIR`` leaves room for the pools' multiprocessing socket below it: see
+    :data:`_BLOCK_TMP_ROOM`). The block's script removes it when it exits; a script killed outright
+    (SIGKILL after the grace of a bounded stop) cannot, so the directory names its session in
+    :data:`~.lifeline.BLOCK_MARK` and the session's end removes it (:func:`.lifeline.end_run`)."""
+    return (
+        f"export {RUN_VARIABLE}={token}\n"
+        'qcmb_tmp=$(mktemp -d "${TMPDIR:-/tmp}/qcmb-XXXXXX") && '
+        f'if [ ${{#qcmb_tmp}} -le {_BLOCK_TMP_ROOM} ]; then export TMPDIR="$qcmb_tmp"; '
+        f"""echo {token} > "$TMPDIR/{BLOCK_MARK}"; trap 'rm -rf "$TMPDIR"' EXIT; else rmdir "$qcmb_tmp"; fi"""
+    )
+
+
 class _Session:
     """One DataFlowKernel's life on this machine: the mark of its blocks, the processes the driver
     started for it, the guard that ends them if the driver dies, and the watch on its machinery."""
@@ -208,15 +222,8 @@ class _Session:
             )
 
     def block_init(self) -> str:
-        """``worker_init`` lines of every block: the session's mark, and a temporary directory of the
-        block's own that its script removes however its worker pools end (where ``$TMPDIR`` leaves
-        room for the pools' multiprocessing socket below it: see :data:`_BLOCK_TMP_ROOM`)."""
-        return (
-            f"export {RUN_VARIABLE}={self.token}\n"
-            'qcmb_tmp=$(mktemp -d "${TMPDIR:-/tmp}/qcmb-XXXXXX") && '
-            f'if [ ${{#qcmb_tmp}} -le {_BLOCK_TMP_ROOM} ]; then export TMPDIR="$qcmb_tmp"; '
-            """trap 'rm -rf "$TMPDIR"' EXIT; else rmdir "$qcmb_tmp"; fi"""
-        )
+        """``worker_init`` lines of every block (see :func:`block_init`)."""
+        return block_init(self.token)
 
     def started(self) -> None:
         """Note the processes Parsl started for the session and hand those the lifeline's wrapper does
