@@ -88,7 +88,7 @@ def load_manager_file(
     fields = executors[name]
     preset, options = preset_options(path, name, fields)
     if data.get("parsl_run_dir") is not None:
-        options["run_dir"] = manager_run_dir(path, data, data["parsl_run_dir"])
+        options["run_dir"] = manager_run_dir(path, data)
     where = f"manager file {str(path)!r}, executor {name!r}"
     validated = parse_options(preset.options, {**options, **overrides}, where)
     try:
@@ -107,10 +107,11 @@ def load_manager_file(
     return config, validated, preset
 
 
-def manager_run_dir(path: Path, data: Mapping[str, Any], run_dir: str) -> str:
-    """``parsl_run_dir`` as qcfractalcompute's manager reads it (``read_configuration`` and the config's
-    path check): expanded, and absolute from the base folder when relative."""
-    run_dir = os.path.expandvars(os.path.expanduser(run_dir))
+def manager_run_dir(path: Path, data: Mapping[str, Any]) -> str:
+    """The manager file's ``parsl_run_dir`` as qcfractalcompute's manager reads it
+    (``read_configuration`` and the config's path check): expanded, and absolute from the base folder
+    when relative."""
+    run_dir = os.path.expandvars(os.path.expanduser(data["parsl_run_dir"]))
     base_folder = os.environ.get(BASE_FOLDER_ENV) or data.get("base_folder") or str(path.resolve().parent)
     return os.path.abspath(os.path.join(base_folder, run_dir))
 
