@@ -179,7 +179,12 @@ class ParallelComputerMixin:
     def fragment_tasks(self) -> list[FragmentTask]:
         """Every fragment task of this expansion, in upstream's order; the time counts as planning."""
         start = time.perf_counter()
-        tasks = plan_tasks(self.qcmb_core, specifications_from_input(self), self.schema_version)
+        tasks = plan_tasks(
+            self.qcmb_core,
+            specifications_from_input(self),
+            self.schema_version,
+            keeps_fragment_results(self.input_data, self.schema_version),
+        )
         self.plan_time = getattr(self, "plan_time", 0.0) + time.perf_counter() - start
         return tasks
 

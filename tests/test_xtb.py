@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import gc
 import json
+from dataclasses import replace
 
 import numpy as np
 import pytest
@@ -15,6 +16,7 @@ from components import require
 from molecules import mbe_input
 
 from qcmb_parsl import InputError, ManyBodyComputer, ParslExecutor, SequentialExecutor
+from qcmb_parsl.cache import FragmentCache
 from qcmb_parsl.engines.xtb import XTBHarness
 from qcmb_parsl.execution.app import compute_bundle, job_text
 from qcmb_parsl.execution.jobs import JobSettings
@@ -69,6 +71,37 @@ def test_a_run_leaves_the_garbage_collector_as_it_found_it():
     finally:
         gc.unfreeze()
         gc.enable()
+
+
+@pytest.mark.fast
+def test_an_expansion_that_drops_fragment_results_keeps_their_return_properties_only(tmp_path):
+    """Upstream drops the fragments' AtomicResults unless the protocol keeps them: the run then keeps
+    only what upstream's analysis reads (computed and cached alike) and the cache the whole result;
+    an identical fragment of an input that keeps them (a campaign's) still gets its whole result."""
+    data = xtb_input(3, driver="energy")
+    data["specification"]["protocols"] = {"component_results": "none"}
+    computer = ManyBodyComputer.prepare(data)
+    dropped = computer.fragment_tasks()
+    twins = [
+        replace(task, label=f"kept:{task.label}")
+        for task in ManyBodyComputer.prepare(xtb_input(3, driver="energy")).fragment_tasks()[:2]
+    ]
+    assert not any(task.keep_result for task in dropped) and all(task.keep_result for task in twins)
+    executor = SequentialExecutor(isolate=False, cache=tmp_path)
+    for source in ("computed", "cached"):
+        report = executor.run([*dropped, *twins])
+        assert report.results[dropped[-1].label].source.value == source
+        for task in dropped[2:]:
+            result = report.results[task.label].result
+            assert list(result) == ["properties"] and "return_energy" in result["properties"]
+            assert set(result["properties"]) <= {"return_energy", "return_gradient", "return_hessian"}
+        for task in twins:
+            assert report.results[task.label].result["schema_name"] == "qcschema_output"
+        assert_equal_to_upstream(computer.assemble(report), data)
+    keys = computer.cache_keys()
+    stored = FragmentCache(tmp_path).get_many({keys[task.label]: task.atomic_input for task in dropped})
+    assert len(stored) == len(dropped)
+    assert all(json.loads(hit.result_json)["molecule"]["symbols"] for hit in stored.values())
 
 
 @pytest.mark.fast

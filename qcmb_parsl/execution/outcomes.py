@@ -20,6 +20,7 @@ __all__ = [
     "RunSummary",
     "Source",
     "TaskResult",
+    "return_properties_only",
 ]
 
 
@@ -166,7 +167,10 @@ class TaskResult:
 
     ``result`` is the engine's output dict (an ``AtomicResult``, or the ``FailedOperation`` of a failure
     when the engine got that far); models are built from it only at assembly, in the schema version
-    the caller asked for.
+    the caller asked for. Of a successful fragment whose task does not keep its result
+    (:attr:`~qcmb_parsl.planning.plan.FragmentTask.keep_result`) it is
+    ``{"properties": {...}}`` with the return energy, gradient and Hessian the engine gave
+    (:func:`return_properties_only`), the same in either schema version.
     """
 
     label: str
@@ -196,6 +200,20 @@ class TaskResult:
     @property
     def error_type(self) -> str | None:
         return None if self.failure is None else self.failure.kind.value
+
+
+#: The properties upstream's ``analyze`` reads of a fragment (``ManyBodyComputer.from_manybodyinput``).
+RETURN_PROPERTIES = ("return_energy", "return_gradient", "return_hessian")
+
+
+def return_properties_only(result: dict[str, Any]) -> dict[str, Any]:
+    """An AtomicResult dict cut down to the return properties it has (not None)."""
+    properties = result.get("properties") or {}
+    return {
+        "properties": {
+            name: properties[name] for name in RETURN_PROPERTIES if properties.get(name) is not None
+        }
+    }
 
 
 @dataclass

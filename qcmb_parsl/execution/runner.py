@@ -48,6 +48,7 @@ from .outcomes import (
     RunSummary,
     Source,
     TaskResult,
+    return_properties_only,
 )
 from .progress import ProgressDisplay, ProgressMode, make_progress
 from .retry import MAX_FREE_RETRIES, is_infrastructure_failure
@@ -140,16 +141,19 @@ class Runner:
         )
         run.progress_callback = progress_callback
         try:
-            # The tasks, keys and hits live as long as the run: the collector's full walks skip them.
+            # The tasks and keys live as long as the run: the collector's full walks skip them.
             with collector_frozen(), stop_on_signals():
-                for key, hit in hits.items():
+                computed = set(groups)
+                while hits:  # each hit's text dropped as soon as it is recorded: 3 KB a fragment
+                    key, hit = hits.popitem()
+                    computed.discard(key)
                     for task in groups[key]:
                         run.record(_cached_result(task, hit, self.backend.label))
                 factors = calibrate(tasks, {r.label: r.wall_time for r in run.results.values()})
                 estimate_seconds(tasks, factors)
                 run.calibration = Calibration(factors)
                 leaders = order_tasks(
-                    [group[0] for key, group in groups.items() if key not in hits], self.order
+                    [group[0] for key, group in groups.items() if key in computed], self.order
                 )
                 if leaders:
                     run.execute(leaders)
@@ -388,8 +392,12 @@ class _Run:
                 self._store(self.runner.cache, tasks, outcomes)
             for task, (result, _) in zip(tasks, outcomes, strict=True):
                 key = self.keys[task.label]
+                twins = self.groups[key][1:]
+                # Stored whole above; kept whole only where asked (a failure's FailedOperation always).
+                if result.success and result.result and not any(t.keep_result for t in (task, *twins)):
+                    result.result = return_properties_only(result.result)
                 self.record(result)
-                for twin in self.groups[key][1:]:
+                for twin in twins:
                     self.record(_shared_result(twin, result))
                 if result.failure is not None and result.failure.kind is FailureKind.INPUT:
                     self.doomed.setdefault(task.mc, result.failure)
@@ -577,7 +585,11 @@ class _Restarts:
 
 def _shared_result(task: FragmentTask, computed: TaskResult) -> TaskResult:
     """The outcome of an identical fragment computed under another label (another input, say)."""
-    result = None if computed.result is None else convert_atomic_result(computed.result, task.schema_version)
+    result = computed.result
+    if result is not None and "schema_name" in result:  # a whole AtomicResult, not its return properties
+        result = convert_atomic_result(result, task.schema_version)
+        if not task.keep_result:
+            result = return_properties_only(result)
     provenance = {**computed.provenance, "source": Source.SHARED.value, "shared_with": computed.label}
     failure = None if computed.failure is None else computed.failure.with_label(task.label)
     return replace(
@@ -592,9 +604,12 @@ def _shared_result(task: FragmentTask, computed: TaskResult) -> TaskResult:
 
 def _cached_result(task: FragmentTask, hit: Any, executor: str) -> TaskResult:
     provenance = {**hit.provenance, "source": Source.CACHED.value, "cache": "hit", "executor": executor}
+    result = json.loads(hit.result_json)
     return TaskResult(
         task.label,
-        convert_atomic_result(json.loads(hit.result_json), task.schema_version),
+        convert_atomic_result(result, task.schema_version)
+        if task.keep_result
+        else return_properties_only(result),
         Source.CACHED,
         wall_time=hit.wall_time,
         attempts=0,

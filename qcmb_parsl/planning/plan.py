@@ -45,6 +45,11 @@ class FragmentTask:
     set's name is :attr:`basis_set`. ``atomic_input`` is QCSchema JSON (plain dicts, lists and
     numbers) for ``qcengine.compute``: it crosses process and node boundaries as data, never as a
     pickled model.
+
+    ``keep_result`` says whether the run keeps the fragment's whole AtomicResult or only the return
+    properties upstream's ``analyze`` reads: an expansion whose protocol drops fragment results needs
+    no more, and at 10^5 fragments the whole results were most of the driver's memory (about 11 KB
+    per water trimer against 0.7 KB, measured). The cache stores the whole result either way.
     """
 
     label: str
@@ -55,6 +60,7 @@ class FragmentTask:
     atomic_input: dict[str, Any]
     cost: float = 1.0
     expected_seconds: float | None = None
+    keep_result: bool = True
 
     @property
     def nbody(self) -> int:
@@ -192,12 +198,14 @@ def plan_tasks(
     core: ManyBodyCore,
     specifications: Mapping[str, Mapping[str, Any]],
     schema_version: SchemaVersion = 2,
+    keep_results: bool = True,
 ) -> list[FragmentTask]:
     """Every fragment task of ``core``: all n-body levels and model chemistries at once, no barriers.
 
     ``specifications`` maps each model chemistry of the core to ``{"program": ..., "specification":
     {...}}`` as :func:`specifications_from_input` returns. Tasks come in upstream's order, each with
-    its estimated relative ``cost``; executors decide the submission order.
+    its estimated relative ``cost``; executors decide the submission order. ``keep_results`` becomes
+    every task's :attr:`FragmentTask.keep_result`.
     """
     missing = [mc for mc in core.mc_levels if mc not in specifications]
     if missing:
@@ -220,7 +228,9 @@ def plan_tasks(
                 _attach_embedding_charges(core, builder, molecule, spec, basis, program)
             atomic_input = make_atomic_input(molecule, spec, schema_version)
             cost = costs.cost(mc, real, basis)
-            tasks.append(FragmentTask(label, mc, program, real, basis, atomic_input, cost))
+            tasks.append(
+                FragmentTask(label, mc, program, real, basis, atomic_input, cost, keep_result=keep_results)
+            )
     logger.info("planned %d fragment tasks", len(tasks))
     return tasks
 
