@@ -63,12 +63,14 @@ def engine_processes() -> list[psutil.Process]:
 
 
 def fragment_name(process: psutil.Process) -> str | None:
-    """The fragment a process computes now: its working directory is that job's directory inside the
-    process's own, whose input lists every job it was given (one, or a bundle of tiny ones)."""
+    """The fragment a process computes now: its working directory is the scratch inside its own
+    directory, whose progress record names the job it computes and whose input lists every job it was
+    given (one, or a bundle of tiny ones)."""
     try:
-        job_dir = Path(process.cwd())
-        jobs = json.loads((job_dir.parent / "input.json").read_text())["jobs"]
-        return jobs[int(job_dir.name)]["atomic_input"]["molecule"].get("name")
+        directory = Path(process.cwd()).parent
+        index = json.loads((directory / "progress.json").read_text())["index"]
+        jobs = json.loads((directory / "input.json").read_text())["jobs"]
+        return jobs[index]["atomic_input"]["molecule"].get("name")
     except (OSError, ValueError, KeyError, IndexError, psutil.Error):
         return None
 

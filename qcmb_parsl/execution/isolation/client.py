@@ -265,9 +265,9 @@ def _run_child(jobs: list[EngineJob], limits: FragmentLimits) -> list[ChildOutco
     started = time.time()
     base = jobs[0].task_config.get("scratch_directory") or tempfile.gettempdir()
     directory = Path(tempfile.mkdtemp(prefix="qcmb-fragment-", dir=base))
+    messy = bool(jobs[0].task_config.get("scratch_messy"))
     try:
-        job_dirs = [files.job_directory(directory, index) for index in range(len(jobs))]
-        entries = [_prepare(job_dir, job) for job_dir, job in zip(job_dirs, jobs, strict=True)]
+        entries = [_prepare(directory, index, job, messy) for index, job in enumerate(jobs)]
         files.write_atomically(directory / files.INPUT, json.dumps({"jobs": entries}))
         waiter = _TEMPLATE.submit(directory, jobs[0].program)
         try:
@@ -276,26 +276,27 @@ def _run_child(jobs: list[EngineJob], limits: FragmentLimits) -> list[ChildOutco
             waiter.forked.wait(5)
             _TEMPLATE.kill(waiter, signal.SIGKILL, "cancelled")
             raise
-        return _outcomes(directory, job_dirs, waiter, started)
+        return _outcomes(directory, len(jobs), waiter, started)
     finally:
-        if not jobs[0].task_config.get("scratch_messy"):
+        if not messy:
             shutil.rmtree(directory, ignore_errors=True)
 
 
-def _prepare(job_dir: Path, job: EngineJob) -> dict[str, Any]:
-    """The job's private directory, and its entry in the child's input."""
-    (job_dir / files.SCRATCH).mkdir(parents=True)
-    (job_dir / files.TMP).mkdir()
+def _prepare(directory: Path, index: int, job: EngineJob, messy: bool) -> dict[str, Any]:
+    """The job's entry in the child's input, and its scratch and ``TMPDIR`` (made once for every job of
+    the child unless each keeps its own)."""
+    work = files.work_directory(directory, index, messy)
+    if messy or index == 0:
+        (work / files.SCRATCH).mkdir(parents=True)
+        (work / files.TMP).mkdir()
     # Everything the engine, MPI and their libraries put in temporary files stays in here.
-    private = files.private_temporary_files(str(job_dir / files.TMP))
-    entry = {
-        "dir": str(job_dir),
+    private = files.private_temporary_files(str(work / files.TMP))
+    return {
         "program": job.program,
         "atomic_input": job.atomic_input,
-        "task_config": {**job.task_config, "scratch_directory": str(job_dir / files.SCRATCH)},
+        "task_config": {**job.task_config, "scratch_directory": str(work / files.SCRATCH)},
         "environment": {**job.environment, **private},
     }
-    return entry
 
 
 def _watch(waiter: _Waiter, limits: FragmentLimits, progress: Path) -> None:
@@ -315,7 +316,7 @@ def _watch(waiter: _Waiter, limits: FragmentLimits, progress: Path) -> None:
         if waiter.done.wait(remaining):
             return
         if limits.timeout is not None:
-            current = _read_json(progress)
+            current = files.read_progress(progress)
             if current and current != seen:
                 seen, job_started = current, current["started"]
             if time.time() >= job_started + limits.timeout:
@@ -342,19 +343,11 @@ def _fragment_memory(pid: int) -> int:
         return 0
 
 
-def _read_json(path: Path) -> Any:
-    try:
-        return json.loads(path.read_text())
-    except (OSError, ValueError):
-        return None
-
-
-def _outcomes(
-    directory: Path, job_dirs: list[Path], waiter: _Waiter, started: float
-) -> list[ChildOutcome | None]:
+def _outcomes(directory: Path, count: int, waiter: _Waiter, started: float) -> list[ChildOutcome | None]:
     """Each job's outcome: its result if it left one; how the process ended for the job it was computing
     when it ended; None for the jobs it never started."""
-    progress = _read_json(directory / files.PROGRESS) or {"index": 0}
+    progress = files.read_progress(directory / files.PROGRESS) or {"index": 0, "stdout": 0, "stderr": 0}
+    finished = files.read_results(directory / files.RESULTS)
     exit_status = signal_name = None
     if waiter.status is not None:
         if os.WIFSIGNALED(waiter.status):
@@ -362,27 +355,27 @@ def _outcomes(
         else:
             exit_status = os.waitstatus_to_exitcode(waiter.status)
     outcomes: list[ChildOutcome | None] = []
-    for index, job_dir in enumerate(job_dirs):
-        result_path = job_dir / files.RESULT
-        finished = result_path.is_file()
-        if not finished and index != progress["index"]:
+    for index in range(count):
+        record, result_json = finished.get(index, (None, None))
+        if record is None and index != progress["index"]:
             outcomes.append(None)
             continue
-        timing = _read_json(job_dir / files.TIMING) or {}
-        blamed = not finished
+        blamed = record is None
+        # A finished job's part of the output, or, for the job blamed, all from where it began.
+        output = record or {name: [progress.get(name, 0), None] for name in ("stdout", "stderr")}
         outcomes.append(
             ChildOutcome(
-                result_json=result_path.read_text() if finished else None,
-                started=timing.get("started", progress.get("started", started)),
-                wall_time=timing.get("wall_time", time.time() - progress.get("started", started)),
+                result_json=result_json,
+                started=record["started"] if record else progress.get("started", started),
+                wall_time=record["wall_time"] if record else time.time() - progress.get("started", started),
                 engine_pid=waiter.pid,
                 exit_status=exit_status if blamed else 0,
                 signal=signal_name if blamed else None,
                 killed_for=waiter.killed_for if blamed else None,
                 peak_rss_mib=None if waiter.maxrss_kib is None else waiter.maxrss_kib / 1024,
                 peak_memory_mib=waiter.peak_memory / 2**20 if waiter.peak_memory and blamed else None,
-                stdout_tail=files.tail(job_dir / files.STDOUT),
-                stderr_tail=files.tail(job_dir / files.STDERR),
+                stdout_tail=files.tail(directory / files.STDOUT, *output["stdout"]),
+                stderr_tail=files.tail(directory / files.STDERR, *output["stderr"]),
                 template_lost=waiter.lost and blamed,
             )
         )
