@@ -143,18 +143,15 @@ class Runner:
         try:
             # The tasks and keys live as long as the run: the collector's full walks skip them.
             with collector_frozen(), stop_on_signals():
-                computed = set(groups)
+                missed = [group[0] for key, group in groups.items() if key not in hits]
                 while hits:  # each hit's text dropped as soon as it is recorded: 3 KB a fragment
                     key, hit = hits.popitem()
-                    computed.discard(key)
                     for task in groups[key]:
                         run.record(_cached_result(task, hit, self.backend.label))
                 factors = calibrate(tasks, {r.label: r.wall_time for r in run.results.values()})
                 estimate_seconds(tasks, factors)
                 run.calibration = Calibration(factors)
-                leaders = order_tasks(
-                    [group[0] for key, group in groups.items() if key in computed], self.order
-                )
+                leaders = order_tasks(missed, self.order)
                 if leaders:
                     run.execute(leaders)
         except RunInterrupted as stop:
@@ -391,14 +388,12 @@ class _Run:
             if self.runner.cache is not None:
                 self._store(self.runner.cache, tasks, outcomes)
             for task, (result, _) in zip(tasks, outcomes, strict=True):
-                key = self.keys[task.label]
-                twins = self.groups[key][1:]
-                # Stored whole above; kept whole only where asked (a failure's FailedOperation always).
-                if result.success and result.result and not any(t.keep_result for t in (task, *twins)):
-                    result.result = return_properties_only(result.result)
+                whole = result.result  # stored whole above; each task keeps what it asks for
+                if whole is not None and result.success and not task.keep_result:
+                    result.result = return_properties_only(whole)
                 self.record(result)
-                for twin in twins:
-                    self.record(_shared_result(twin, result))
+                for twin in self.groups[self.keys[task.label]][1:]:
+                    self.record(_shared_result(twin, result, whole))
                 if result.failure is not None and result.failure.kind is FailureKind.INPUT:
                     self.doomed.setdefault(task.mc, result.failure)
 
@@ -583,13 +578,21 @@ class _Restarts:
         return self._in_a_row > MAX_RESTARTS
 
 
-def _shared_result(task: FragmentTask, computed: TaskResult) -> TaskResult:
-    """The outcome of an identical fragment computed under another label (another input, say)."""
-    result = computed.result
-    if result is not None and "schema_name" in result:  # a whole AtomicResult, not its return properties
-        result = convert_atomic_result(result, task.schema_version)
-        if not task.keep_result:
-            result = return_properties_only(result)
+def _kept(task: FragmentTask, whole: dict[str, Any] | None, success: bool) -> dict[str, Any] | None:
+    """What the run keeps of a fragment's result dict for ``task``: only the return properties of a
+    success whose task does not keep its result, else all of it in the task's schema version (a
+    failure's FailedOperation is evidence)."""
+    if whole is None:
+        return None
+    if success and not task.keep_result:
+        return return_properties_only(whole)
+    return convert_atomic_result(whole, task.schema_version)
+
+
+def _shared_result(task: FragmentTask, computed: TaskResult, whole: dict[str, Any] | None) -> TaskResult:
+    """The outcome of an identical fragment computed under another label (another input, say), from the
+    computed one's ``whole`` result dict."""
+    result = _kept(task, whole, computed.success)
     provenance = {**computed.provenance, "source": Source.SHARED.value, "shared_with": computed.label}
     failure = None if computed.failure is None else computed.failure.with_label(task.label)
     return replace(
@@ -604,12 +607,9 @@ def _shared_result(task: FragmentTask, computed: TaskResult) -> TaskResult:
 
 def _cached_result(task: FragmentTask, hit: Any, executor: str) -> TaskResult:
     provenance = {**hit.provenance, "source": Source.CACHED.value, "cache": "hit", "executor": executor}
-    result = json.loads(hit.result_json)
     return TaskResult(
         task.label,
-        convert_atomic_result(result, task.schema_version)
-        if task.keep_result
-        else return_properties_only(result),
+        _kept(task, json.loads(hit.result_json), success=True),
         Source.CACHED,
         wall_time=hit.wall_time,
         attempts=0,

@@ -102,9 +102,9 @@ def _compute(directory: Path, thread_pools: ThreadpoolController) -> int:
     _limit_threads(thread_pools, int(jobs[0]["task_config"].get("ncores") or 1))
     progress = os.open(directory / files.PROGRESS, os.O_WRONLY | os.O_CREAT, 0o600)
     results = os.open(directory / files.RESULTS, os.O_WRONLY | os.O_CREAT | os.O_APPEND, 0o600)
+    output = _output_offsets()
     for index, job in enumerate(jobs):
         # First of all: from here on, whatever happens to this process happens to this job.
-        output = _output_offsets()
         started = time.time()
         files.write_progress(progress, {"index": index, "started": started, **output})
         scratch = Path(job["task_config"]["scratch_directory"])
@@ -123,6 +123,7 @@ def _compute(directory: Path, thread_pools: ThreadpoolController) -> int:
         record: dict[str, Any] = {"index": index, "started": started, "wall_time": wall_time}
         record.update({name: [output[name], ended[name]] for name in output})
         os.write(results, f"{json.dumps(record)}\n{result_json}\n".encode())
+        output = ended  # where the next job's part begins
     return 0
 
 
